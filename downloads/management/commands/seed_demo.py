@@ -1,0 +1,158 @@
+import io
+import zipfile
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.urls import reverse
+
+from accounts.models import User
+from downloads import services
+from downloads.emails import site_url
+from downloads.models import Download, Order, Product, Variant
+
+MERCHANT = ("merchant@example.com", "merchant-demo-password")
+CUSTOMER = ("buyer@example.com", "buyer-demo-password")
+DEMO_ORDER_NUMBER = 1001
+
+
+def demo_pdf(title: str) -> bytes:
+    """A small, valid one-page PDF with a line of text."""
+    text = title.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
+    return out.getvalue()
+
+
+def demo_zip(files: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+class Command(BaseCommand):
+    help = "Load demo data (idempotent): a merchant, a customer, products with files, a paid order."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            self._user(*MERCHANT, staff=True)
+            self._user(*CUSTOMER, staff=False)
+            guide = self._product(
+                sku="GUIDE-1",
+                name="The Field Guide to Digital Goods",
+                vendor="Demo Press",
+                tags=["books", "ebooks"],
+                files=[("Field Guide (2nd edition).pdf", demo_pdf("The Field Guide"))],
+            )
+            icons = self._product(
+                sku="ICONS-1",
+                name="Line Icon Pack",
+                vendor="Demo Studio",
+                tags=["design", "icons"],
+                files=[("line-icons.zip", demo_zip({"README.txt": "240 line icons, SVG."}))],
+                download_limit=5,
+            )
+            commercial = Variant.objects.get_or_create(
+                product=icons, sku="ICONS-1-COM", defaults={"name": "Commercial licence"}
+            )[0]
+            Variant.objects.get_or_create(
+                product=icons, sku="ICONS-1-PER", defaults={"name": "Personal licence"}
+            )
+            if not Download.objects.filter(variant=commercial).exists():
+                licence = services.media_create(
+                    file=ContentFile(b"Commercial licence for Line Icon Pack.\n"),
+                    filename="Commercial licence.txt",
+                )
+                Download.objects.create(product=icons, variant=commercial, media=licence)
+            podcast = self._product(
+                sku="SHOW-1",
+                name="Behind the Scenes: Episode 1",
+                vendor="Demo Radio",
+                tags=["audio"],
+                files=[("show-notes.txt", b"Show notes for episode 1.\n")],
+            )
+            if not podcast.downloads.filter(url__isnull=False).exists():
+                Download.objects.create(
+                    product=podcast,
+                    url="https://example.com/episode-1.mp3",
+                    name="Episode 1 (streaming link)",
+                )
+            order = Order.objects.filter(number=DEMO_ORDER_NUMBER).first()
+            if order is None:
+                order = services.order_create(
+                    email=CUSTOMER[0],
+                    number=DEMO_ORDER_NUMBER,
+                    lines=[
+                        services.LineInput(product=guide),
+                        services.LineInput(product=icons, variant=commercial),
+                        services.LineInput(product=podcast),
+                    ],
+                    status=Order.Status.PAID,
+                    send_email=False,
+                )
+        base = site_url()
+        self.stdout.write(
+            "\n".join(
+                [
+                    "Demo data is ready.",
+                    f"  Store admin:      {base}{reverse('admin:index')}",
+                    f"    merchant login: {MERCHANT[0]} / {MERCHANT[1]}",
+                    f"  Buyer order page: {base}{reverse('accounts:order_detail', args=[order.access_token])}",
+                    f"  Buyer account:    {base}{reverse('accounts:order_list')}",
+                    f"    customer login: {CUSTOMER[0]} / {CUSTOMER[1]}",
+                    f"  Storefront JSON:  {base}/api/v2/customer-account-orders?id={order.access_token}",
+                    f"  API docs:         {base}/api/docs/",
+                    f"  Media storage:    {'S3 bucket ' + settings.AWS_STORAGE_BUCKET_NAME if settings.AWS_STORAGE_BUCKET_NAME else settings.MEDIA_ROOT}",
+                    "  Create an API key: .venv/bin/python manage.py create_api_key --name demo",
+                ]
+            )
+        )
+        return None
+
+    def _user(self, email, password, *, staff):
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(
+                email=email, password=password, is_staff=staff, is_superuser=staff
+            )
+        return user
+
+    def _product(self, *, sku, name, vendor, tags, files, download_limit=None):
+        product, created = Product.objects.get_or_create(
+            sku=sku,
+            defaults={
+                "name": name,
+                "vendor": vendor,
+                "tags": tags,
+                "download_limit": download_limit,
+                "description": f"Demo product: {name}.",
+            },
+        )
+        if created:
+            for position, (filename, content) in enumerate(files):
+                media = services.media_create(file=ContentFile(content), filename=filename)
+                Download.objects.create(product=product, media=media, position=position)
+        return product

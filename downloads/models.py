@@ -1,0 +1,543 @@
+"""The domain: what is sold, the stored files, orders, and the buyers' right to download.
+
+Rules that protect buyers live in the database as constraints (a Download has exactly one
+of media or url, counts never go negative, one grant per order line and download) and in
+`on_delete=PROTECT` wherever a cascade would lose a buyer's access or the download log.
+"""
+
+import secrets
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+
+def new_order_token() -> str:
+    """128 bits from `secrets`, 32 hex characters, like the ids in Fileflare's order URLs."""
+    return secrets.token_hex(16)
+
+
+def new_grant_token() -> str:
+    """256 bits from `secrets`, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def media_upload_to(instance: "Media", filename: str) -> str:
+    """Storage keys that cannot collide: a fresh UUID folder per stored file."""
+    name = get_valid_filename(PurePosixPath(filename).name)[-120:] or "file"
+    return f"media/{uuid.uuid4().hex}/{name}"
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Product(TimeStamped):
+    """A thing sold. Limits left empty fall back to the store's defaults."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    sku = models.CharField(max_length=100, blank=True, db_index=True)
+    vendor = models.CharField(max_length=255, blank=True, db_index=True)
+    tags = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True)
+    external_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The upstream storefront's product id."
+    )
+    download_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Downloads per file and order. Empty: the store default; 0: unlimited.",
+    )
+    download_expiry_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days from payment until downloads expire. Empty: the store default; 0: never.",
+    )
+    archived = models.BooleanField(default=False, db_index=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Variant(TimeStamped):
+    """A purchasable option of a product (format, edition, licence)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=255)
+    sku = models.CharField(max_length=100, blank=True, db_index=True)
+    external_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    price = models.PositiveBigIntegerField(default=0, help_text="In minor units (cents).")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["product_id", "position", "name"]
+
+    def __str__(self):
+        return f"{self.product.name} – {self.name}" if self.product_id else self.name
+
+
+class Media(TimeStamped):
+    """One stored file. `filename` keeps the original name (storage keys are sanitised)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    file = models.FileField(upload_to=media_upload_to, max_length=255)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    byte_size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "media"
+
+    def __str__(self):
+        return self.filename
+
+    @property
+    def key(self) -> str:
+        return self.file.name
+
+
+class Download(TimeStamped):
+    """A deliverable: a Media or an external URL, placed on a product (optionally one of its
+    variants) or kept without a product for attaching to single orders."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="downloads"
+    )
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="downloads"
+    )
+    media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="downloads"
+    )
+    url = models.URLField(max_length=2048, null=True, blank=True)
+    name = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="Shown to customers; required for a URL.",
+    )
+    title = models.CharField(max_length=255, null=True, blank=True)
+    alt = models.CharField(max_length=255, null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    archived = models.BooleanField(default=False, db_index=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deliver_to_existing_orders = models.BooleanField(
+        default=False,
+        help_text="Also give this file to every paid, unrefunded order of the product.",
+    )
+    file_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the file was last replaced by a new version."
+    )
+
+    class Meta:
+        ordering = ["position", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(media__isnull=False) & Q(url__isnull=True))
+                | (Q(media__isnull=True) & Q(url__isnull=False)),
+                name="download_media_xor_url",
+                violation_error_message="A download has either a media file or a URL, not both.",
+            ),
+            models.CheckConstraint(
+                condition=Q(url__isnull=True) | (Q(name__isnull=False) & ~Q(name="")),
+                name="download_url_needs_name",
+                violation_error_message="A download with a URL needs a name.",
+            ),
+            models.CheckConstraint(
+                condition=Q(variant__isnull=True) | Q(product__isnull=False),
+                name="download_variant_needs_product",
+            ),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.media_id is not None:
+            return self.media.filename
+        return self.url or str(self.id)
+
+    @property
+    def is_file(self) -> bool:
+        return self.media_id is not None
+
+
+class Order(TimeStamped):
+    """A purchase. `access_token` is the secret in the buyer's order page URL."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        REFUNDED = "refunded", "Refunded"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.PositiveBigIntegerField(unique=True)
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+    )
+    email = models.EmailField(db_index=True)
+    access_token = models.CharField(
+        max_length=64, unique=True, default=new_order_token, editable=False
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    placed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    downloads = models.ManyToManyField(
+        Download,
+        blank=True,
+        related_name="attached_orders",
+        help_text="Files for this order only, beyond those of its products.",
+    )
+
+    class Meta:
+        ordering = ["-placed_at", "-number"]
+
+    def __str__(self):
+        return f"#{self.number}"
+
+
+class OrderLine(models.Model):
+    """One line of an order; name and sku are snapshots taken when the order was placed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.PROTECT, related_name="order_lines"
+    )
+    name = models.CharField(max_length=255)
+    variant_name = models.CharField(max_length=255, blank=True)
+    sku = models.CharField(max_length=100, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    price = models.PositiveBigIntegerField(default=0, help_text="Unit price in minor units.")
+    position = models.PositiveIntegerField(default=0)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order_id", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_min_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} × {self.name}"
+
+
+class DownloadGrant(TimeStamped):
+    """The right of one order (line) to one Download, with a limit and an expiry.
+
+    `download_count` only moves through the conditional UPDATE in
+    `services.grant_consume`, so the database decides whether a download is allowed.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(max_length=64, unique=True, default=new_grant_token, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="grants")
+    line = models.ForeignKey(
+        OrderLine, null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    download = models.ForeignKey(Download, on_delete=models.PROTECT, related_name="grants")
+    download_count = models.PositiveIntegerField(default=0)
+    download_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: unlimited."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(download_count__gte=0), name="grant_count_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(download_limit__isnull=True) | Q(download_limit__gte=1),
+                name="grant_limit_positive",
+            ),
+            # NULL lines are distinct in a plain unique index, hence two partial ones.
+            models.UniqueConstraint(
+                fields=["order", "line", "download"],
+                condition=Q(line__isnull=False),
+                name="grant_unique_per_line_download",
+            ),
+            models.UniqueConstraint(
+                fields=["order", "download"],
+                condition=Q(line__isnull=True),
+                name="grant_unique_per_order_download",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order} – {self.download}"
+
+    # The state below reads the loaded row; the consume UPDATE is what enforces it.
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_used_up(self) -> bool:
+        return self.download_limit is not None and self.download_count >= self.download_limit
+
+    @property
+    def downloads_remaining(self) -> int | None:
+        if self.download_limit is None:
+            return None
+        return max(self.download_limit - self.download_count, 0)
+
+    def refusal(self, now=None) -> str | None:
+        """Why this grant cannot be downloaded now (an Outcome value), or None."""
+        if self.is_revoked:
+            return DownloadEvent.Outcome.REVOKED
+        if self.is_expired(now):
+            return DownloadEvent.Outcome.EXPIRED
+        if self.is_used_up:
+            return DownloadEvent.Outcome.LIMIT_REACHED
+        return None
+
+    @staticmethod
+    def available_q(now) -> Q:
+        """The condition under which a grant may be consumed, for the conditional UPDATE."""
+        return (
+            Q(revoked_at__isnull=True)
+            & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            & (Q(download_limit__isnull=True) | Q(download_count__lt=F("download_limit")))
+        )
+
+
+class DownloadEvent(models.Model):
+    """One download attempt on a grant, for support and payment disputes."""
+
+    class Outcome(models.TextChoices):
+        SERVED = "served", "Served"
+        LIMIT_REACHED = "limit_reached", "Limit reached"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    grant = models.ForeignKey(DownloadGrant, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["grant", "at"], name="event_grant_at")]
+
+    def __str__(self):
+        return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class MediaUpload(models.Model):
+    """A direct upload in progress: the client sends the bytes straight to the storage (a
+    presigned S3 POST, or the app's signed upload endpoint on local storage), then completes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.CharField(max_length=255, unique=True)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    byte_size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    media = models.OneToOneField(
+        Media, null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.filename
+
+
+class DownloadVersion(models.Model):
+    """One past or current file of a Download: which media (or URL), when, by whom, and why."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    download = models.ForeignKey(Download, on_delete=models.CASCADE, related_name="versions")
+    media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="versions"
+    )
+    url = models.URLField(max_length=2048, null=True, blank=True)
+    changelog = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    notify_buyers = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.download} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Backfill(models.Model):
+    """Delivering a Download to the existing orders of its product, in resumable batches.
+
+    `cursor` is the last order number processed, so a crashed run resumes where it stopped.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    download = models.ForeignKey(Download, on_delete=models.CASCADE, related_name="backfills")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    notify_buyers = models.BooleanField(default=False)
+    cursor = models.PositiveBigIntegerField(default=0)
+    orders_seen = models.PositiveIntegerField(default=0)
+    grants_created = models.PositiveIntegerField(default=0)
+    emails_sent = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Backfill of {self.download} ({self.status})"
+
+
+class OrderNotification(models.Model):
+    """An email told a buyer about a change to an order's files; unique so it is sent once."""
+
+    class Kind(models.TextChoices):
+        NEW_VERSION = "new_version", "New version of a file"
+        NEW_FILE = "new_file", "New file added"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    subject_id = models.UUIDField(help_text="The version or download the email was about.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind", "subject_id"], name="notification_once_per_change"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} for {self.order}"
+
+
+class WebhookEndpoint(TimeStamped):
+    """A merchant's receiver of events, signed with its own secret (HMAC-SHA256)."""
+
+    class EventType(models.TextChoices):
+        ORDER_PAID = "order.paid"
+        ORDER_REFUNDED = "order.refunded"
+        GRANT_CREATED = "grant.created"
+        GRANT_LIMIT_REACHED = "grant.limit_reached"
+        GRANT_REVOKED = "grant.revoked"
+        DOWNLOAD_SERVED = "download.served"
+        DOWNLOAD_VERSION_CREATED = "download.version_created"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=255, blank=True)
+    secret = models.CharField(max_length=100, default=new_grant_token, editable=False)
+    event_types = models.JSONField(default=list, help_text="Empty: every event.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint; its id is the idempotency key receivers see."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_type = models.CharField(max_length=40, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.event_type} → {self.endpoint}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery, for the delivery log."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.status_code or self.error} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,127 @@
+"""Reads. Pages, the storefront JSON and the API fetch the domain through these functions,
+each with the joins and prefetches that keep its query count constant."""
+
+import hmac
+import json
+
+from django.db import connection
+from django.db.models import Prefetch, Q, QuerySet
+
+from .models import Download, DownloadGrant, Order, OrderLine, Product, Variant
+
+MAX_TOKEN_LENGTH = 64
+
+
+def _token_ok(token: str | None) -> bool:
+    # Refuse what no token can be before it reaches the database (NUL bytes break PostgreSQL).
+    return bool(token) and len(token) <= MAX_TOKEN_LENGTH and "\x00" not in token
+
+
+def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
+    """The grant behind a download URL, with what serving it needs, in one query."""
+    if not _token_ok(token):
+        return None
+    grant = (
+        DownloadGrant.objects.select_related("download__media", "order")
+        .only(
+            "id",
+            "token",
+            "download_count",
+            "download_limit",
+            "expires_at",
+            "revoked_at",
+            "last_downloaded_at",
+            "order__id",
+            "order__access_token",
+            "order__number",
+            "download__id",
+            "download__url",
+            "download__name",
+            "download__media__id",
+            "download__media__file",
+            "download__media__filename",
+            "download__media__content_type",
+            "download__media__byte_size",
+        )
+        .filter(token=token)
+        .first()
+    )
+    if grant is None or not hmac.compare_digest(grant.token, token):
+        return None
+    return grant
+
+
+def order_lines_prefetch() -> Prefetch:
+    grants = DownloadGrant.objects.select_related("download__media").order_by(
+        "download__position", "created_at", "id"
+    )
+    return Prefetch(
+        "lines",
+        queryset=OrderLine.objects.select_related("product", "variant").prefetch_related(
+            Prefetch("grants", queryset=grants)
+        ),
+    )
+
+
+def order_get_by_token(*, access_token: str) -> Order | None:
+    """The order behind a buyer's order page URL, with lines, files and grants prefetched.
+
+    Order-level grants (files attached to the order) are in `order.order_grants`.
+    """
+    if not _token_ok(access_token):
+        return None
+    order = (
+        Order.objects.filter(access_token=access_token)
+        .prefetch_related(
+            order_lines_prefetch(),
+            Prefetch(
+                "grants",
+                queryset=DownloadGrant.objects.filter(line__isnull=True)
+                .select_related("download__media")
+                .order_by("download__position", "created_at", "id"),
+                to_attr="order_grants",
+            ),
+        )
+        .first()
+    )
+    if order is None or not hmac.compare_digest(order.access_token, access_token):
+        return None
+    return order
+
+
+def order_list_for_customer(*, user) -> QuerySet[Order]:
+    """A customer's orders, newest first: those linked to them or carrying their email."""
+    return Order.objects.filter(Q(customer=user) | Q(email=user.email.lower())).order_by(
+        "-placed_at", "-number"
+    )
+
+
+def products_with_tag(queryset: QuerySet[Product], tag: str) -> QuerySet[Product]:
+    """Filter products carrying `tag` (tags are a JSON list)."""
+    if connection.vendor == "postgresql":
+        return queryset.filter(tags__contains=[tag])
+    # SQLite has no JSON containment; match the tag as a quoted JSON string in the stored text.
+    return queryset.filter(tags__icontains=json.dumps(tag))
+
+
+def line_target(
+    *, product_id=None, variant_id=None, sku: str | None = None
+) -> tuple[Product, Variant | None] | None:
+    """Find what an order line sells, by variant, product or SKU (variant SKUs first)."""
+    if variant_id:
+        variant = Variant.objects.select_related("product").filter(pk=variant_id).first()
+        return (variant.product, variant) if variant else None
+    if product_id:
+        product = Product.objects.filter(pk=product_id).first()
+        return (product, None) if product else None
+    if sku:
+        variant = Variant.objects.select_related("product").filter(sku=sku).first()
+        if variant:
+            return variant.product, variant
+        product = Product.objects.filter(sku=sku).first()
+        return (product, None) if product else None
+    return None
+
+
+def downloads_for_product(*, product: Product) -> QuerySet[Download]:
+    return product.downloads.select_related("media", "variant").order_by("position", "created_at")

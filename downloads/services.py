@@ -1,0 +1,589 @@
+"""Writes. Every change to the store goes through these functions, from the API and the admin.
+
+Functions are keyword-only and named `<entity>_<action>`. They raise `ServiceError` (or a
+subclass) with a machine-readable code for anything a client or merchant can get wrong.
+"""
+
+import hashlib
+import mimetypes
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, ProtectedError, QuerySet, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from accounts.models import User, normalize_email
+
+from .models import (
+    Download,
+    DownloadEvent,
+    DownloadGrant,
+    Media,
+    Order,
+    OrderLine,
+    Product,
+    Variant,
+)
+
+FIRST_ORDER_NUMBER = 1001
+
+
+class ServiceError(Exception):
+    """A rule of the store was broken by the input; `status` is the HTTP status to answer."""
+
+    status = 422
+
+    def __init__(self, message: str, *, code: str, attribute: str | None = None, status=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.attribute = attribute
+        if status is not None:
+            self.status = status
+
+
+class Conflict(ServiceError):
+    """The request is valid but the current state forbids it (409)."""
+
+    status = 409
+
+
+# --- Media ------------------------------------------------------------------------------------
+
+
+def media_create(
+    *, file: File, filename: str | None = None, content_type: str | None = None
+) -> Media:
+    """Store an uploaded file and record its original name, size, type and SHA-256.
+
+    The file is read in chunks (never whole into memory) to hash it, then streamed to storage.
+    """
+    original = (filename or getattr(file, "name", "") or "file").rsplit("/", 1)[-1][:255]
+    size = getattr(file, "size", None)
+    limit = settings.DOWNLOADS_MAX_UPLOAD_SIZE
+    if size is not None and size > limit:
+        raise ServiceError(
+            f"The file is larger than the {limit} byte limit.", code="media.too_large", status=413
+        )
+    digest = hashlib.sha256()
+    byte_size = 0
+    for chunk in file.chunks():
+        digest.update(chunk)
+        byte_size += len(chunk)
+    file.seek(0)
+    guessed = mimetypes.guess_type(original)[0]
+    media = Media(
+        filename=original,
+        content_type=(content_type or guessed or "application/octet-stream")[:255],
+        byte_size=byte_size,
+        sha256=digest.hexdigest(),
+    )
+    media.file.save(original, file, save=False)
+    media.save()
+    return media
+
+
+# --- Products and downloads -------------------------------------------------------------------
+
+
+def _delete_or_conflict(instance, *, code: str, noun: str) -> None:
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except ProtectedError as exc:
+        raise Conflict(
+            f"This {noun} is used by orders and cannot be deleted; archive it instead.",
+            code=code,
+        ) from exc
+
+
+def product_delete(*, product: Product) -> None:
+    """Delete a product no order uses; otherwise refuse (409) and suggest archiving."""
+    _delete_or_conflict(product, code="product.in_use", noun="product")
+
+
+def product_set_archived(*, product: Product, archived: bool) -> Product:
+    """Archive (hide from new sales) or unarchive a product; buyers keep their downloads."""
+    if product.archived != archived:
+        product.archived = archived
+        product.archived_at = timezone.now() if archived else None
+        product.save(update_fields=["archived", "archived_at", "updated_at"])
+    return product
+
+
+def download_set_archived(*, download: Download, archived: bool) -> Download:
+    """Archive a download: new orders no longer receive it; existing grants keep working."""
+    if download.archived != archived:
+        download.archived = archived
+        download.archived_at = timezone.now() if archived else None
+        download.save(update_fields=["archived", "archived_at", "updated_at"])
+    return download
+
+
+def download_delete(*, download: Download) -> None:
+    _delete_or_conflict(download, code="download.in_use", noun="download")
+
+
+def media_delete(*, media: Media) -> None:
+    """Delete a media row and its stored file, unless a download still uses it."""
+    name = media.file.name
+    storage = media.file.storage
+    _delete_or_conflict(media, code="media.in_use", noun="file")
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def download_validate(
+    *,
+    product: Product | None,
+    variant: Variant | None,
+    media: Media | None,
+    url: str | None,
+    name: str | None,
+) -> None:
+    """The rules of a Download that the database also enforces, as clear messages."""
+    if (media is None) == (not url):
+        raise ServiceError(
+            "A download needs exactly one of media or url.",
+            code="download.invalid",
+            attribute="media" if media is None else "url",
+        )
+    if url and not (name or "").strip():
+        raise ServiceError("A download with a url needs a name.", code="blank", attribute="name")
+    if variant is not None and product is not None and variant.product_id != product.pk:
+        raise ServiceError(
+            "The variant belongs to another product.", code="invalid", attribute="variant"
+        )
+
+
+# --- Orders -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """One line to put on a new order."""
+
+    product: Product
+    variant: Variant | None = None
+    quantity: int = 1
+
+
+def _next_order_number() -> int:
+    last = Order.objects.aggregate(last=Max("number"))["last"]
+    return max(last or 0, FIRST_ORDER_NUMBER - 1) + 1
+
+
+def order_create(
+    *,
+    email: str,
+    lines: Sequence[LineInput],
+    number: int | None = None,
+    status: str = Order.Status.PENDING,
+    placed_at: datetime | None = None,
+    downloads: Iterable[Download] = (),
+    send_email: bool = True,
+) -> Order:
+    """Create an order with its lines. A paid status pays it at once (grants, email)."""
+    email = normalize_email(email)
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ServiceError(
+            "Enter a valid email address.", code="invalid", attribute="email"
+        ) from exc
+    if not lines:
+        raise ServiceError("An order needs at least one line.", code="required", attribute="lines")
+    if status not in (Order.Status.PENDING, Order.Status.PAID):
+        raise ServiceError(
+            "A new order is pending or paid.", code="invalid_choice", attribute="status"
+        )
+    for line in lines:
+        if line.variant is not None and line.variant.product_id != line.product.pk:
+            raise ServiceError(
+                "The variant belongs to another product.", code="invalid", attribute="lines"
+            )
+        if line.quantity < 1:
+            raise ServiceError("Quantity must be at least 1.", code="min_value", attribute="lines")
+    if number is not None and Order.objects.filter(number=number).exists():
+        raise Conflict(f"Order number {number} is taken.", code="order.number_taken")
+
+    customer = User.objects.filter(email=email).first()
+    with transaction.atomic():
+        order = _order_insert(
+            email=email, customer=customer, number=number, placed_at=placed_at or timezone.now()
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(
+                order=order,
+                product=line.product,
+                variant=line.variant,
+                name=line.product.name,
+                variant_name=line.variant.name if line.variant else "",
+                sku=(line.variant.sku if line.variant and line.variant.sku else line.product.sku),
+                price=line.variant.price if line.variant else 0,
+                quantity=line.quantity,
+                position=position,
+            )
+            for position, line in enumerate(lines)
+        )
+        downloads = list(downloads)
+        if downloads:
+            order.downloads.add(*downloads)
+        if status == Order.Status.PAID:
+            order_pay(order=order, send_email=send_email)
+    return order
+
+
+def _order_insert(*, email, customer, number, placed_at) -> Order:
+    # Sequential numbers without a lock: take max + 1 and retry if another order won the race.
+    for _attempt in range(20):
+        candidate = number if number is not None else _next_order_number()
+        try:
+            with transaction.atomic():
+                return Order.objects.create(
+                    number=candidate, email=email, customer=customer, placed_at=placed_at
+                )
+        except IntegrityError as exc:
+            if number is not None or not Order.objects.filter(number=candidate).exists():
+                raise Conflict(
+                    f"Order number {candidate} is taken.", code="order.number_taken"
+                ) from exc
+    raise Conflict("Could not allocate an order number; try again.", code="order.busy")
+
+
+def _lock(order: Order) -> Order:
+    return Order.objects.select_for_update().get(pk=order.pk)
+
+
+def order_pay(*, order: Order, send_email: bool = True) -> Order:
+    """Mark an order paid and issue its grants. Idempotent: paying twice issues nothing new."""
+    with transaction.atomic():
+        locked = _lock(order)
+        if locked.status in (Order.Status.REFUNDED, Order.Status.CANCELLED):
+            raise Conflict(f"A {locked.status} order cannot be paid.", code="order.invalid_state")
+        newly_paid = locked.status != Order.Status.PAID
+        if newly_paid:
+            locked.status = Order.Status.PAID
+            locked.paid_at = timezone.now()
+            locked.save(update_fields=["status", "paid_at", "updated_at"])
+        grants_issue(order=locked)
+        if newly_paid and send_email:
+            order_id = locked.pk
+            transaction.on_commit(lambda: order_send_email_by_id(order_id=order_id))
+    _refresh(order, locked)
+    return order
+
+
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an unpaid order."""
+    with transaction.atomic():
+        locked = _lock(order)
+        if locked.status == Order.Status.CANCELLED:
+            return order
+        if locked.status != Order.Status.PENDING:
+            raise Conflict(
+                "Only a pending order can be cancelled; refund a paid one.",
+                code="order.invalid_state",
+            )
+        locked.status = Order.Status.CANCELLED
+        locked.save(update_fields=["status", "updated_at"])
+    _refresh(order, locked)
+    return order
+
+
+def order_refund(*, order: Order, line_ids: Iterable | None = None) -> Order:
+    """Refund the whole order (revoke every grant) or some lines (revoke only theirs).
+
+    Refunding the last unrefunded line refunds the order, which also revokes the grants of
+    files attached to the order itself.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(order)
+        if locked.status not in (Order.Status.PAID, Order.Status.REFUNDED):
+            raise Conflict("Only a paid order can be refunded.", code="order.invalid_state")
+        lines = locked.lines.all()
+        if line_ids is not None:
+            wanted = {str(line_id) for line_id in line_ids}
+            if not wanted:
+                raise ServiceError("Name at least one line.", code="required", attribute="line_ids")
+            found = {str(pk) for pk in lines.filter(pk__in=wanted).values_list("pk", flat=True)}
+            if missing := wanted - found:
+                raise ServiceError(
+                    f"Not lines of this order: {', '.join(sorted(missing))}.",
+                    code="invalid",
+                    attribute="line_ids",
+                )
+            lines = lines.filter(pk__in=wanted)
+        lines.filter(refunded_at__isnull=True).update(refunded_at=now)
+        DownloadGrant.objects.filter(
+            order=locked, line__in=lines.values("pk"), revoked_at__isnull=True
+        ).update(revoked_at=now, updated_at=now)
+        if not locked.lines.filter(refunded_at__isnull=True).exists():
+            locked.grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+            if locked.status != Order.Status.REFUNDED:
+                locked.status = Order.Status.REFUNDED
+                locked.refunded_at = now
+                locked.save(update_fields=["status", "refunded_at", "updated_at"])
+    _refresh(order, locked)
+    return order
+
+
+def order_attach_downloads(*, order: Order, downloads: Iterable[Download]) -> Order:
+    """Attach downloads to one order; on a paid order the buyer gets them at once."""
+    downloads = list(downloads)
+    with transaction.atomic():
+        locked = _lock(order)
+        locked.downloads.add(*downloads)
+        if locked.status == Order.Status.PAID:
+            grants_issue(order=locked)
+    return order
+
+
+def order_detach_downloads(*, order: Order, downloads: Iterable[Download]) -> Order:
+    """Detach downloads from an order and revoke the grants they gave (the log is kept)."""
+    downloads = list(downloads)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(order)
+        locked.downloads.remove(*downloads)
+        locked.grants.filter(
+            line__isnull=True, download__in=downloads, revoked_at__isnull=True
+        ).update(revoked_at=now, updated_at=now)
+    return order
+
+
+def order_send_email_by_id(*, order_id) -> None:
+    """Send the order email after commit (the order is re-read so the email shows the truth)."""
+    from .emails import order_send_email
+
+    order = Order.objects.filter(pk=order_id).first()
+    if order is not None:
+        order_send_email(order=order)
+
+
+def _refresh(order: Order, locked: Order) -> None:
+    if order is not locked:
+        for field in ("status", "paid_at", "refunded_at", "updated_at"):
+            setattr(order, field, getattr(locked, field))
+
+
+# --- Grants -----------------------------------------------------------------------------------
+
+
+def _store_limit(value: int | None) -> int | None:
+    """A product's limit, or the store default; 0 means unlimited (None on the grant)."""
+    limit = settings.DOWNLOADS_DEFAULT_LIMIT if value is None else value
+    return limit or None
+
+
+def _store_expiry(value: int | None, start: datetime) -> datetime | None:
+    days = settings.DOWNLOADS_DEFAULT_EXPIRY_DAYS if value is None else value
+    return start + timedelta(days=days) if days else None
+
+
+def grants_issue(*, order: Order) -> list[DownloadGrant]:
+    """Issue the grants a paid order is owed and has not got yet; return the new ones.
+
+    One grant per deliverable: each unrefunded line gets the unarchived Downloads of its
+    product (those without a variant, plus those of the line's variant); the order gets one
+    per attached Download. Limits and expiry come from the product, else the store defaults.
+    Call it with the order locked (as `order_pay` does), so two calls cannot race.
+    """
+    start = order.paid_at or timezone.now()
+    lines = list(order.lines.filter(refunded_at__isnull=True).select_related("product"))
+    product_ids = {line.product_id for line in lines}
+    by_product: dict = {}
+    for download in Download.objects.filter(product_id__in=product_ids, archived=False):
+        by_product.setdefault(download.product_id, []).append(download)
+    existing = set(order.grants.values_list("line_id", "download_id"))
+
+    new: list[DownloadGrant] = []
+    for line in lines:
+        for download in by_product.get(line.product_id, ()):
+            if download.variant_id not in (None, line.variant_id):
+                continue
+            if (line.pk, download.pk) in existing:
+                continue
+            new.append(
+                DownloadGrant(
+                    order=order,
+                    line=line,
+                    download=download,
+                    download_limit=_store_limit(line.product.download_limit),
+                    expires_at=_store_expiry(line.product.download_expiry_days, start),
+                )
+            )
+    for download in order.downloads.select_related("product"):
+        if (None, download.pk) in existing:
+            continue
+        product = download.product
+        new.append(
+            DownloadGrant(
+                order=order,
+                download=download,
+                download_limit=_store_limit(product.download_limit if product else None),
+                expires_at=_store_expiry(product.download_expiry_days if product else None, start),
+            )
+        )
+    DownloadGrant.objects.bulk_create(new)
+    return new
+
+
+def grant_create(
+    *,
+    order: Order,
+    download: Download,
+    line: OrderLine | None = None,
+    download_limit: int | None = None,
+    expires_at: datetime | None = None,
+    download_count: int = 0,
+) -> DownloadGrant:
+    """Give one order a grant by hand (support, goodwill). One per order, line and download."""
+    if line is not None and line.order_id != order.pk:
+        raise ServiceError("The line belongs to another order.", code="invalid", attribute="line")
+    if download_limit is not None and download_limit < 1:
+        raise ServiceError(
+            "download_limit must be at least 1, or null for unlimited.",
+            code="min_value",
+            attribute="download_limit",
+        )
+    try:
+        with transaction.atomic():
+            return DownloadGrant.objects.create(
+                order=order,
+                line=line,
+                download=download,
+                download_limit=download_limit,
+                expires_at=expires_at,
+                download_count=download_count,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "This order already has a grant for this download.", code="grant.exists"
+        ) from exc
+
+
+_UNSET = object()
+
+
+def grant_update(
+    *,
+    grant: DownloadGrant,
+    download_count=_UNSET,
+    download_limit=_UNSET,
+    expires_at=_UNSET,
+) -> DownloadGrant:
+    """Change a grant's count, limit (None: unlimited) or expiry (None: never)."""
+    fields = []
+    if download_count is not _UNSET:
+        if download_count is None or download_count < 0:
+            raise ServiceError(
+                "download_count cannot be negative.", code="min_value", attribute="download_count"
+            )
+        grant.download_count = download_count
+        fields.append("download_count")
+    if download_limit is not _UNSET:
+        if download_limit is not None and download_limit < 1:
+            raise ServiceError(
+                "download_limit must be at least 1, or null for unlimited.",
+                code="min_value",
+                attribute="download_limit",
+            )
+        grant.download_limit = download_limit
+        fields.append("download_limit")
+    if expires_at is not _UNSET:
+        grant.expires_at = expires_at
+        fields.append("expires_at")
+    if fields:
+        grant.save(update_fields=[*fields, "updated_at"])
+    return grant
+
+
+def grants_reset(*, grants: QuerySet) -> int:
+    """Set the download count of these grants back to zero; return how many changed."""
+    return grants.exclude(download_count=0).update(download_count=0, updated_at=timezone.now())
+
+
+def grants_extend(*, grants: QuerySet, days: int | None = None, expires_at=_UNSET) -> int:
+    """Extend expiry by `days` (from now if already expired) or set `expires_at`.
+
+    Grants that never expire keep never expiring when extended by days.
+    """
+    now = timezone.now()
+    if expires_at is not _UNSET:
+        return grants.update(expires_at=expires_at, updated_at=now)
+    if days is None or days < 1:
+        raise ServiceError("days must be at least 1.", code="min_value", attribute="days")
+    return grants.filter(expires_at__isnull=False).update(
+        expires_at=Greatest(F("expires_at"), Value(now)) + timedelta(days=days), updated_at=now
+    )
+
+
+def grants_revoke(*, grants: QuerySet) -> int:
+    now = timezone.now()
+    return grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+
+
+def grants_restore(*, grants: QuerySet) -> int:
+    return grants.filter(revoked_at__isnull=False).update(
+        revoked_at=None, updated_at=timezone.now()
+    )
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """What `grant_consume` decided: served, or the reason it was refused."""
+
+    outcome: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == DownloadEvent.Outcome.SERVED
+
+
+def grant_consume(
+    *, grant: DownloadGrant, ip: str | None = None, user_agent: str = "", log: bool = True
+) -> Consumption:
+    """Take one download from a grant, if the database agrees, and log the attempt.
+
+    The count moves in ONE conditional UPDATE whose WHERE clause holds the whole rule (not
+    revoked, not expired, under the limit), so concurrent requests can never overshoot the
+    limit. Nothing is read back: when no row changed, the reason comes from the loaded row,
+    and a row that looked available lost a race to the limit. Call it inside the caller's
+    transaction when serving can still fail: a rollback undoes the count and the event.
+    """
+    now = timezone.now()
+    with transaction.atomic(savepoint=False):
+        updated = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).update(
+            download_count=F("download_count") + 1, last_downloaded_at=now, updated_at=now
+        )
+        if updated:
+            outcome = DownloadEvent.Outcome.SERVED
+            grant.download_count += 1
+            grant.last_downloaded_at = now
+        else:
+            outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+        if log:
+            event_log(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
+    return Consumption(outcome=outcome)
+
+
+def event_log(
+    *, grant: DownloadGrant, outcome: str, ip: str | None = None, user_agent: str = "", at=None
+) -> DownloadEvent:
+    """Record one download attempt."""
+    return DownloadEvent.objects.create(
+        grant=grant,
+        outcome=outcome,
+        ip=ip or None,
+        user_agent=(user_agent or "")[:512],
+        at=at or timezone.now(),
+    )

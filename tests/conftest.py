@@ -1,0 +1,167 @@
+"""Fixtures shared by the whole suite.
+
+Media goes to a fresh temporary folder for every test (autouse), so tests never touch
+var/media and never see each other's files.
+"""
+
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media", "base_url": None},
+        },
+    }
+    settings.DOWNLOADS_DEFAULT_LIMIT = 10
+    settings.DOWNLOADS_DEFAULT_EXPIRY_DAYS = 0
+    settings.DOWNLOADS_SITE_URL = "http://testserver"
+
+
+@pytest.fixture
+def postgres_only():
+    """Concurrency tests need PostgreSQL's row locks; fail loudly elsewhere (never skip)."""
+    if connection.vendor != "postgresql":
+        pytest.fail(
+            "This test needs PostgreSQL: run it with DATABASE_URL=postgres://… "
+            "(make test does), or deselect it with -m 'not postgres'."
+        )
+
+
+@pytest.fixture
+def staff(db):
+    return factories.StaffFactory()
+
+
+@pytest.fixture
+def customer(db):
+    return factories.UserFactory()
+
+
+# --- S3: moto's server mode on 127.0.0.1, spoken to over HTTP through django-storages --------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server on 127.0.0.1 (a free port), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, s3_server, monkeypatch):
+    """Switch the default storage to a fresh private bucket on the S3 server.
+
+    Returns a namespace with `endpoint`, `bucket` and a boto3 `client` for checking objects.
+    """
+    import uuid
+    from types import SimpleNamespace
+
+    import boto3
+    from botocore.config import Config
+
+    from downloads_project.settings import s3_storage_options
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    client.create_bucket(Bucket=bucket)
+    options = s3_storage_options(bucket)
+    options.update(
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        access_key="testing",
+        secret_key="testing",
+        addressing_style="path",
+        querystring_expire=settings.DOWNLOADS_URL_TTL,
+    )
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    return SimpleNamespace(endpoint=s3_server, bucket=bucket, client=client)
+
+
+# --- Browser: Debian's chromium driven by Playwright (never a browser download) ---------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).parent / "e2e" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium for the session. Fails loudly when chromium is missing."""
+    import os
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium).")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still synchronous, so Django's async guard is lifted here.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page; downloads are accepted."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """screenshot(page, "step-name") saves a PNG under tests/e2e/screenshots/<test>/."""
+    folder = SCREENSHOTS / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(1, 1000))
+
+    def take(page, name: str) -> Path:
+        path = folder / f"{next(counter):02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -1,0 +1,124 @@
+"""factory-boy factories for the domain. Media factories store real bytes in the storage."""
+
+import factory
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+from downloads import models
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"buyer{n}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class StaffFactory(UserFactory):
+    email = factory.Sequence(lambda n: f"staff{n}@example.com")
+    is_staff = True
+    is_superuser = True
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Product
+
+    name = factory.Sequence(lambda n: f"Product {n}")
+    sku = factory.Sequence(lambda n: f"SKU-{n}")
+    vendor = "Demo Press"
+    tags = factory.LazyFunction(lambda: ["books"])
+
+
+class VariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Variant
+
+    product = factory.SubFactory(ProductFactory)
+    name = factory.Sequence(lambda n: f"Variant {n}")
+    sku = factory.Sequence(lambda n: f"VAR-{n}")
+    price = 1500
+
+
+class MediaFactory(factory.django.DjangoModelFactory):
+    """A stored file; pass `content=b"..."` and `filename=` to choose the bytes and name."""
+
+    class Meta:
+        model = models.Media
+        exclude = ["content"]
+
+    content = b"%PDF-1.4 demo bytes\n"
+    filename = factory.Sequence(lambda n: f"file {n}.pdf")
+    content_type = "application/pdf"
+    byte_size = factory.LazyAttribute(lambda o: len(o.content))
+    file = factory.LazyAttribute(lambda o: ContentFile(o.content, name=o.filename))
+
+
+class DownloadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Download
+
+    product = factory.SubFactory(ProductFactory)
+    media = factory.SubFactory(MediaFactory)
+
+
+class LinkDownloadFactory(DownloadFactory):
+    media = None
+    url = factory.Sequence(lambda n: f"https://files.example.com/{n}.mp3")
+    name = factory.Sequence(lambda n: f"Link {n}")
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Order
+
+    number = factory.Sequence(lambda n: 5000 + n)
+    email = factory.Sequence(lambda n: f"order{n}@example.com")
+
+
+class OrderLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.OrderLine
+
+    order = factory.SubFactory(OrderFactory)
+    product = factory.SubFactory(ProductFactory)
+    name = factory.LazyAttribute(lambda o: o.product.name)
+    sku = factory.LazyAttribute(lambda o: o.product.sku)
+
+
+class GrantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.DownloadGrant
+
+    order = factory.SubFactory(OrderFactory, status=models.Order.Status.PAID)
+    line = factory.SubFactory(OrderLineFactory, order=factory.SelfAttribute("..order"))
+    download = factory.LazyAttribute(
+        lambda o: DownloadFactory(product=o.line.product if o.line else None)
+    )
+    download_limit = 5
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.DownloadEvent
+
+    grant = factory.SubFactory(GrantFactory)
+    at = factory.LazyFunction(timezone.now)
+    ip = "203.0.113.7"
+    user_agent = "pytest"
+    outcome = models.DownloadEvent.Outcome.SERVED
+
+
+def api_key(scope=ApiKey.Scope.WRITE, name="test key"):
+    """Create an API key; return (key, raw)."""
+    from accounts.services import api_key_create
+
+    return api_key_create(name=name, scope=scope)
