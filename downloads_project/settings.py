@@ -196,6 +196,8 @@ STORAGES = {
 }
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# In development and tests whitenoise serves straight from the apps' static folders.
+WHITENOISE_USE_FINDERS = DEV
 FILE_UPLOAD_PERMISSIONS = 0o640
 # Uploads beyond this stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
