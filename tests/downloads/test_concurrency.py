@@ -42,3 +42,34 @@ def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_
     served = DownloadEvent.objects.filter(grant=grant, outcome="served").count()
     assert served == 7 == grant.download_count - 3
     assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
+
+
+def test_concurrent_orders_get_distinct_sequential_numbers(postgres_only):
+    product = factories.ProductFactory()
+    barrier = threading.Barrier(20)
+    numbers: list[int] = []
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def place():
+        try:
+            barrier.wait(timeout=30)
+            order = services.order_create(
+                email="race@example.com", lines=[services.LineInput(product=product)]
+            )
+            with lock:
+                numbers.append(order.number)
+        except Exception as exc:  # collected and asserted below
+            with lock:
+                errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=place) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(numbers) == list(range(1001, 1021))
