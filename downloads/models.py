@@ -424,6 +424,14 @@ class Backfill(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     download = models.ForeignKey(Download, on_delete=models.CASCADE, related_name="backfills")
+    # Set: a run that emails the buyers holding this Download about a new version (no grants).
+    version = models.ForeignKey(
+        "DownloadVersion",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="backfills",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     notify_buyers = models.BooleanField(default=False)
     cursor = models.PositiveBigIntegerField(default=0)
@@ -463,6 +471,8 @@ class OrderNotification(models.Model):
                 fields=["order", "kind", "subject_id"], name="notification_once_per_change"
             )
         ]
+        # The sender walks the notifications of one change (kind + subject) still unsent.
+        indexes = [models.Index(fields=["subject_id", "kind"], name="notification_subject")]
 
     def __str__(self):
         return f"{self.get_kind_display()} for {self.order}"
