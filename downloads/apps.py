@@ -5,3 +5,8 @@ class DownloadsConfig(AppConfig):
     name = "downloads"
     verbose_name = "Store"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Signal receivers: webhook subscription cache invalidation, and the backfill that
+        # `deliver_to_existing_orders` starts.
+        from . import tasks, webhooks  # noqa: F401

@@ -274,6 +274,8 @@ def order_pay(*, order: Order, send_email: bool = True) -> Order:
             locked.paid_at = timezone.now()
             locked.save(update_fields=["status", "paid_at", "updated_at"])
         grants_issue(order=locked)
+        if newly_paid:
+            webhooks.emit("order.paid", partial(webhooks.order_data, locked))
         if newly_paid and send_email:
             order_id = locked.pk
             transaction.on_commit(lambda: order_send_email_by_id(order_id=order_id))
@@ -322,7 +324,7 @@ def order_refund(*, order: Order, line_ids: Iterable | None = None) -> Order:
                     attribute="line_ids",
                 )
             lines = lines.filter(pk__in=wanted)
-        lines.filter(refunded_at__isnull=True).update(refunded_at=now)
+        refunded = lines.filter(refunded_at__isnull=True).update(refunded_at=now)
         DownloadGrant.objects.filter(
             order=locked, line__in=lines.values("pk"), revoked_at__isnull=True
         ).update(revoked_at=now, updated_at=now)
@@ -332,6 +334,8 @@ def order_refund(*, order: Order, line_ids: Iterable | None = None) -> Order:
                 locked.status = Order.Status.REFUNDED
                 locked.refunded_at = now
                 locked.save(update_fields=["status", "refunded_at", "updated_at"])
+        if refunded or locked.refunded_at == now:
+            _emit_refunded(order=locked, at=now)
     _refresh(order, locked)
     return order
 
@@ -357,6 +361,7 @@ def order_detach_downloads(*, order: Order, downloads: Iterable[Download]) -> Or
         locked.grants.filter(
             line__isnull=True, download__in=downloads, revoked_at__isnull=True
         ).update(revoked_at=now, updated_at=now)
+        _emit_revoked(order=locked, at=now)
     return order
 
 
@@ -434,6 +439,7 @@ def grants_issue(*, order: Order) -> list[DownloadGrant]:
             )
         )
     DownloadGrant.objects.bulk_create(new)
+    webhooks.emit_grants("grant.created", new)
     return new
 
 
@@ -529,7 +535,11 @@ def grants_extend(*, grants: QuerySet, days: int | None = None, expires_at=_UNSE
 
 def grants_revoke(*, grants: QuerySet) -> int:
     now = timezone.now()
-    return grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+    with transaction.atomic():
+        count = grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+        if count:
+            webhooks.emit_grants("grant.revoked", grants.filter(revoked_at=now))
+    return count
 
 
 def grants_restore(*, grants: QuerySet) -> int:
@@ -573,6 +583,8 @@ def grant_consume(
             outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
         if log:
             event_log(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
+        if updated:
+            _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent)
     return Consumption(outcome=outcome)
 
 
@@ -587,3 +599,484 @@ def event_log(
         user_agent=(user_agent or "")[:512],
         at=at or timezone.now(),
     )
+
+
+# --- Versions / Backfill / Webhooks -----------------------------------------------------------
+# Files that change or are added after the sale, the emails that tell buyers, and the
+# webhook events the services above emit (in their own transactions).
+
+import logging  # noqa: E402
+from functools import partial  # noqa: E402
+
+from django.core.mail import get_connection  # noqa: E402
+from django.core.validators import URLValidator  # noqa: E402
+from django.db.models import Exists, OuterRef  # noqa: E402
+from django.db.models.functions import Coalesce  # noqa: E402
+
+from . import webhooks  # noqa: E402
+from .models import (  # noqa: E402
+    Backfill,
+    DownloadVersion,
+    OrderNotification,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_BATCH_SIZE = 500
+NOTIFICATION_CHUNK = 100
+CHANGELOG_MAX_LENGTH = 500
+
+
+def download_replace_media(
+    *,
+    download: Download,
+    media: Media,
+    changelog: str = "",
+    created_by=None,
+    notify_buyers: bool = False,
+) -> DownloadVersion:
+    """Make `media` the current file of a download, keeping the previous ones as history.
+
+    Grants point at the Download, not the file, so every buyer gets the new file from their
+    next download on; `file_updated_at` lets the order page say "updated on …". The first
+    replacement also records the original file as the first version. With `notify_buyers`,
+    a background run emails every order holding the file, once (`download_backfill_run`).
+    Emits `download.version_created`.
+    """
+    if media is None:
+        raise ServiceError("Choose the new file.", code="required", attribute="media")
+    changelog = (changelog or "").strip()
+    if len(changelog) > CHANGELOG_MAX_LENGTH:
+        raise ServiceError(
+            f"The changelog is at most {CHANGELOG_MAX_LENGTH} characters.",
+            code="max_length",
+            attribute="changelog",
+        )
+    # API keys act as a user without a row (pk None): the version then has no author.
+    user = created_by if getattr(created_by, "pk", None) is not None else None
+    with transaction.atomic():
+        locked = Download.objects.select_for_update().get(pk=download.pk)
+        if locked.media_id == media.pk:
+            raise ServiceError(
+                "This file is already the current version.",
+                code="download.media_unchanged",
+                attribute="media",
+            )
+        now = timezone.now()
+        if not locked.versions.exists():
+            DownloadVersion.objects.create(
+                download=locked,
+                media_id=locked.media_id,
+                url=locked.url,
+                created_at=locked.created_at,
+            )
+        version = DownloadVersion.objects.create(
+            download=locked,
+            media=media,
+            changelog=changelog,
+            created_by=user,
+            created_at=now,
+            notify_buyers=notify_buyers,
+        )
+        locked.media, locked.url, locked.file_updated_at = media, None, now
+        locked.save(update_fields=["media", "url", "file_updated_at", "updated_at"])
+        webhooks.emit("download.version_created", partial(webhooks.version_data, version))
+        if notify_buyers:
+            _backfill_create(download=locked, version=version, notify_buyers=True)
+    for field in ("media", "url", "file_updated_at", "updated_at"):
+        setattr(download, field, getattr(locked, field))
+    return version
+
+
+def _backfill_create(
+    *, download: Download, version: DownloadVersion | None = None, notify_buyers: bool = False
+) -> Backfill:
+    from .tasks import backfill_run, enqueue_in_transaction
+
+    backfill = Backfill.objects.create(
+        download=download, version=version, notify_buyers=notify_buyers
+    )
+    enqueue_in_transaction(backfill_run, str(backfill.pk))
+    return backfill
+
+
+def download_deliver_to_existing_orders(
+    *, download: Download, notify_buyers: bool = False
+) -> Backfill:
+    """Give a product's file to every paid, unrefunded order of it, in the background.
+
+    Sets `deliver_to_existing_orders` and starts a backfill in the same transaction (or
+    returns the one already pending or running). New orders need none of this: paying an
+    order issues every file of its products.
+    """
+    if download.product_id is None:
+        raise ServiceError(
+            "Only a file placed on a product can go to the product's existing orders; "
+            "attach it to single orders instead.",
+            code="download.no_product",
+            attribute="product",
+        )
+    if download.archived:
+        raise Conflict(
+            "An archived file is not delivered; unarchive it first.", code="download.archived"
+        )
+    with transaction.atomic():
+        locked = Download.objects.select_for_update().get(pk=download.pk)
+        if not locked.deliver_to_existing_orders:
+            # update(), not save(): the post_save hook that calls this must not fire again.
+            Download.objects.filter(pk=locked.pk).update(
+                deliver_to_existing_orders=True, updated_at=timezone.now()
+            )
+        backfill = locked.backfills.filter(
+            version__isnull=True, status__in=[Backfill.Status.PENDING, Backfill.Status.RUNNING]
+        ).first()
+        if backfill is None:
+            backfill = _backfill_create(download=locked, notify_buyers=notify_buyers)
+    download.deliver_to_existing_orders = True
+    return backfill
+
+
+def backfill_resume(*, backfill: Backfill) -> Backfill:
+    """Queue a stopped backfill (failed, or left running by a crashed worker) again."""
+    from .tasks import backfill_run, enqueue_in_transaction
+
+    if backfill.status == Backfill.Status.DONE:
+        raise Conflict("This backfill is finished.", code="backfill.done")
+    with transaction.atomic():
+        enqueue_in_transaction(backfill_run, str(backfill.pk))
+    return backfill
+
+
+def download_backfill_run(*, backfill: Backfill, batch_size: int | None = None) -> Backfill:
+    """Run a backfill to the end, or resume one that stopped (crash, failure, restart).
+
+    For a new file (no `version`): each paid order with an unrefunded line of the file's
+    product (and variant) gets one grant per such line that lacks one. For a new version:
+    each paid order holding an unrevoked grant of the file is queued one email. Orders are
+    walked by keyset on their number from `cursor`; each batch is one short transaction that
+    locks its orders, writes the grants, the notifications and the webhook events, and moves
+    `cursor` and the counters together, so a crash loses at most the batch in flight and a
+    rerun repeats nothing. Memory is one batch. Emails go out after each batch commits (see
+    `_backfill_send_emails`). Returns the backfill, refreshed.
+    """
+    if batch_size is None:
+        batch_size = getattr(settings, "DOWNLOADS_BACKFILL_BATCH_SIZE", BACKFILL_BATCH_SIZE)
+    if batch_size < 1:
+        raise ServiceError("batch_size must be at least 1.", code="min_value")
+    now = timezone.now()
+    claimed = (
+        Backfill.objects.filter(pk=backfill.pk)
+        .exclude(status=Backfill.Status.DONE)
+        .update(
+            status=Backfill.Status.RUNNING,
+            error="",
+            started_at=Coalesce(F("started_at"), Value(now)),
+            finished_at=None,
+        )
+    )
+    backfill.refresh_from_db()
+    if not claimed:
+        return backfill
+    download = Download.objects.select_related("product").get(pk=backfill.download_id)
+    version = backfill.version
+    try:
+        failures = _backfill_send_emails(backfill=backfill, download=download, version=version)
+        done = False
+        while not done:
+            with transaction.atomic():
+                done = _backfill_batch(
+                    backfill=backfill, download=download, version=version, batch_size=batch_size
+                )
+            failures += _backfill_send_emails(backfill=backfill, download=download, version=version)
+    except Exception as exc:
+        Backfill.objects.filter(pk=backfill.pk).update(
+            status=Backfill.Status.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000]
+        )
+        backfill.refresh_from_db()
+        raise
+    if failures:
+        Backfill.objects.filter(pk=backfill.pk).update(
+            status=Backfill.Status.FAILED,
+            error=f"{failures} email(s) could not be sent; resume to try them again.",
+        )
+    else:
+        Backfill.objects.filter(pk=backfill.pk).update(
+            status=Backfill.Status.DONE, finished_at=timezone.now()
+        )
+    backfill.refresh_from_db()
+    return backfill
+
+
+def _backfill_batch(
+    *, backfill: Backfill, download: Download, version: DownloadVersion | None, batch_size: int
+) -> bool:
+    """One batch, inside the caller's transaction; True when it was the last one."""
+    if version is None:
+        holds = OrderLine.objects.filter(
+            order=OuterRef("pk"), product_id=download.product_id, refunded_at__isnull=True
+        )
+        if download.variant_id is not None:
+            holds = holds.filter(variant_id=download.variant_id)
+    else:
+        holds = DownloadGrant.objects.filter(
+            order=OuterRef("pk"), download_id=download.pk, revoked_at__isnull=True
+        )
+    # Locking the batch's orders serialises with order_pay/order_refund, which lock the order.
+    batch = list(
+        Order.objects.filter(Exists(holds), status=Order.Status.PAID, number__gt=backfill.cursor)
+        .order_by("number")
+        .select_for_update()
+        .values_list("pk", "number")[:batch_size]
+    )
+    order_ids = [pk for pk, _number in batch]
+    new: list[DownloadGrant] = []
+    if version is None:
+        kind, subject_id = OrderNotification.Kind.NEW_FILE, download.pk
+        if order_ids:
+            lines = OrderLine.objects.filter(
+                order_id__in=order_ids, product_id=download.product_id, refunded_at__isnull=True
+            )
+            if download.variant_id is not None:
+                lines = lines.filter(variant_id=download.variant_id)
+            have = set(
+                DownloadGrant.objects.filter(
+                    download_id=download.pk, order_id__in=order_ids
+                ).values_list("line_id", flat=True)
+            )
+            product = download.product
+            limit = _store_limit(product.download_limit)
+            # A file that arrives later runs its expiry from now, not from the payment.
+            expires_at = _store_expiry(product.download_expiry_days, timezone.now())
+            new = [
+                DownloadGrant(
+                    order_id=order_id,
+                    line_id=line_id,
+                    download_id=download.pk,
+                    download_limit=limit,
+                    expires_at=expires_at,
+                )
+                for line_id, order_id in lines.values_list("pk", "order_id")
+                if line_id not in have
+            ]
+            DownloadGrant.objects.bulk_create(new)
+            webhooks.emit_grants("grant.created", new)
+        notify = {grant.order_id for grant in new}
+    else:
+        kind, subject_id = OrderNotification.Kind.NEW_VERSION, version.pk
+        notify = set(order_ids)
+    if backfill.notify_buyers and notify:
+        OrderNotification.objects.bulk_create(
+            [
+                OrderNotification(order_id=order_id, kind=kind, subject_id=subject_id)
+                for order_id in notify
+            ],
+            ignore_conflicts=True,
+        )
+    if batch:
+        backfill.cursor = batch[-1][1]
+        backfill.orders_seen += len(batch)
+        backfill.grants_created += len(new)
+        Backfill.objects.filter(pk=backfill.pk).update(
+            cursor=backfill.cursor,
+            orders_seen=F("orders_seen") + len(batch),
+            grants_created=F("grants_created") + len(new),
+        )
+    return len(batch) < batch_size
+
+
+def _backfill_send_emails(
+    *, backfill: Backfill, download: Download, version: DownloadVersion | None
+) -> int:
+    """Send the backfill's unsent notifications; return how many could not be sent.
+
+    Each row is claimed (sent_at set where it was empty) before its email goes out, so two
+    workers, or a rerun after a crash, never send one twice; an email that fails to send is
+    unclaimed for the next run. A crash between claim and send loses that one email rather
+    than risk sending it twice.
+    """
+    from .notifications import notification_message
+
+    if not backfill.notify_buyers:
+        return 0
+    if version is None:
+        kind, subject_id = OrderNotification.Kind.NEW_FILE, download.pk
+    else:
+        kind, subject_id = OrderNotification.Kind.NEW_VERSION, version.pk
+    failures = 0
+    after = 0
+    while True:
+        chunk = list(
+            OrderNotification.objects.filter(
+                kind=kind, subject_id=subject_id, sent_at__isnull=True, order__number__gt=after
+            )
+            .select_related("order")
+            .order_by("order__number")[:NOTIFICATION_CHUNK]
+        )
+        if not chunk:
+            return failures
+        after = chunk[-1].order.number
+        sent = 0
+        connection = get_connection()  # one SMTP session per chunk
+        with connection:
+            for notification in chunk:
+                mine = OrderNotification.objects.filter(
+                    pk=notification.pk, sent_at__isnull=True
+                ).update(sent_at=timezone.now())
+                if not mine:
+                    continue
+                try:
+                    notification_message(
+                        order=notification.order,
+                        kind=kind,
+                        download=download,
+                        version=version,
+                        connection=connection,
+                    ).send()
+                except Exception:
+                    logger.exception("Could not email order #%s", notification.order.number)
+                    OrderNotification.objects.filter(pk=notification.pk).update(sent_at=None)
+                    failures += 1
+                else:
+                    sent += 1
+        if sent:
+            backfill.emails_sent += sent
+            Backfill.objects.filter(pk=backfill.pk).update(emails_sent=F("emails_sent") + sent)
+
+
+# Webhook events emitted by the services above.
+
+
+def _emit_consumed(*, grant: DownloadGrant, at, ip, user_agent) -> None:
+    """`download.served` and `grant.limit_reached` for a served download.
+
+    No query unless an endpoint subscribes (the per-process memo in `webhooks`), so the hot
+    path stays at its three statements. `limit_reached` re-reads the count inside the
+    consuming transaction: the row is locked by our UPDATE, so only the download that
+    takes the last one sees count == limit, and the event is sent once.
+    """
+    subscribed = webhooks.subscribed_types()
+    if "download.served" in subscribed:
+        webhooks.emit(
+            "download.served",
+            partial(webhooks.served_data, grant, at=at, ip=ip, user_agent=user_agent),
+        )
+    if "grant.limit_reached" in subscribed and grant.download_limit is not None:
+        count = (
+            DownloadGrant.objects.filter(pk=grant.pk)
+            .values_list("download_count", flat=True)
+            .first()
+        )
+        if count is not None and count >= grant.download_limit:
+            grant.download_count = count
+            webhooks.emit_grants("grant.limit_reached", [grant])
+
+
+def _emit_revoked(*, order: Order, at) -> None:
+    """`grant.revoked` for the order's grants revoked at `at` (this change)."""
+    webhooks.emit_grants("grant.revoked", order.grants.filter(revoked_at=at))
+
+
+def _emit_refunded(*, order: Order, at) -> None:
+    """`order.refunded` (with the lines refunded now) and the `grant.revoked` it caused."""
+    line_ids = [str(pk) for pk in order.lines.filter(refunded_at=at).values_list("pk", flat=True)]
+    data = {**webhooks.order_data(order), "refunded_line_ids": line_ids}
+    webhooks.emit("order.refunded", data)
+    _emit_revoked(order=order, at=at)
+
+
+# Webhook endpoints (admin and API).
+
+
+def _webhook_validate(*, url=_UNSET, event_types=_UNSET) -> dict:
+    clean = {}
+    if url is not _UNSET:
+        url = (url or "").strip()
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError as exc:
+            raise ServiceError(
+                "Enter a valid http or https URL.", code="invalid", attribute="url"
+            ) from exc
+        if len(url) > 2048:
+            raise ServiceError("The URL is too long.", code="max_length", attribute="url")
+        clean["url"] = url
+    if event_types is not _UNSET:
+        if event_types is None:
+            event_types = []
+        if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
+            raise ServiceError(
+                "event_types is a list of event type names.",
+                code="invalid",
+                attribute="event_types",
+            )
+        unknown = sorted(set(event_types) - set(webhooks.EVENT_TYPES))
+        if unknown:
+            raise ServiceError(
+                f"Unknown event types: {', '.join(unknown)}. Known: "
+                f"{', '.join(webhooks.EVENT_TYPES)}.",
+                code="invalid_choice",
+                attribute="event_types",
+            )
+        clean["event_types"] = list(dict.fromkeys(event_types))
+    return clean
+
+
+def webhook_endpoint_create(
+    *, url: str, event_types=(), description: str = "", is_active: bool = True
+) -> WebhookEndpoint:
+    """Register a receiver; it gets a fresh 256-bit signing secret. No event types: all."""
+    clean = _webhook_validate(url=url, event_types=list(event_types or []))
+    return WebhookEndpoint.objects.create(
+        description=(description or "")[:255], is_active=is_active, **clean
+    )
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url=_UNSET,
+    event_types=_UNSET,
+    description=_UNSET,
+    is_active=_UNSET,
+) -> WebhookEndpoint:
+    """Change an endpoint's URL, event types, description or active flag."""
+    clean = _webhook_validate(url=url, event_types=event_types)
+    if description is not _UNSET:
+        clean["description"] = (description or "")[:255]
+    if is_active is not _UNSET:
+        clean["is_active"] = bool(is_active)
+    for field, value in clean.items():
+        setattr(endpoint, field, value)
+    if clean:
+        endpoint.save(update_fields=[*clean, "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Give the endpoint a new signing secret; pending retries are signed with it."""
+    from .models import new_grant_token
+
+    endpoint.secret = new_grant_token()
+    endpoint.save(update_fields=["secret", "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint and its delivery log."""
+    endpoint.delete()
+
+
+def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Queue one more attempt now (a failed delivery gets one try; a pending one is hurried)."""
+    if delivery.status == WebhookDelivery.Status.DELIVERED:
+        raise Conflict("This delivery already succeeded.", code="webhook_delivery.delivered")
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at=now
+        )
+        webhooks.enqueue_delivery(delivery_id=delivery.pk)
+    delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, now
+    return delivery

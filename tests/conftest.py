@@ -165,3 +165,44 @@ def screenshot(request):
         return path
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook_subscribers():
+    """Every test starts with an empty endpoint table, so the per-process memo of subscribed
+    webhook event types starts empty too (rows of earlier tests were rolled back, which sends
+    no delete signal). Without this, the hot path's query count would depend on test order."""
+    from downloads import webhooks
+
+    webhooks.subscriptions_prime(())
+
+
+@pytest.fixture
+def run_worker():
+    """run_worker() runs django-tasks' real `db_worker --batch` until the queue is empty.
+
+    It needs committed task rows on SQLite (the worker opens an exclusive transaction), so
+    use it in `@pytest.mark.django_db(transaction=True)` tests. Signal handlers the worker
+    installs are put back afterwards.
+    """
+    import signal
+
+    from django.core.management import call_command
+
+    def run(**options):
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            call_command(
+                "db_worker",
+                batch=True,
+                startup_delay=False,
+                reload=False,
+                interval=0,
+                verbosity=0,
+                **options,
+            )
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
+    return run

@@ -1,0 +1,399 @@
+"""Webhooks: signed JSON about what happens in the store, sent to the merchants' endpoints.
+
+How an event travels:
+
+1. The service that makes a change calls `emit()` inside its own transaction. For each
+   active endpoint subscribed to the event type, a `WebhookDelivery` row (the outbox) and a
+   django-tasks task row are INSERTed in that same transaction: a rollback takes both away,
+   so an event is never sent for a change that did not happen.
+2. A worker (`manage.py db_worker`) runs `downloads.tasks.webhook_deliver`, which POSTs the
+   payload with an HMAC-SHA256 signature, records every attempt (`WebhookAttempt`) and, on
+   failure, enqueues itself again with exponential backoff, giving up a day after the event.
+3. The receiver deduplicates on the `Webhook-Id` header (the delivery id, the same on every
+   retry of one delivery).
+
+The hot path (serving a download) must not pay a query to learn that nobody listens, so
+`download.served` and `grant.limit_reached` are checked against a per-process memo of the
+event types active endpoints subscribe to (see `subscribed_types`).
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+EventType = WebhookEndpoint.EventType
+EVENT_TYPES: tuple[str, ...] = tuple(EventType.values)
+# Emitted while serving a download: checked against the per-process memo, never the database.
+HOT_EVENT_TYPES = frozenset({EventType.DOWNLOAD_SERVED, EventType.GRANT_LIMIT_REACHED})
+
+ID_HEADER = "Webhook-Id"
+EVENT_HEADER = "Webhook-Event"
+SIGNATURE_HEADER = "Webhook-Signature"
+USER_AGENT = "DigitalDownloads-Webhooks/1"
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+# --- Signing ----------------------------------------------------------------------------------
+
+
+def sign(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The `Webhook-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
+
+    The MAC covers `<timestamp>.<raw body>`, so a captured request cannot be replayed later
+    with a fresh timestamp, and the receiver must verify the raw bytes before parsing JSON.
+    """
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def encode(payload: dict) -> bytes:
+    """The exact bytes sent (and signed) for a stored payload."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- Who listens: a per-process memo for the hot path -----------------------------------------
+
+_VERSION_KEY = "downloads:webhooks:subscriptions"
+
+
+@dataclass
+class _Memo:
+    types: frozenset | None = None
+    version: str | None = None
+    loaded_at: float = 0.0
+
+
+_memo = _Memo()
+_memo_lock = threading.Lock()
+
+
+def _endpoint_types(event_types) -> Iterable[str]:
+    return event_types or EVENT_TYPES  # an empty list subscribes to every event
+
+
+def subscribed_types() -> frozenset:
+    """The event types at least one active endpoint subscribes to, without a query per call.
+
+    The set is kept in process memory and reloaded (one SELECT) when either
+    - the subscription version in Django's cache changed: saving or deleting an endpoint
+      bumps it, so with a shared cache (Redis) every process sees the change at once; or
+    - it is older than DOWNLOADS_WEBHOOK_CACHE_SECONDS (default 30): with the default
+      per-process memory cache, other processes learn of a new endpoint within that time.
+    The trade-off: for that long after an endpoint is created in ANOTHER process without a
+    shared cache, `download.served` and `grant.limit_reached` may not be sent. Every other
+    event type reads the endpoints from the database when it happens and is never missed.
+    """
+    version = cache.get(_VERSION_KEY)
+    ttl = _setting("DOWNLOADS_WEBHOOK_CACHE_SECONDS", 30)
+    memo = _memo
+    if (
+        memo.types is not None
+        and memo.version == version
+        and time.monotonic() - memo.loaded_at < ttl
+    ):
+        return memo.types
+    types = set()
+    for event_types in WebhookEndpoint.objects.filter(is_active=True).values_list(
+        "event_types", flat=True
+    ):
+        types.update(_endpoint_types(event_types))
+    with _memo_lock:
+        _memo.types, _memo.version, _memo.loaded_at = frozenset(types), version, time.monotonic()
+    return _memo.types
+
+
+def subscriptions_changed() -> None:
+    """Forget the memo here and tell other processes (through the cache) to reload theirs."""
+    cache.set(_VERSION_KEY, uuid.uuid4().hex, None)
+    with _memo_lock:
+        _memo.types = None
+
+
+def subscriptions_prime(types: Iterable[str]) -> None:
+    """Set the memo to a known set of types (tests start from an empty endpoint table)."""
+    with _memo_lock:
+        _memo.types = frozenset(types)
+        _memo.version = cache.get(_VERSION_KEY)
+        _memo.loaded_at = time.monotonic()
+
+
+@receiver(post_save, sender=WebhookEndpoint, dispatch_uid="webhooks_endpoint_saved")
+@receiver(post_delete, sender=WebhookEndpoint, dispatch_uid="webhooks_endpoint_deleted")
+def _endpoint_changed(**kwargs) -> None:
+    # Now, so this transaction's own events see the endpoint, and again after commit, so a
+    # memo reloaded mid-transaction (seeing uncommitted rows) does not outlive a rollback.
+    subscriptions_changed()
+    transaction.on_commit(subscriptions_changed)
+
+
+def is_subscribed(event_type: str) -> bool:
+    """Cheap check before building a payload; only hot event types skip the database."""
+    if event_type in HOT_EVENT_TYPES:
+        return event_type in subscribed_types()
+    return True
+
+
+# --- Emitting ---------------------------------------------------------------------------------
+
+
+def unix(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def emit(event_type: str, data: dict | Callable[[], dict]) -> list[WebhookDelivery]:
+    """Queue one event for every active endpoint subscribed to it, in the caller's transaction."""
+    return emit_many(event_type, [data])
+
+
+def emit_many(event_type: str, items: Iterable) -> list[WebhookDelivery]:
+    """Queue one event per item (a dict, or a callable building it) for every subscriber.
+
+    Hot event types cost nothing when no endpoint subscribes to them; the others cost one
+    SELECT of the active endpoints. Deliveries and their tasks are written in the current
+    transaction (one is opened if there is none).
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"Unknown webhook event type {event_type!r}")
+    if event_type in HOT_EVENT_TYPES and event_type not in subscribed_types():
+        return []
+    items = list(items)
+    if not items:
+        return []
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(is_active=True).only("id", "event_types")
+        if event_type in _endpoint_types(endpoint.event_types)
+    ]
+    if not endpoints:
+        return []
+    now = timezone.now()
+    deliveries = []
+    for item in items:
+        data = item() if callable(item) else item
+        for endpoint in endpoints:
+            delivery = WebhookDelivery(
+                endpoint=endpoint, event_type=event_type, created_at=now, next_attempt_at=now
+            )
+            delivery.payload = {
+                "id": str(delivery.id),
+                "object": "event",
+                "type": event_type,
+                "created_at": unix(now),
+                "data": data,
+            }
+            deliveries.append(delivery)
+    with transaction.atomic(savepoint=False):
+        WebhookDelivery.objects.bulk_create(deliveries)
+        for delivery in deliveries:
+            enqueue_delivery(delivery_id=delivery.pk)
+    return deliveries
+
+
+def enqueue_delivery(*, delivery_id, run_after: datetime | None = None) -> None:
+    """Enqueue the delivery task; with the database backend, inside the current transaction."""
+    from .tasks import enqueue_in_transaction, webhook_deliver
+
+    enqueue_in_transaction(webhook_deliver, str(delivery_id), run_after=run_after)
+
+
+# --- Delivering -------------------------------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would re-send the payload somewhere the merchant did not register.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(url: str, body: bytes, headers: dict, timeout: float) -> tuple[int | None, str]:
+    """POST and return (status code or None, error text). Never raises for network trouble."""
+    if not url.lower().startswith(("http://", "https://")):
+        return None, "Only http and https URLs are delivered to."
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            response.read(1024)
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, str(reason)[:500] or exc.__class__.__name__
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after `attempts` failures: base × 2^(attempts-1), ≤ 6 hours."""
+    base = _setting("DOWNLOADS_WEBHOOK_RETRY_BASE", 30)
+    return min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def deliver(*, delivery_id) -> WebhookDelivery | None:
+    """Make one attempt at a pending delivery, log it, and schedule the next one if it failed.
+
+    Runs in the worker, never in a request. No transaction is held during the HTTP call.
+    """
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint")
+        .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+        .first()
+    )
+    if delivery is None:
+        return None
+    # A task superseded by a later schedule (a manual retry moved next_attempt_at) stands down.
+    if delivery.next_attempt_at and delivery.next_attempt_at > timezone.now() + timedelta(
+        seconds=5
+    ):
+        return delivery
+    endpoint = delivery.endpoint
+    body = encode(delivery.payload)
+    if endpoint.is_active:
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            ID_HEADER: str(delivery.pk),
+            EVENT_HEADER: delivery.event_type,
+            SIGNATURE_HEADER: sign(secret=endpoint.secret, timestamp=timestamp, body=body),
+        }
+        started = time.monotonic()
+        status_code, error = _post(
+            endpoint.url, body, headers, _setting("DOWNLOADS_WEBHOOK_TIMEOUT", 10)
+        )
+        duration_ms = int((time.monotonic() - started) * 1000)
+    else:
+        status_code, error, duration_ms = None, "The endpoint is disabled.", 0
+
+    now = timezone.now()
+    ok = status_code is not None and 200 <= status_code < 300
+    error = "" if ok else (error or f"HTTP {status_code}")
+    attempts = delivery.attempts + 1
+    give_up_at = delivery.created_at + timedelta(
+        seconds=_setting("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", 86400)
+    )
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            at=now,
+            status_code=status_code,
+            error=error[:500],
+            duration_ms=duration_ms,
+        )
+        delivery.attempts = attempts
+        if ok:
+            delivery.status = WebhookDelivery.Status.DELIVERED
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+        else:
+            next_at = now + backoff(attempts)
+            if next_at > give_up_at or not endpoint.is_active:
+                delivery.status = WebhookDelivery.Status.FAILED
+                delivery.next_attempt_at = None
+            else:
+                delivery.next_attempt_at = next_at
+                enqueue_delivery(delivery_id=delivery.pk, run_after=next_at)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            attempts=delivery.attempts,
+            status=delivery.status,
+            delivered_at=delivery.delivered_at,
+            next_attempt_at=delivery.next_attempt_at,
+        )
+    if not ok:
+        logger.info(
+            "Webhook %s to %s failed (attempt %s): %s", delivery.pk, endpoint.url, attempts, error
+        )
+    return delivery
+
+
+# --- Payloads ---------------------------------------------------------------------------------
+
+
+def order_data(order) -> dict:
+    return {
+        "object": "order",
+        "id": str(order.pk),
+        "number": order.number,
+        "email": order.email,
+        "status": order.status,
+        "placed_at": unix(order.placed_at),
+        "paid_at": unix(order.paid_at),
+        "refunded_at": unix(order.refunded_at),
+    }
+
+
+def grant_data(grant) -> dict:
+    return {
+        "object": "grant",
+        "id": str(grant.pk),
+        "order": str(grant.order_id),
+        "line": str(grant.line_id) if grant.line_id else None,
+        "download": str(grant.download_id),
+        "download_count": grant.download_count,
+        "download_limit": grant.download_limit,
+        "expires_at": unix(grant.expires_at),
+        "revoked_at": unix(grant.revoked_at),
+        "last_downloaded_at": unix(grant.last_downloaded_at),
+    }
+
+
+def served_data(grant, *, at, ip, user_agent) -> dict:
+    return {
+        "object": "download_event",
+        "grant": str(grant.pk),
+        "order": str(grant.order_id),
+        "download": str(grant.download_id),
+        "at": unix(at),
+        "ip": ip or None,
+        "user_agent": (user_agent or "")[:512],
+        "download_count": grant.download_count,
+        "download_limit": grant.download_limit,
+    }
+
+
+def version_data(version) -> dict:
+    media = version.media
+    return {
+        "object": "download_version",
+        "id": str(version.pk),
+        "download": str(version.download_id),
+        "media": str(version.media_id) if version.media_id else None,
+        "filename": media.filename if media else None,
+        "byte_size": media.byte_size if media else None,
+        "sha256": media.sha256 if media else None,
+        "url": version.url,
+        "changelog": version.changelog,
+        "notify_buyers": version.notify_buyers,
+        "created_at": unix(version.created_at),
+    }
+
+
+def emit_grants(event_type: str, grants: Iterable) -> None:
+    """Emit one event per grant (grant.created, grant.revoked, grant.limit_reached)."""
+    emit_many(event_type, [partial(grant_data, grant) for grant in grants])
