@@ -1,6 +1,7 @@
 """API authentication: `Authorization: Bearer <api key>`, plus HTTP Basic and the admin
 session for staff. Only merchants (staff users, API keys) get through."""
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -10,6 +11,11 @@ from . import tokens
 from .models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# What `tokens.generate_key` makes a prefix of; anything else never reaches the database
+# (a NUL byte in a filter value is a DataError on PostgreSQL).
+_PREFIX = re.compile(r"[0-9a-f]{12}")
+# Compared against when no key has the prefix, so a miss costs the same hash and compare.
+_NO_MATCH = "0" * 64
 
 
 class ApiKeyUser:
@@ -29,8 +35,15 @@ class ApiKeyUser:
     def __str__(self):
         return f"API key {self.api_key.prefix}"
 
+    def get_username(self) -> str:
+        return str(self)
+
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer dd_<prefix>_<secret>`: the prefix finds the key, the secret's
+    hash is compared in constant time; revoked keys are refused. `last_used_at` is written
+    at most once a minute per key, so reads do not turn into a write each."""
+
     keyword = "Bearer"
 
     def authenticate(self, request):
@@ -38,19 +51,35 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: use `Bearer <api key>`.", code="api_key.invalid"
+            )
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from exc
+            raise exceptions.AuthenticationFailed(
+                "Invalid API key.", code="api_key.invalid"
+            ) from exc
         parts = tokens.split_key(raw)
-        key = ApiKey.objects.filter(prefix=parts[0]).first() if parts else None
-        # Hash and compare even when no row matched, so timing does not tell prefixes apart.
-        hashed = key.hashed_secret if key else "0" * 64
-        if not tokens.secret_matches(parts[1] if parts else raw, hashed) or key is None:
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if parts is not None and not _PREFIX.fullmatch(parts[0]):
+            parts = None
+        key = (
+            ApiKey.objects.only(
+                "id", "prefix", "hashed_secret", "scope", "revoked_at", "last_used_at"
+            )
+            .filter(prefix=parts[0])
+            .first()
+            if parts
+            else None
+        )
+        hashed = key.hashed_secret if key else _NO_MATCH
+        matches = tokens.secret_matches(parts[1] if parts else raw, hashed)
+        if key is None or not matches:
+            raise exceptions.AuthenticationFailed("Invalid API key.", code="api_key.invalid")
         if key.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This API key was revoked.")
+            raise exceptions.AuthenticationFailed(
+                "This API key was revoked.", code="api_key.revoked"
+            )
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
@@ -65,6 +94,7 @@ class IsMerchant(permissions.BasePermission):
     """Staff users and API keys; read-scope keys only read. Customers get 403."""
 
     message = "This endpoint is for the store's merchants."
+    code = "forbidden"
 
     def has_permission(self, request, view):
         user = request.user
@@ -73,6 +103,7 @@ class IsMerchant(permissions.BasePermission):
         if isinstance(request.auth, ApiKey):
             if request.method in permissions.SAFE_METHODS or request.auth.can_write:
                 return True
-            self.message = "This API key is read-only."
+            self.message = "This API key is read-only: create a write key to make changes."
+            self.code = "api_key.read_only"
             return False
         return bool(user.is_staff and user.is_active)

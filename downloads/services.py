@@ -1080,3 +1080,412 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
         webhooks.enqueue_delivery(delivery_id=delivery.pk)
     delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, now
     return delivery
+
+# --- Catalogue, downloads, grants and direct uploads (the merchant API and the admin) ---------
+
+from datetime import UTC  # noqa: E402
+from urllib.parse import quote  # noqa: E402
+
+from django.core import signing  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+from . import storage  # noqa: E402
+from .models import MediaUpload, media_upload_to  # noqa: E402
+
+PRODUCT_FIELDS = frozenset(
+    {
+        "name",
+        "sku",
+        "vendor",
+        "tags",
+        "description",
+        "external_id",
+        "download_limit",
+        "download_expiry_days",
+    }
+)
+VARIANT_FIELDS = frozenset({"name", "sku", "external_id", "price", "position"})
+DOWNLOAD_FIELDS = frozenset(
+    {"media", "url", "name", "title", "alt", "product", "variant", "position"}
+)
+# Extending expiry may not run past what every database and Python can represent.
+LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _required_text(value, *, attribute: str, noun: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ServiceError(f"A {noun} needs a {attribute}.", code="blank", attribute=attribute)
+    return value
+
+
+def _clean_tags(tags) -> list[str]:
+    return list(dict.fromkeys(tag.strip() for tag in tags or () if tag and tag.strip()))
+
+
+def product_create(
+    *,
+    name: str,
+    sku: str = "",
+    vendor: str = "",
+    tags: Iterable[str] = (),
+    description: str = "",
+    external_id: int | None = None,
+    download_limit: int | None = None,
+    download_expiry_days: int | None = None,
+    archived: bool = False,
+) -> Product:
+    """Create a product. Limits left None fall back to the store defaults when orders pay."""
+    now = timezone.now()
+    return Product.objects.create(
+        name=_required_text(name, attribute="name", noun="product"),
+        sku=sku or "",
+        vendor=vendor or "",
+        tags=_clean_tags(tags),
+        description=description or "",
+        external_id=external_id,
+        download_limit=download_limit,
+        download_expiry_days=download_expiry_days,
+        archived=archived,
+        archived_at=now if archived else None,
+    )
+
+
+def product_update(*, product: Product, archived=_UNSET, **fields) -> Product:
+    """Change a product's fields (see PRODUCT_FIELDS); `archived` goes through
+    `product_set_archived`. Existing grants keep the limits they were issued with."""
+    if unknown := set(fields) - PRODUCT_FIELDS:
+        raise TypeError(f"Unknown product fields: {', '.join(sorted(unknown))}")
+    if "name" in fields:
+        fields["name"] = _required_text(fields["name"], attribute="name", noun="product")
+    if "tags" in fields:
+        fields["tags"] = _clean_tags(fields["tags"])
+    for field in ("sku", "vendor", "description"):
+        if field in fields and fields[field] is None:
+            fields[field] = ""
+    for field, value in fields.items():
+        setattr(product, field, value)
+    if fields:
+        product.save(update_fields=[*fields, "updated_at"])
+    if archived is not _UNSET:
+        product_set_archived(product=product, archived=archived)
+    return product
+
+
+def variant_create(
+    *,
+    product: Product,
+    name: str,
+    sku: str = "",
+    external_id: int | None = None,
+    price: int = 0,
+    position: int | None = None,
+) -> Variant:
+    """Add a variant to a product, by default after its last one."""
+    if position is None:
+        last = product.variants.aggregate(last=Max("position"))["last"]
+        position = 0 if last is None else last + 1
+    return Variant.objects.create(
+        product=product,
+        name=_required_text(name, attribute="name", noun="variant"),
+        sku=sku or "",
+        external_id=external_id,
+        price=price or 0,
+        position=position,
+    )
+
+
+def variant_update(*, variant: Variant, **fields) -> Variant:
+    """Change a variant's fields (see VARIANT_FIELDS); it stays on its product."""
+    if unknown := set(fields) - VARIANT_FIELDS:
+        raise TypeError(f"Unknown variant fields: {', '.join(sorted(unknown))}")
+    if "name" in fields:
+        fields["name"] = _required_text(fields["name"], attribute="name", noun="variant")
+    if "sku" in fields and fields["sku"] is None:
+        fields["sku"] = ""
+    for field, value in fields.items():
+        setattr(variant, field, value)
+    if fields:
+        variant.save(update_fields=[*fields, "updated_at"])
+    return variant
+
+
+def variant_delete(*, variant: Variant) -> None:
+    """Delete a variant no order line uses (its downloads go with it, unless granted)."""
+    _delete_or_conflict(variant, code="variant.in_use", noun="variant")
+
+
+def _next_download_position(product: Product | None) -> int:
+    if product is None:
+        return 0
+    last = product.downloads.aggregate(last=Max("position"))["last"]
+    return 0 if last is None else last + 1
+
+
+def download_create(
+    *,
+    media: Media | None = None,
+    url: str | None = None,
+    name: str | None = None,
+    title: str | None = None,
+    alt: str | None = None,
+    product: Product | None = None,
+    variant: Variant | None = None,
+    position: int | None = None,
+    archived: bool = False,
+) -> Download:
+    """Create a download (SureCart's): exactly one of `media` or `url` (which needs a
+    `name`), on a product, one of its variants (the product follows), or on neither, to be
+    attached to single orders."""
+    url = url or None
+    name = (name or "").strip() or None
+    if variant is not None and product is None:
+        product = variant.product
+    download_validate(product=product, variant=variant, media=media, url=url, name=name)
+    now = timezone.now()
+    return Download.objects.create(
+        media=media,
+        url=url,
+        name=name,
+        title=title or None,
+        alt=alt or None,
+        product=product,
+        variant=variant,
+        position=_next_download_position(product) if position is None else position,
+        archived=archived,
+        archived_at=now if archived else None,
+    )
+
+
+def download_update(*, download: Download, archived=_UNSET, created_by=None, **fields) -> Download:
+    """Change a download's fields (see DOWNLOAD_FIELDS).
+
+    Giving `url` alone switches a file download to a link and `media` alone the other way.
+    A new media file goes through `download_replace_media`, so the old file is kept as a
+    version; `archived` goes through `download_set_archived`."""
+    if unknown := set(fields) - DOWNLOAD_FIELDS:
+        raise TypeError(f"Unknown download fields: {', '.join(sorted(unknown))}")
+    if "url" in fields:
+        fields["url"] = fields["url"] or None
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip() or None
+    if fields.get("url") and "media" not in fields:
+        fields["media"] = None
+    if fields.get("media") is not None and "url" not in fields:
+        fields["url"] = None
+    new_media = fields.pop("media", download.media if download.media_id else None)
+    state = {
+        field: fields.get(field, getattr(download, field))
+        for field in ("url", "name", "product", "variant")
+    }
+    if fields.get("variant") is not None and "product" not in fields:
+        state["product"] = fields["product"] = fields["variant"].product
+    download_validate(
+        product=state["product"],
+        variant=state["variant"],
+        media=new_media,
+        url=state["url"],
+        name=state["name"],
+    )
+    replace = new_media is not None and new_media.pk != download.media_id
+    with transaction.atomic():
+        if new_media is None and download.media_id is not None:
+            fields["media"] = None
+        for field, value in fields.items():
+            setattr(download, field, value or None if field in ("title", "alt") else value)
+        if fields:
+            if replace and download.media_id is None:
+                # A link becoming a file: the constraint wants the media in the same save.
+                download.media, download.url = new_media, None
+                fields.update(media=new_media, url=None)
+                replace = False
+            download.save(update_fields=[*fields, "updated_at"])
+        if replace:
+            download_replace_media(download=download, media=new_media, created_by=created_by)
+        if archived is not _UNSET:
+            download_set_archived(download=download, archived=archived)
+    return download
+
+
+def grant_delete(*, grant: DownloadGrant) -> None:
+    """Delete a grant that was never used; one with download events is kept for the log
+    (409): revoke it instead."""
+    try:
+        with transaction.atomic():
+            grant.delete()
+    except ProtectedError as exc:
+        raise Conflict(
+            "This grant has download events, which are kept for support and disputes; "
+            "revoke it instead.",
+            code="grant.in_use",
+        ) from exc
+
+
+def grant_extend(
+    *, grant: DownloadGrant, days: int | None = None, expires_at=_UNSET
+) -> DownloadGrant:
+    """Extend one grant by `days` (from now when already expired; never-expiring grants
+    stay so) or set `expires_at` (None: never)."""
+    now = timezone.now()
+    if (
+        expires_at is _UNSET
+        and days is not None
+        and grant.expires_at is not None
+        and max(grant.expires_at, now) + timedelta(days=days) > LATEST_EXPIRY
+    ):
+        raise ServiceError(
+            "That would extend the grant too far into the future.",
+            code="max_value",
+            attribute="days",
+        )
+    grants_extend(
+        grants=DownloadGrant.objects.filter(pk=grant.pk), days=days, expires_at=expires_at
+    )
+    grant.refresh_from_db(fields=["expires_at", "updated_at"])
+    return grant
+
+
+# Direct uploads ------------------------------------------------------------------------------
+
+MEDIA_UPLOAD_SALT = "downloads.media_upload"
+
+
+def _upload_signer() -> signing.TimestampSigner:
+    # HMAC-SHA256 under SECRET_KEY: the token cannot be forged, and it names its upload.
+    return signing.TimestampSigner(salt=MEDIA_UPLOAD_SALT, algorithm="sha256")
+
+
+def _too_large(size: int, attribute: str | None = None) -> ServiceError:
+    limit = settings.DOWNLOADS_MAX_UPLOAD_SIZE
+    return ServiceError(
+        f"{size} bytes is larger than the {limit} byte limit.",
+        code="media.too_large",
+        attribute=attribute,
+        status=413,
+    )
+
+
+def media_upload_start(
+    *, filename: str, byte_size: int, content_type: str | None = None, site_url: str
+) -> tuple[MediaUpload, dict]:
+    """Open a direct upload of `byte_size` bytes; return it and how to send the bytes:
+    {upload_url, method, fields, headers} (see `storage.direct_upload_instructions`).
+
+    `site_url` is the absolute base of the app's own upload endpoint (local storage)."""
+    if byte_size < 0:
+        raise ServiceError("byte_size cannot be negative.", code="min_value", attribute="byte_size")
+    if byte_size > settings.DOWNLOADS_MAX_UPLOAD_SIZE:
+        raise _too_large(byte_size, "byte_size")
+    original = _required_text(
+        (filename or "").replace("\\", "/").rsplit("/", 1)[-1], attribute="filename", noun="file"
+    )[:255]
+    content_type = (
+        content_type or mimetypes.guess_type(original)[0] or "application/octet-stream"
+    )[:255]
+    ttl = settings.DOWNLOADS_UPLOAD_URL_TTL
+    upload = MediaUpload.objects.create(
+        key=media_upload_to(None, original),
+        filename=original,
+        content_type=content_type,
+        byte_size=byte_size,
+        expires_at=timezone.now() + timedelta(seconds=ttl),
+    )
+    token = _upload_signer().sign(str(upload.pk))
+    local_url = (
+        site_url
+        + reverse("api:media-upload-content", args=[upload.pk])
+        + "?token="
+        + quote(token, safe="")
+    )
+    instructions = storage.direct_upload_instructions(
+        key=upload.key,
+        byte_size=byte_size,
+        content_type=content_type,
+        expires_in=ttl,
+        local_url=local_url,
+    )
+    return upload, instructions
+
+
+def media_upload_receive(*, upload_id, token: str, stream, content_length: int) -> MediaUpload:
+    """Local storage: take the bytes of a direct upload (the signed URL's PUT), streamed in
+    chunks to its key. The token must be valid, unexpired and for this upload; the body must
+    be exactly the announced size; an upload is received once."""
+    if storage.is_s3():
+        raise ServiceError("Uploads go straight to S3.", code="media_upload.not_local", status=404)
+    try:
+        signed_id = _upload_signer().unsign(token or "", max_age=settings.DOWNLOADS_UPLOAD_URL_TTL)
+    except signing.SignatureExpired as exc:
+        raise ServiceError(
+            "This upload URL has expired.", code="media_upload.expired", status=403
+        ) from exc
+    except signing.BadSignature as exc:
+        raise ServiceError(
+            "Invalid upload token.", code="media_upload.forbidden", status=403
+        ) from exc
+    if signed_id != str(upload_id):
+        raise ServiceError("Invalid upload token.", code="media_upload.forbidden", status=403)
+    upload = MediaUpload.objects.filter(pk=signed_id).first()
+    if upload is None:
+        raise ServiceError("No such upload.", code="media_upload.not_found", status=404)
+    if upload.completed_at is not None or storage.stored_size(upload.key) is not None:
+        raise Conflict("This upload was already received.", code="media_upload.received")
+    if content_length < 0:
+        raise ServiceError(
+            "Send a Content-Length.", code="media_upload.length_required", status=411
+        )
+    if content_length > upload.byte_size:
+        raise _too_large(content_length)
+    if content_length != upload.byte_size:
+        raise ServiceError(
+            f"Send exactly {upload.byte_size} bytes, as announced.",
+            code="media_upload.size_mismatch",
+        )
+    try:
+        storage.receive_upload(key=upload.key, stream=stream, byte_size=upload.byte_size)
+    except FileExistsError as exc:
+        raise Conflict("This upload was already received.", code="media_upload.received") from exc
+    except EOFError as exc:
+        raise ServiceError(
+            "The body ended before the announced size.", code="media_upload.incomplete", status=400
+        ) from exc
+    return upload
+
+
+def media_upload_complete(*, upload: MediaUpload) -> Media:
+    """Finish a direct upload: the object must exist with the announced size; it is hashed
+    by streaming it (outside any lock: it can be gigabytes) and becomes a Media. Completing
+    twice returns the same media."""
+    if upload.media_id is not None:
+        return upload.media
+    if upload.completed_at is not None:
+        raise Conflict("This upload's media was deleted.", code="media_upload.completed")
+    size = storage.stored_size(upload.key)
+    if size is None:
+        raise Conflict(
+            "Nothing was uploaded yet: send the file to upload_url first.",
+            code="media_upload.missing",
+        )
+    if size != upload.byte_size:
+        storage.delete_stored(upload.key)
+        raise ServiceError(
+            f"{size} bytes arrived, {upload.byte_size} were announced; start a new upload.",
+            code="media_upload.size_mismatch",
+        )
+    sha256 = storage.stored_sha256(upload.key)
+    with transaction.atomic():
+        locked = MediaUpload.objects.select_for_update().get(pk=upload.pk)
+        if locked.media_id is not None:
+            return locked.media
+        media = Media(
+            filename=locked.filename,
+            content_type=locked.content_type,
+            byte_size=size,
+            sha256=sha256,
+        )
+        media.file.name = locked.key
+        media.save()
+        locked.media, locked.completed_at = media, timezone.now()
+        locked.save(update_fields=["media", "completed_at"])
+    upload.media, upload.completed_at = media, locked.completed_at
+    return media

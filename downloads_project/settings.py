@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_tasks",
     "django_tasks.backends.database",
     "accounts",
@@ -221,6 +222,11 @@ CORS_ALLOW_METHODS = ("GET", "OPTIONS")
 
 # --- REST API ---------------------------------------------------------------------------------
 
+# Requests per API key (per staff user, or per IP before authentication) and period.
+DOWNLOADS_API_THROTTLE = os.environ.get("DOWNLOADS_API_THROTTLE", "60/min")
+# Direct uploads (presigned S3 POST, or the app's signed upload URL) stay open this long.
+DOWNLOADS_UPLOAD_URL_TTL = min(max(env_int("DOWNLOADS_UPLOAD_URL_TTL", 3600), 60), 7 * 86400)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
@@ -238,16 +244,28 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("DOWNLOADS_API_THROTTLE", "60/min")},
+    "DEFAULT_SCHEMA_CLASS": "downloads.api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "downloads.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Digital Downloads API",
-    "DESCRIPTION": "Merchant REST API and storefront JSON of the digital-downloads store.",
+    "DESCRIPTION": (
+        "Merchant REST API of the digital-downloads store. Authenticate with "
+        "`Authorization: Bearer <api key>` (`manage.py create_api_key`). Lists answer "
+        '`{"object": "list", "pagination": {...}, "data": [...]}`; errors answer '
+        '`{"http_status", "code", "message", "validation_errors": [...]}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "PREPROCESSING_HOOKS": ["downloads.api.schema.merchant_api_only"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Enums stay inline where they are used (every resource has its own `object` constant).
+    "POSTPROCESSING_HOOKS": [],
 }
 
 # --- Background tasks (django-tasks, database backend) ----------------------------------------

@@ -10,3 +10,9 @@ urlpatterns = [
     path("api/v2/", include("downloads.api.storefront")),
     path("api/", include("downloads.api.urls")),
 ]
+
+# JSON errors under /api/, Django's pages elsewhere.
+handler400 = "downloads.api.exceptions.handler400"
+handler403 = "downloads.api.exceptions.handler403"
+handler404 = "downloads.api.exceptions.handler404"
+handler500 = "downloads.api.exceptions.handler500"

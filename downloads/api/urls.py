@@ -1,3 +1,41 @@
 """The merchant REST API under /api/v1/, with its OpenAPI schema and docs."""
 
-urlpatterns: list = []
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "api"
+
+router = SimpleRouter(trailing_slash=False)
+router.register("products", views.ProductViewSet, basename="product")
+router.register("variants", views.VariantViewSet, basename="variant")
+router.register("media", views.MediaViewSet, basename="media")
+router.register("downloads", views.DownloadViewSet, basename="download")
+router.register("orders", views.OrderViewSet, basename="order")
+router.register("grants", views.GrantViewSet, basename="grant")
+router.register("events", views.EventViewSet, basename="event")
+router.register("customers", views.CustomerViewSet, basename="customer")
+
+urlpatterns = [
+    path(
+        "v1/media/uploads/<str:upload_id>/content",
+        views.media_upload_content,
+        name="media-upload-content",
+    ),
+    path("v1/", include(router.urls)),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", authentication_classes=[], permission_classes=[AllowAny]
+        ),
+        name="docs",
+    ),
+]

@@ -1,0 +1,490 @@
+"""Input and output serializers of the merchant API.
+
+Inputs are plain serializers that validate and bound every value (so nothing a client sends
+can make the database fail) and resolve ids to objects; outputs render the vendors' shapes:
+SureCart's download, EasyCart's DownloadItem (our grant), times as Unix seconds.
+"""
+
+from datetime import UTC, datetime
+
+from django.urls import NoReverseMatch, reverse
+from rest_framework import serializers
+
+from downloads import storage
+from downloads.emails import order_page_url, site_url
+from downloads.models import (
+    Download,
+    DownloadEvent,
+    DownloadGrant,
+    Media,
+    Order,
+    OrderLine,
+    Product,
+    Variant,
+)
+
+from .filters import BIGINT_MAX, BIGINT_MIN, UNIX_MAX, UNIX_MIN
+
+INT_MAX = 2**31 - 1
+# Expiry in days is added to dates; a century keeps every result a valid date.
+MAX_DAYS = 36500
+
+
+# --- Fields -------------------------------------------------------------------------------------
+
+
+class ConstantField(serializers.Field):
+    """The `object` of every resource: always the same string."""
+
+    def __init__(self, value: str, **kwargs):
+        self.value = value
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return self.value
+
+
+class UnixTimeField(serializers.Field):
+    """A datetime as Unix seconds (an integer), in and out."""
+
+    default_error_messages = {
+        "invalid": "A Unix time in seconds is required.",
+        "range": f"Must be between {UNIX_MIN} and {UNIX_MAX}.",
+    }
+
+    def to_representation(self, value):
+        return int(value.timestamp())
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        try:
+            seconds = int(data)
+        except ValueError:
+            self.fail("invalid")
+        if not UNIX_MIN <= seconds <= UNIX_MAX:
+            self.fail("range")
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class UUIDRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related object by its UUID; a malformed id is a clear 422, not a database error."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("pk_field", serializers.UUIDField())
+        super().__init__(**kwargs)
+
+
+def bounded_int(minimum=0, maximum=INT_MAX, **kwargs):
+    return serializers.IntegerField(min_value=minimum, max_value=maximum, **kwargs)
+
+
+def text(max_length=255, **kwargs):
+    return serializers.CharField(max_length=max_length, **kwargs)
+
+
+# --- Errors (schema only) -----------------------------------------------------------------------
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    attribute = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error envelope of every 4xx/5xx answer."""
+
+    http_status = serializers.CharField(help_text="e.g. unprocessable_entity")
+    code = serializers.CharField(help_text="Machine-readable, e.g. download.invalid")
+    message = serializers.CharField()
+    validation_errors = ValidationErrorSerializer(many=True)
+
+
+class DeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    deleted = serializers.BooleanField()
+
+
+# --- Products and variants ----------------------------------------------------------------------
+
+
+class TimestampsMixin(serializers.Serializer):
+    created_at = UnixTimeField()
+    updated_at = UnixTimeField()
+
+
+class ProductSerializer(TimestampsMixin, serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("product")
+    name = serializers.CharField()
+    sku = serializers.CharField()
+    vendor = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    description = serializers.CharField()
+    external_id = serializers.IntegerField(allow_null=True)
+    download_limit = serializers.IntegerField(allow_null=True)
+    download_expiry_days = serializers.IntegerField(allow_null=True)
+    archived = serializers.BooleanField()
+    archived_at = UnixTimeField(allow_null=True)
+
+
+class ProductInputSerializer(serializers.Serializer):
+    name = text()
+    sku = text(100, allow_blank=True, required=False)
+    vendor = text(allow_blank=True, required=False)
+    tags = serializers.ListField(child=text(100, allow_blank=False), max_length=50, required=False)
+    description = text(100_000, allow_blank=True, required=False)
+    external_id = bounded_int(BIGINT_MIN, BIGINT_MAX, allow_null=True, required=False)
+    download_limit = bounded_int(
+        allow_null=True, required=False, help_text="Null: the store default; 0: unlimited."
+    )
+    download_expiry_days = bounded_int(
+        0, MAX_DAYS, allow_null=True, required=False, help_text="Null: store default; 0: never."
+    )
+    archived = serializers.BooleanField(required=False)
+
+
+class VariantSerializer(TimestampsMixin, serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("variant")
+    product = serializers.UUIDField(source="product_id")
+    name = serializers.CharField()
+    sku = serializers.CharField()
+    external_id = serializers.IntegerField(allow_null=True)
+    price = serializers.IntegerField(help_text="In minor units (cents).")
+    position = serializers.IntegerField()
+
+
+class VariantInputSerializer(serializers.Serializer):
+    product = UUIDRelatedField(queryset=Product.objects.all())
+    name = text()
+    sku = text(100, allow_blank=True, required=False)
+    external_id = bounded_int(BIGINT_MIN, BIGINT_MAX, allow_null=True, required=False)
+    price = bounded_int(0, BIGINT_MAX, required=False, help_text="In minor units (cents).")
+    position = bounded_int(required=False)
+
+
+class VariantUpdateSerializer(VariantInputSerializer):
+    """A variant stays on its product (its downloads and order lines depend on it)."""
+
+    product = None
+
+
+# --- Media --------------------------------------------------------------------------------------
+
+
+class MediaSerializer(TimestampsMixin, serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("media")
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+    byte_size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    storage = serializers.SerializerMethodField()
+    key = serializers.CharField()
+
+    def get_storage(self, media) -> str:
+        return storage.storage_kind()
+
+
+class MediaCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True, use_url=False)
+    filename = text(required=False, help_text="Defaults to the uploaded file's name.")
+    content_type = text(required=False, help_text="Defaults to a guess from the filename.")
+
+
+class MediaUploadStartSerializer(serializers.Serializer):
+    filename = text()
+    byte_size = bounded_int(0, BIGINT_MAX)
+    content_type = text(required=False)
+
+
+class MediaUploadSerializer(serializers.Serializer):
+    """How to send the bytes of a direct upload: `method` to `upload_url` with `fields` as
+    form fields before the `file` (POST), or the raw body with `headers` (PUT)."""
+
+    id = serializers.UUIDField()
+    object = ConstantField("media_upload")
+    upload_url = serializers.URLField()
+    method = serializers.ChoiceField(choices=["POST", "PUT"])
+    fields = serializers.DictField(child=serializers.CharField())
+    headers = serializers.DictField(child=serializers.CharField())
+    expires_at = UnixTimeField()
+
+
+# --- Downloads ----------------------------------------------------------------------------------
+
+DOWNLOAD_EXPANDABLE = ("media", "product", "variant")
+
+
+class ExpandableField(serializers.Field):
+    """An id, or the object itself when the request asked `expand[]=<field>`."""
+
+    def __init__(self, serializer_class, **kwargs):
+        self.serializer_class = serializer_class
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, instance):
+        related_id = getattr(instance, f"{self.field_name}_id")
+        if related_id is None:
+            return None
+        if self.field_name in self.context.get("expand", ()):
+            return self.serializer_class(
+                getattr(instance, self.field_name), context=self.context
+            ).data
+        return str(related_id)
+
+
+class DownloadSerializer(TimestampsMixin, serializers.Serializer):
+    """SureCart's download object."""
+
+    id = serializers.UUIDField()
+    object = ConstantField("download")
+    alt = serializers.CharField(allow_null=True)
+    archived = serializers.BooleanField()
+    archived_at = UnixTimeField(allow_null=True)
+    name = serializers.CharField(allow_null=True)
+    title = serializers.CharField(allow_null=True)
+    url = serializers.CharField(allow_null=True)
+    media = ExpandableField(MediaSerializer, help_text="Expandable: the media id or object.")
+    product = ExpandableField(ProductSerializer, help_text="Expandable: the product id or object.")
+    variant = ExpandableField(VariantSerializer, help_text="Expandable: the variant id or object.")
+    position = serializers.IntegerField()
+
+
+class DownloadInputSerializer(serializers.Serializer):
+    """Exactly one of `media` or `url`; a `url` needs a `name`."""
+
+    media = UUIDRelatedField(queryset=Media.objects.all(), allow_null=True, required=False)
+    url = serializers.URLField(max_length=2048, allow_null=True, allow_blank=True, required=False)
+    name = text(allow_null=True, allow_blank=True, required=False)
+    title = text(allow_null=True, allow_blank=True, required=False)
+    alt = text(allow_null=True, allow_blank=True, required=False)
+    product = UUIDRelatedField(queryset=Product.objects.all(), allow_null=True, required=False)
+    variant = UUIDRelatedField(
+        queryset=Variant.objects.select_related("product"), allow_null=True, required=False
+    )
+    position = bounded_int(required=False)
+    archived = serializers.BooleanField(required=False)
+
+
+class DownloadCreateSerializer(serializers.Serializer):
+    """Schema only: SureCart's `{"download": {...}}`, or the bare object (see schema.py)."""
+
+
+# --- Orders -------------------------------------------------------------------------------------
+
+
+class OrderLineSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("order_line")
+    product = serializers.UUIDField(source="product_id")
+    variant = serializers.UUIDField(source="variant_id", allow_null=True)
+    name = serializers.CharField()
+    variant_name = serializers.CharField()
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField()
+    price = serializers.IntegerField(help_text="Unit price in minor units.")
+    refunded_at = UnixTimeField(allow_null=True)
+
+
+class OrderSerializer(TimestampsMixin, serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("order")
+    number = serializers.IntegerField()
+    email = serializers.EmailField()
+    customer = serializers.IntegerField(source="customer_id", allow_null=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    placed_at = UnixTimeField()
+    paid_at = UnixTimeField(allow_null=True)
+    refunded_at = UnixTimeField(allow_null=True)
+    email_sent_at = UnixTimeField(allow_null=True)
+    customer_page_url = serializers.SerializerMethodField()
+    lines = OrderLineSerializer(many=True)
+    downloads = serializers.SerializerMethodField(help_text="Downloads attached to this order.")
+
+    def get_customer_page_url(self, order) -> str:
+        return order_page_url(order, self.context.get("request"))
+
+    def get_downloads(self, order) -> list[str]:
+        # Read from the prefetch cache (no query per order).
+        return [str(download.pk) for download in order.downloads.all()]
+
+
+class LineInputSerializer(serializers.Serializer):
+    """One of `variant`, `product` or `sku` says what is sold."""
+
+    variant = serializers.UUIDField(required=False, allow_null=True)
+    product = serializers.UUIDField(required=False, allow_null=True)
+    sku = text(100, required=False, allow_blank=False)
+    quantity = bounded_int(1, 1_000_000, required=False, default=1)
+
+    def validate(self, attrs):
+        given = [name for name in ("variant", "product", "sku") if attrs.get(name)]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of variant, product or sku.", code="invalid"
+            )
+        return attrs
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    number = bounded_int(1, BIGINT_MAX, allow_null=True, required=False)
+    status = serializers.ChoiceField(
+        choices=[Order.Status.PENDING, Order.Status.PAID], required=False, default="pending"
+    )
+    placed_at = UnixTimeField(required=False, allow_null=True)
+    lines = LineInputSerializer(many=True, allow_empty=False, max_length=500)
+    downloads = serializers.ListField(
+        child=serializers.UUIDField(), max_length=100, required=False, help_text="Attach these."
+    )
+    send_email = serializers.BooleanField(required=False, default=True)
+
+
+class RefundSerializer(serializers.Serializer):
+    line_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=500,
+        required=False,
+        help_text="Refund only these lines (revoking only their grants); omit for the order.",
+    )
+
+
+class AttachSerializer(serializers.Serializer):
+    """`download_ids`, or Fileflare's `asset_ids`."""
+
+    download_ids = serializers.ListField(
+        child=serializers.UUIDField(), max_length=100, required=False
+    )
+    asset_ids = serializers.ListField(
+        child=serializers.UUIDField(), max_length=100, required=False, help_text="Fileflare's name."
+    )
+
+    def validate(self, attrs):
+        ids = [*attrs.get("download_ids", ()), *attrs.get("asset_ids", ())]
+        if not ids:
+            raise serializers.ValidationError(
+                {"download_ids": ["Name at least one download."]}, code="required"
+            )
+        attrs["ids"] = list(dict.fromkeys(ids))
+        return attrs
+
+
+class EmptySerializer(serializers.Serializer):
+    pass
+
+
+# --- Grants (EasyCart's DownloadItem) ----------------------------------------------------------
+
+
+def grant_download_url(grant: DownloadGrant, request=None) -> str:
+    """The absolute URL that serves a grant's file (`/downloads/<token>/`)."""
+    try:
+        path = reverse("downloads:download", args=[grant.token])
+    except NoReverseMatch:
+        path = f"/downloads/{grant.token}/"
+    return site_url(request) + path
+
+
+class GrantSerializer(TimestampsMixin, serializers.Serializer):
+    """EasyCart's DownloadItem fields, plus limit, expiry and revocation."""
+
+    id = serializers.UUIDField()
+    object = ConstantField("grant")
+    download_id = serializers.CharField(source="id", help_text="EasyCart's name of the id.")
+    date_created = serializers.DateTimeField(source="created_at", help_text="ISO 8601 (EasyCart).")
+    product_id = serializers.SerializerMethodField()
+    order_id = serializers.UUIDField()
+    download_count = serializers.IntegerField()
+    download_file_name = serializers.SerializerMethodField()
+    is_amazon = serializers.SerializerMethodField(help_text="The file is on S3.")
+    amazon_key = serializers.SerializerMethodField(help_text="The S3 key, when on S3.")
+    download = serializers.UUIDField(source="download_id")
+    line = serializers.UUIDField(source="line_id", allow_null=True)
+    download_limit = serializers.IntegerField(allow_null=True, help_text="Null: unlimited.")
+    downloads_remaining = serializers.IntegerField(allow_null=True)
+    expires_at = UnixTimeField(allow_null=True, help_text="Null: never.")
+    revoked = serializers.SerializerMethodField()
+    revoked_at = UnixTimeField(allow_null=True)
+    last_downloaded_at = UnixTimeField(allow_null=True)
+    url = serializers.SerializerMethodField(help_text="Serves the file (takes one download).")
+
+    def get_product_id(self, grant) -> str | None:
+        product_id = grant.line.product_id if grant.line_id else grant.download.product_id
+        return str(product_id) if product_id else None
+
+    def get_download_file_name(self, grant) -> str:
+        download = grant.download
+        return download.media.filename if download.media_id else (download.name or "")
+
+    def get_is_amazon(self, grant) -> bool:
+        return grant.download.media_id is not None and storage.is_s3()
+
+    def get_amazon_key(self, grant) -> str | None:
+        return grant.download.media.key if self.get_is_amazon(grant) else None
+
+    def get_revoked(self, grant) -> bool:
+        return grant.revoked_at is not None
+
+    def get_url(self, grant) -> str:
+        return grant_download_url(grant, self.context.get("request"))
+
+
+class GrantCreateSerializer(serializers.Serializer):
+    order_id = UUIDRelatedField(queryset=Order.objects.all())
+    download = UUIDRelatedField(queryset=Download.objects.all())
+    line = UUIDRelatedField(queryset=OrderLine.objects.all(), required=False, allow_null=True)
+    download_count = bounded_int(required=False, default=0)
+    download_limit = bounded_int(1, allow_null=True, required=False, help_text="Null: unlimited.")
+    expires_at = UnixTimeField(allow_null=True, required=False, help_text="Null: never.")
+
+
+class GrantUpdateSerializer(serializers.Serializer):
+    download_count = bounded_int(required=False)
+    download_limit = bounded_int(1, allow_null=True, required=False, help_text="Null: unlimited.")
+    expires_at = UnixTimeField(allow_null=True, required=False, help_text="Null: never.")
+
+
+class GrantExtendSerializer(serializers.Serializer):
+    """Either `days` (added to the expiry, or to now when already expired) or `expires_at`."""
+
+    days = bounded_int(1, MAX_DAYS, required=False)
+    expires_at = UnixTimeField(allow_null=True, required=False, help_text="Null: never.")
+
+    def validate(self, attrs):
+        if ("days" in attrs) == ("expires_at" in attrs):
+            raise serializers.ValidationError(
+                {"days": ["Give either days or expires_at."]}, code="required"
+            )
+        return attrs
+
+
+# --- Events and customers -----------------------------------------------------------------------
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("event")
+    grant = serializers.UUIDField(source="grant_id")
+    order = serializers.UUIDField(source="grant.order_id")
+    download = serializers.UUIDField(source="grant.download_id")
+    at = UnixTimeField()
+    ip = serializers.CharField(allow_null=True)
+    user_agent = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=DownloadEvent.Outcome.choices)
+
+
+class CustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    object = ConstantField("customer")
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    orders_count = serializers.IntegerField()
+    created_at = UnixTimeField(source="date_joined")
