@@ -1,0 +1,740 @@
+"""The benchmark: set up, measure each hot path against its baseline, report.
+
+Phases (select some with --only): hot (baseline, storefront JSON, order page, download
+endpoint, queries, presign), stream, upload, scale, race, backfill.
+"""
+
+import argparse
+import http.client
+import json
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import infra, measure
+from .infra import HOST, WORK, BenchError, Stack, log
+from .report import Figure, machine, machine_line, render_text, write
+
+MiB = 1024**2
+GiB = 1024**3
+PHASES = ("hot", "stream", "upload", "scale", "race", "backfill")
+BUCKET = "bench-media"
+DB_SMALL = "downloads_bench"
+DB_LARGE = "downloads_bench_large"
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str
+    rounds: int  # interleaved rounds for every ratio (median taken)
+    wrk_seconds: int
+    wrk_connections: int
+    app_workers: int
+    latency_seconds: int
+    small_orders: int
+    large_orders: int
+    file_bytes: int  # the streamed and the uploaded file
+    race_rounds: int
+    race_parallel: int
+    race_left: int
+
+
+FULL = Config(
+    mode="full",
+    rounds=7,
+    wrk_seconds=4,
+    wrk_connections=8,
+    app_workers=2,
+    latency_seconds=3,
+    small_orders=1_000,
+    large_orders=200_000,
+    file_bytes=1 * GiB,
+    race_rounds=100,
+    race_parallel=50,
+    race_left=7,
+)
+QUICK = Config(
+    mode="quick",
+    rounds=5,
+    wrk_seconds=2,
+    wrk_connections=8,
+    app_workers=2,
+    latency_seconds=1,
+    small_orders=1_000,
+    large_orders=20_000,
+    file_bytes=128 * MiB,
+    race_rounds=20,
+    race_parallel=50,
+    race_left=7,
+)
+
+
+class Bench:
+    def __init__(self, config: Config, phases: list[str], stack: Stack):
+        self.config = config
+        self.phases = phases
+        self.stack = stack
+        self.figures: list[Figure] = []
+        self.tools: dict[str, str] = {}
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def task(self, env: dict, *args: str) -> tuple[dict, str]:
+        """Run `python -m bench.tasks ARGS` with `env`; return its JSON and the command line."""
+        command = [infra.PYTHON, "-m", "bench.tasks", *args]
+        shown = self.env_prefix(env) + measure.shell(command)
+        done = subprocess.run(command, cwd=infra.ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"{shown} failed:\n{done.stderr[-4000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1]), shown
+
+    @staticmethod
+    def env_prefix(env: dict) -> str:
+        keys = [
+            "DJANGO_SETTINGS_MODULE",
+            "DATABASE_URL",
+            "AWS_STORAGE_BUCKET_NAME",
+            "AWS_S3_ENDPOINT_URL",
+            "DOWNLOADS_MEDIA_ROOT",
+        ]
+        shown = [f"{key}={shlex.quote(env[key])}" for key in keys if env.get(key)]
+        return " ".join(shown) + " " if shown else ""
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        log(f"{figure.title}: {figure.shown_value()} {figure.shown_target()} {figure.verdict}")
+
+    def missing(self, key: str, title: str, target: str, why: str) -> None:
+        self.add(Figure(key, title, None, target=target, note=why))
+
+    def probe(self, url: str, headers: dict | None = None) -> int:
+        return measure.run_curl(measure.curl_command(url, headers=headers))["status"]
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        c = self.config
+        self.wrk = infra.ensure_tool("wrk", "wrk")
+        self.tools["wrk"] = infra.tool_version([self.wrk, "-v"]).split(" [")[0]
+        if "stream" in self.phases:
+            self.nginx = infra.ensure_tool("nginx", "nginx")
+            self.tools["nginx"] = infra.tool_version([self.nginx, "-v"]).split("/")[-1]
+        log("PostgreSQL: bash scripts/ensure_postgres.sh")
+        infra.ensure_postgres()
+        with infra.pg_connect() as conn:
+            self.tools["PostgreSQL"] = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        self.tools["gunicorn"] = (
+            infra.tool_version([str(infra.VENV_BIN / "gunicorn"), "--version"])
+            .split()[-1]
+            .strip("()")
+        )
+        self.s3 = {"bucket": BUCKET, "endpoint": infra.start_s3(self.stack, BUCKET)}
+        log(f"S3 (moto) on {self.s3['endpoint']}, bucket {BUCKET}")
+
+        self.small_url = infra.create_database(DB_SMALL)
+        env = self.env(self.small_url)
+        log(f"migrating {DB_SMALL}")
+        subprocess.run(
+            [infra.PYTHON, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=infra.ROOT,
+            env=env,
+            check=True,
+        )
+        self.hot, _ = self.task(env, "seed-hot", "--stream-bytes", str(c.file_bytes))
+        done = subprocess.run(
+            [infra.PYTHON, "manage.py", "create_api_key", "--name", "bench", "--scope", "write"],
+            cwd=infra.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.api_key = done.stdout.strip().splitlines()[-1]
+
+        need_large = {"scale", "backfill"} & set(self.phases)
+        if need_large:
+            # The same hot orders and API key in both stores: a copy made before the bulk rows.
+            self.large_url = infra.create_database(DB_LARGE, template=DB_SMALL)
+        seed = self.task(env, "seed-store", "--orders", str(c.small_orders))[0]
+        log(f"small store: {seed}")
+        self.small_store = seed
+        if need_large:
+            log(f"seeding the large store ({c.large_orders:,} orders)")
+            self.large_store = self.task(
+                self.env(self.large_url), "seed-store", "--orders", str(c.large_orders)
+            )[0]
+            log(f"large store: {self.large_store}")
+
+    def env(self, db_url: str, *, local_media: Path | None = None) -> dict:
+        if local_media is not None:
+            return infra.django_env(db_url=db_url, DOWNLOADS_MEDIA_ROOT=local_media)
+        return infra.django_env(db_url=db_url, s3=self.s3)
+
+    def gunicorn(self, name: str, env: dict, **options) -> tuple[infra.Proc, str]:
+        proc = infra.start_gunicorn(self.stack, name, env=env, **options)
+        return proc, f"http://{HOST}:{proc.port}"
+
+    # --- 1-3: the hot paths against the baseline ----------------------------------------------
+
+    def phase_hot(self) -> None:
+        c = self.config
+        _proc, base = self.gunicorn("app", self.env(self.small_url), workers=c.app_workers)
+        paths = {
+            "baseline": "/bench/baseline",
+            "json": f"/api/v2/customer-account-orders?id={self.hot['hot_order']}",
+            "page": f"/account/orders/{self.hot['hot_order']}/",
+            "download": f"/downloads/{self.hot['download_grant']}/",
+        }
+        expected = {"baseline": 200, "json": 200, "page": 200, "download": 302}
+        titles = {
+            "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
+            "page": ("Order page req/s ÷ baseline (10 lines × 3 files)", ""),
+            "download": ("Download endpoint (S3, 302) req/s ÷ baseline", ">= 0.4"),
+        }
+        available = {}
+        for name, path in paths.items():
+            status = self.probe(base + path)
+            available[name] = status == expected[name]
+            if not available[name]:
+                log(f"{path}: HTTP {status}, expected {expected[name]}: not measured")
+        if not available["baseline"]:
+            raise BenchError("the baseline view does not answer 200")
+        commands = {
+            name: measure.wrk_command(
+                self.wrk, base + path, duration=c.wrk_seconds, connections=c.wrk_connections
+            )
+            for name, path in paths.items()
+            if available[name]
+        }
+        for command in commands.values():  # warm-up: imports, connections, caches
+            measure.run_wrk([*command[:3], "-d1s", *command[4:]])
+        log(f"hot paths: {c.rounds} interleaved rounds of {c.wrk_seconds:g} s each")
+        results = measure.interleave(
+            c.rounds,
+            {name: (lambda cmd=cmd: measure.run_wrk(cmd)) for name, cmd in commands.items()},
+        )
+        baseline = [run["rps"] for run in results["baseline"]]
+        self.add(
+            Figure(
+                "baseline.rps",
+                f"Baseline: bare DRF view, gunicorn {c.app_workers} sync workers",
+                round(measure.median(baseline)),
+                "req/s",
+                commands=[measure.shell(commands["baseline"])],
+                note=f"median of {c.rounds} rounds; absolute numbers are machine noise, ratios are the figures",
+                details={"rps": baseline},
+            )
+        )
+        self.hot_rps = {}
+        for name in ("json", "page", "download"):
+            title, target = titles[name]
+            if name not in commands:
+                self.missing(f"{name}.ratio", title, target, f"{paths[name]} is not there yet")
+                continue
+            rps = [run["rps"] for run in results[name]]
+            ratios = measure.round_ratios(rps, baseline)
+            self.hot_rps[name] = measure.median(rps)
+            self.add(
+                Figure(
+                    f"{name}.ratio",
+                    title,
+                    round(measure.median(ratios), 3),
+                    target=target,
+                    commands=[
+                        measure.shell(commands[name]),
+                        "baseline: " + measure.shell(commands["baseline"]),
+                    ],
+                    note=f"{measure.median(rps):,.0f} req/s; median of {c.rounds} per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}",
+                    details={"rps": rps, "ratios": ratios, "baseline_rps": baseline},
+                )
+            )
+        self.queries(available, paths)
+
+    def queries(self, available: dict, paths: dict) -> None:
+        env = self.env(self.small_url)
+        tiny = self.hot["tiny_order"]
+        urls = {
+            "json": (paths["json"], f"/api/v2/customer-account-orders?id={tiny}"),
+            "page": (paths["page"], f"/account/orders/{tiny}/"),
+            "download": (paths["download"],),
+        }
+        titles = {
+            "json": ("Storefront JSON: SQL queries a request (1×1 and 10×3 orders)", "<= 6"),
+            "page": ("Order page: SQL queries a request (1×1 and 10×3 orders)", "<= 6"),
+            "download": ("Download endpoint: SQL statements a served download", "<= 3"),
+        }
+        for name, (title, target) in titles.items():
+            if not available[name]:
+                self.missing(f"{name}.queries", title, target, f"{paths[name]} is not there yet")
+                continue
+            args = [part for url in urls[name] for part in ("--url", url)]
+            counted, command = self.task(env, "queries", *args)
+            counts = [entry["queries"] for entry in counted.values()]
+            self.add(
+                Figure(
+                    f"{name}.queries",
+                    title,
+                    max(counts),
+                    target=target,
+                    commands=[command],
+                    note="per URL: "
+                    + ", ".join(
+                        f"{entry['queries']} (HTTP {entry['status']}, {entry['round_trips']} "
+                        "with BEGIN/COMMIT)"
+                        for entry in counted.values()
+                    ),
+                    details=counted,
+                )
+            )
+        timed, command = self.task(
+            env,
+            "presign",
+            "--key",
+            self.hot["download_key"],
+            "--filename",
+            self.hot["download_filename"],
+        )
+        share = ""
+        if "download" in getattr(self, "hot_rps", {}):
+            request_ms = 1e3 * self.config.app_workers / self.hot_rps["download"]
+            share = f"; {100 * timed['median_ms'] / request_ms:.1f}% of a download request's worker time ({request_ms:.2f} ms)"
+        self.add(
+            Figure(
+                "presign.ms",
+                "One presign (storage.presigned_download_url), in-process",
+                timed["median_ms"],
+                "ms",
+                commands=[command],
+                note=f"timeit, 5 × 2000 calls, median{share}",
+                details=timed,
+            )
+        )
+
+    # --- 4: streaming a local file against nginx ----------------------------------------------
+
+    def big_file(self) -> Path:
+        """The streamed and uploaded file: `file_bytes` of incompressible bytes (not sparse)."""
+        path = WORK / "media" / "bench" / "stream.bin"
+        size = self.config.file_bytes
+        if not (path.exists() and path.stat().st_size == size):
+            log(f"writing {path} ({size / MiB:,.0f} MiB)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            block = __import__("os").urandom(MiB)
+            with path.open("wb") as out:
+                for n in range(size // MiB):
+                    out.write(block[n % 251 :] + block[: n % 251])
+                out.write(block[: size % MiB])
+        for folder in (WORK, WORK / "media", path.parent):
+            folder.chmod(0o755)
+        path.chmod(0o644)
+        return path
+
+    def phase_stream(self) -> None:
+        c = self.config
+        self.big_file()
+        media_root = WORK / "media"
+        nginx = infra.start_nginx(self.stack, nginx=self.nginx, root=media_root)
+        local, base = self.gunicorn(
+            "app-local", self.env(self.small_url, local_media=media_root), workers=1, timeout=600
+        )
+        worker = local.children()[0]
+        nginx_cmd = measure.curl_command(f"http://{HOST}:{nginx.port}/bench/stream.bin")
+        app_cmd = measure.curl_command(f"{base}/downloads/{self.hot['stream_grant']}/")
+        title_ratio = f"Streaming {c.file_bytes / MiB:,.0f} MiB local file: throughput ÷ nginx"
+        title_rss = "Streaming: gunicorn worker peak RSS growth"
+        first = measure.run_curl(app_cmd)
+        if first["status"] != 200:
+            self.missing(
+                "stream.ratio", title_ratio, ">= 0.5", f"/downloads/… answered {first['status']}"
+            )
+            self.missing("stream.rss", title_rss, "<= 32", "not measured")
+            return
+        measure.run_curl(nginx_cmd)
+        watches = []
+
+        def through_app():
+            with measure.RssWatch(worker) as watch:
+                run = measure.run_curl(app_cmd)
+            watches.append(watch.as_dict())
+            return {**run, **watch.as_dict()}
+
+        results = measure.interleave(
+            c.rounds, {"nginx": lambda: measure.run_curl(nginx_cmd), "app": through_app}
+        )
+        for name, runs in results.items():
+            for run in runs:
+                if run["status"] != 200 or run["bytes"] != c.file_bytes:
+                    raise BenchError(f"{name} transfer incomplete: {run}")
+        speed = {
+            name: [run["bytes"] / run["seconds"] for run in runs] for name, runs in results.items()
+        }
+        ratios = measure.round_ratios(speed["app"], speed["nginx"])
+        self.add(
+            Figure(
+                "stream.ratio",
+                title_ratio,
+                round(measure.median(ratios), 3),
+                target=">= 0.5",
+                commands=[measure.shell(app_cmd), "nginx: " + measure.shell(nginx_cmd)],
+                note=(
+                    f"gunicorn {measure.median(speed['app']) / MiB:,.0f} MiB/s, nginx "
+                    f"{measure.median(speed['nginx']) / MiB:,.0f} MiB/s; median of {c.rounds} per-round ratios"
+                ),
+                details={
+                    "MiB_per_s": {k: [v / MiB for v in vals] for k, vals in speed.items()},
+                    "ratios": ratios,
+                },
+            )
+        )
+        growth = max(watch["growth_mib"] for watch in watches)
+        self.add(
+            Figure(
+                "stream.rss",
+                title_rss,
+                growth,
+                "MiB",
+                target="<= 32",
+                commands=[
+                    f"sample /proc/{worker}/status VmRSS/VmHWM during: " + measure.shell(app_cmd)
+                ],
+                note=f"largest of {c.rounds} transfers",
+                details={"rounds": watches},
+            )
+        )
+
+    # --- 5: a big multipart upload to S3 through the API --------------------------------------
+
+    def phase_upload(self) -> None:
+        c = self.config
+        path = self.big_file()
+        proc, base = self.gunicorn("app-upload", self.env(self.small_url), workers=1, timeout=900)
+        worker = proc.children()[0]
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        title = f"Upload {c.file_bytes / MiB:,.0f} MiB (POST /api/v1/media → S3): worker peak RSS growth"
+        command = measure.curl_command(
+            f"{base}/api/v1/media",
+            headers=headers,
+            extra=("-F", f"file=@{path};filename=upload.bin"),
+        )
+        shown = measure.shell(command).replace(self.api_key, "$API_KEY")
+        with measure.RssWatch(worker) as watch:
+            run = measure.run_curl(command, timeout=900)
+        if run["status"] != 201:
+            self.missing(
+                "upload.rss", title, "<= 150", f"POST /api/v1/media answered {run['status']}"
+            )
+            return
+        self.add(
+            Figure(
+                "upload.rss",
+                title,
+                round(watch.growth_mib, 1),
+                "MiB",
+                target="<= 150",
+                commands=[
+                    f"sample /proc/{worker}/status VmRSS/VmHWM during: " + shown,
+                    "API_KEY from: "
+                    + self.env_prefix(self.env(self.small_url))
+                    + ".venv/bin/python manage.py create_api_key --name bench",
+                ],
+                note=f"{run['seconds']:.1f} s, {c.file_bytes / MiB / run['seconds']:,.0f} MiB/s end to end",
+                details={**watch.as_dict(), **run},
+            )
+        )
+
+    # --- 6: latency with a small and a large store --------------------------------------------
+
+    def phase_scale(self) -> None:
+        c = self.config
+        _small, small_base = self.gunicorn("app-small", self.env(self.small_url), workers=1)
+        _large, large_base = self.gunicorn("app-large", self.env(self.large_url), workers=1)
+        auth = {"Authorization": f"Bearer {self.api_key}"}
+        targets = {
+            "json": (
+                f"/api/v2/customer-account-orders?id={self.hot['hot_order']}",
+                {},
+                "<= 1.3",
+                "Storefront JSON p50 latency, large ÷ small store",
+            ),
+            "grants1": (
+                "/api/v1/grants?page=1",
+                auth,
+                "",
+                "Grants list page 1 p50 latency, large ÷ small",
+            ),
+            "grants1000": (
+                "/api/v1/grants?page=1000",
+                auth,
+                "<= 2",
+                "Grants list page 1000 p50 latency, large ÷ small",
+            ),
+        }
+        commands = {}
+        statuses = {}
+        for name, (path, headers, target, title) in targets.items():
+            statuses[name] = {
+                "small": self.probe(small_base + path, headers),
+                "large": self.probe(large_base + path, headers),
+            }
+            if (
+                statuses[name]["large"] != 200
+                or statuses[name]["small"] >= 500
+                or statuses[name]["small"] == 401
+            ):
+                self.missing(f"scale.{name}", title, target, f"{path} answered {statuses[name]}")
+                continue
+            for store, base in (("small", small_base), ("large", large_base)):
+                commands[(name, store)] = measure.wrk_command(
+                    self.wrk,
+                    base + path,
+                    duration=c.latency_seconds,
+                    connections=1,
+                    latency=True,
+                    headers=headers,
+                )
+        if not commands:
+            return
+        allow = {key for key in commands if statuses[key[0]][key[1]] != 200}
+
+        def run(key):
+            command = commands[key]
+            if key in allow:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+                return measure.parse_wrk(done.stdout)
+            return measure.run_wrk(command)
+
+        for key in commands:  # warm-up: the large store's indexes into the buffer cache
+            command = commands[key]
+            subprocess.run([*command[:3], "-d1s", *command[4:]], capture_output=True, timeout=120)
+        log(f"scale: {c.rounds} interleaved rounds")
+        results = measure.interleave(
+            c.rounds, {key: (lambda key=key: run(key)) for key in commands}
+        )
+        for name, (_path, _headers, target, title) in targets.items():
+            if (name, "small") not in commands:
+                continue
+            small_ms = [r["latency_p50_ms"] for r in results[(name, "small")]]
+            large_ms = [r["latency_p50_ms"] for r in results[(name, "large")]]
+            ratios = measure.round_ratios(large_ms, small_ms)
+            note = (
+                f"p50 {measure.median(small_ms):.2f} ms ({c.small_orders:,} orders) → "
+                f"{measure.median(large_ms):.2f} ms ({c.large_orders:,} orders, "
+                f"{self.large_store['grants']:,} grants); HTTP {statuses[name]['small']}/{statuses[name]['large']}"
+            )
+            self.add(
+                Figure(
+                    f"scale.{name}",
+                    title,
+                    round(measure.median(ratios), 2),
+                    target=target,
+                    commands=[
+                        measure.shell(commands[(name, "large")]).replace(self.api_key, "$API_KEY"),
+                        "small: "
+                        + measure.shell(commands[(name, "small")]).replace(
+                            self.api_key, "$API_KEY"
+                        ),
+                    ],
+                    note=note,
+                    details={
+                        "small_ms": small_ms,
+                        "large_ms": large_ms,
+                        "ratios": ratios,
+                        "status": statuses[name],
+                    },
+                )
+            )
+
+    # --- 7: the limit race --------------------------------------------------------------------
+
+    def phase_race(self) -> None:
+        c = self.config
+        threads = 25
+        workers = max(2, -(-c.race_parallel // threads))
+        proc, base = self.gunicorn(
+            "app-race", self.env(self.small_url), workers=workers, threads=threads
+        )
+        token = self.hot["race_grant"]
+        path = f"/downloads/{token}/"
+        limit = self.hot["race_limit"]
+        title = f"Limit race: rounds of {c.race_parallel} parallel downloads, {c.race_left} left, served exactly {c.race_left}"
+        if self.probe(base + path) != 302:
+            self.missing("race.exact", title, f"== {c.race_rounds}", f"{path} is not there yet")
+            return
+        exact = 0
+        rounds = []
+        with infra.pg_connect(DB_SMALL) as conn:
+            for _ in range(c.race_rounds):
+                conn.execute(
+                    "UPDATE downloads_downloadgrant SET download_count = %s WHERE token = %s",
+                    (limit - c.race_left, token),
+                )
+                statuses = race_round(proc.port, path, c.race_parallel)
+                count = conn.execute(
+                    "SELECT download_count FROM downloads_downloadgrant WHERE token = %s", (token,)
+                ).fetchone()[0]
+                served = statuses.count(302)
+                ok = (
+                    served == c.race_left
+                    and count == limit
+                    and statuses.count(410) == c.race_parallel - c.race_left
+                )
+                exact += ok
+                rounds.append({"served": served, "refused": statuses.count(410), "count": count})
+        self.add(
+            Figure(
+                "race.exact",
+                title,
+                exact,
+                f"of {c.race_rounds}",
+                target=f"== {c.race_rounds}",
+                commands=[
+                    f"{c.race_parallel} threads × GET {base}{path} (connected first, released by a barrier), "
+                    f"gunicorn gthread {workers} workers × {threads} threads; "
+                    f"before each round the grant's count is set to {limit - c.race_left} of {limit}"
+                ],
+                note="served per round: " + ", ".join(sorted({str(r["served"]) for r in rounds})),
+                details={"rounds": rounds},
+            )
+        )
+
+    # --- 8: backfill of a new file to the large store -----------------------------------------
+
+    def phase_backfill(self) -> None:
+        title_rate = f"Backfill a new file to {self.config.large_orders:,} orders: grants/s"
+        title_mem = "Backfill: peak memory growth of the process"
+        services = (infra.ROOT / "downloads" / "services.py").read_text()
+        if "def download_backfill_run" not in services:
+            self.missing(
+                "backfill.rate",
+                title_rate,
+                "",
+                "downloads.services.download_backfill_run is not there yet",
+            )
+            self.missing("backfill.rss", title_mem, "", "not measured")
+            return
+        result, command = self.task(self.env(self.large_url), "backfill")
+        self.add(
+            Figure(
+                "backfill.rate",
+                title_rate,
+                result["rows_per_second"],
+                "grants/s",
+                commands=[command],
+                note=f"{result['grants_created']:,} grants in {result['seconds']} s",
+                details=result,
+            )
+        )
+        self.add(
+            Figure(
+                "backfill.rss",
+                title_mem,
+                result["peak_growth_mib"],
+                "MiB",
+                commands=[command],
+                details=result,
+            )
+        )
+
+    def run(self) -> list[str]:
+        """Set up, then run each phase with its own servers; return the phases that broke.
+
+        A phase that breaks is reported with its error and the others still run."""
+        self.setup()
+        broken = []
+        for phase in PHASES:
+            if phase not in self.phases:
+                continue
+            log(f"--- {phase}")
+            outer = self.stack
+            try:
+                with Stack() as stack:
+                    self.stack = stack
+                    getattr(self, f"phase_{phase}")()
+            except (BenchError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                log(f"{phase} broke: {exc}")
+                broken.append(phase)
+                self.add(
+                    Figure(
+                        f"{phase}.error",
+                        f"{phase}: the measurement broke",
+                        None,
+                        note=f"{exc.__class__.__name__}: {str(exc)[:500]}",
+                    )
+                )
+            finally:
+                self.stack = outer
+        return broken
+
+
+def race_round(port: int, path: str, parallel: int) -> list[int]:
+    """`parallel` GETs sent at the same instant, each on its own connection opened beforehand."""
+    barrier = threading.Barrier(parallel)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one():
+        conn = http.client.HTTPConnection(HOST, port, timeout=60)
+        conn.connect()
+        try:
+            barrier.wait()
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        with lock:
+            statuses.append(status)
+
+    workers = [threading.Thread(target=one) for _ in range(parallel)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return statuses
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes, shorter runs (< 3 min)"
+    )
+    parser.add_argument("--only", nargs="+", choices=PHASES, help="run only these measurements")
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else FULL
+    phases = list(args.only or PHASES)
+    started = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{config.mode}"
+    command = (
+        "python -m bench"
+        + (" --quick" if args.quick else "")
+        + (f" --only {' '.join(args.only)}" if args.only else "")
+    )
+    log(f"{command}: {config}")
+    with Stack() as stack:
+        bench = Bench(config, phases, stack)
+        broken = bench.run()
+    info = machine()
+    info["tools"] = bench.tools
+    header = {
+        "mode": config.mode,
+        "command": command,
+        "config": config.__dict__,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "duration_s": time.time() - started,
+        "machine": info,
+        "machine_line": machine_line(info),
+    }
+    print(render_text(bench.figures, header))
+    json_path, md_path = write(bench.figures, header, stamp)
+    print(
+        f"\nResults: {json_path.relative_to(infra.ROOT)} (and the table in {md_path.relative_to(infra.ROOT)}); "
+        f"took {header['duration_s']:.0f} s"
+    )
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

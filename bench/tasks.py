@@ -1,0 +1,329 @@
+"""The benchmark's work inside Django: seeding and the in-process measurements.
+
+Run by the bench in a child process with the bench settings and one database, e.g.
+
+    DJANGO_SETTINGS_MODULE=bench.settings DATABASE_URL=postgres://… \\
+        python -m bench.tasks queries --url /api/v2/customer-account-orders?id=…
+
+Each task prints one JSON object on stdout.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import timeit
+
+HOT_LINES = 10
+HOT_FILES_PER_LINE = 3
+STORE_OTHER_PRODUCTS = 100
+STORE_ORDER_BASE = 10_000_000
+RACE_LIMIT = 10
+
+
+def _setup():
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    django.setup()
+
+
+# --- Seeding ----------------------------------------------------------------------------------
+
+
+def seed_hot(args) -> dict:
+    """The orders the hot paths are measured on, created through the project's services:
+    a 10-line order with 3 files a line (unlimited downloads), a 1-line 1-file order, a grant
+    for the race (limit 10), and a grant on a local file of `--stream-bytes` for streaming."""
+    from django.core.files.base import ContentFile
+
+    from downloads import services
+    from downloads.models import Download, Media, Order, Product
+
+    paid = Order.Status.PAID
+
+    def product(name: str, files: int, *, limit: int = 0) -> Product:
+        # download_limit 0 = unlimited, so every benchmark request is served.
+        item = Product.objects.create(
+            name=name,
+            sku=name.upper().replace(" ", "-"),
+            vendor="Bench Press",
+            tags=["bench"],
+            download_limit=limit,
+        )
+        for position in range(files):
+            media = services.media_create(
+                file=ContentFile(os.urandom(4096)), filename=f"{name} part {position + 1}.pdf"
+            )
+            Download.objects.create(product=item, media=media, position=position)
+        return item
+
+    bundle = [product(f"Bench bundle {n + 1}", HOT_FILES_PER_LINE) for n in range(HOT_LINES)]
+    hot = services.order_create(
+        email="hot@example.com",
+        lines=[services.LineInput(product=item) for item in bundle],
+        status=paid,
+        send_email=False,
+    )
+    tiny = services.order_create(
+        email="tiny@example.com",
+        lines=[services.LineInput(product=product("Bench single", 1))],
+        status=paid,
+        send_email=False,
+    )
+    race = services.order_create(
+        email="race@example.com",
+        lines=[services.LineInput(product=product("Bench race", 1, limit=RACE_LIMIT))],
+        status=paid,
+        send_email=False,
+    )
+    # The big local file: its bytes are written by the bench under the local server's media
+    # root; only the row is created here (S3 is the default storage of this process).
+    stream_product = Product.objects.create(name="Bench stream", download_limit=0)
+    stream_media = Media.objects.create(
+        file="bench/stream.bin",
+        filename="stream.bin",
+        content_type="application/octet-stream",
+        byte_size=args.stream_bytes,
+    )
+    Download.objects.create(product=stream_product, media=stream_media)
+    stream = services.order_create(
+        email="stream@example.com",
+        lines=[services.LineInput(product=stream_product)],
+        status=paid,
+        send_email=False,
+    )
+    download = hot.grants.select_related("download__media").first()
+    return {
+        "hot_order": hot.access_token,
+        "hot_grants": hot.grants.count(),
+        "tiny_order": tiny.access_token,
+        "tiny_grants": tiny.grants.count(),
+        "download_grant": download.token,
+        "download_key": download.download.media.file.name,
+        "download_filename": download.download.media.filename,
+        "race_grant": race.grants.get().token,
+        "race_limit": RACE_LIMIT,
+        "stream_grant": stream.grants.get().token,
+    }
+
+
+STORE_SQL = [
+    # Orders: paid, one per second going back from now.
+    """
+    INSERT INTO downloads_order (id, created_at, updated_at, number, customer_id, email,
+        access_token, status, placed_at, paid_at, refunded_at, email_sent_at)
+    SELECT gen_random_uuid(), t, t, %(base)s + g, NULL, 'buyer' || g || '@example.com',
+        md5(random()::text || g::text), 'paid', t, t, NULL, t
+    FROM generate_series(1, %(orders)s) AS g,
+        LATERAL (SELECT now() - make_interval(secs => %(orders)s - g + 3600)) AS at(t)
+    """,
+    # Two lines an order: the flagship product and one of the others.
+    """
+    INSERT INTO downloads_orderline (id, order_id, product_id, variant_id, name, variant_name,
+        sku, quantity, price, position, refunded_at)
+    SELECT gen_random_uuid(), o.id, p.id, NULL, p.name, '', p.sku, 1, 1500, k.position, NULL
+    FROM downloads_order o
+    CROSS JOIN LATERAL (VALUES
+        (0, %(flagship)s::uuid),
+        (1, (%(others)s::uuid[])[1 + mod(o.number, %(n_others)s)])
+    ) AS k(position, product_id)
+    JOIN downloads_product p ON p.id = k.product_id
+    WHERE o.number > %(base)s
+    """,
+    # One grant per line and file of the line's product (2 + 3 = 5 an order).
+    """
+    INSERT INTO downloads_downloadgrant (id, created_at, updated_at, token, order_id, line_id,
+        download_id, download_count, download_limit, expires_at, revoked_at, last_downloaded_at)
+    SELECT gen_random_uuid(), o.created_at, o.created_at,
+        substr(encode(sha256(convert_to(random()::text || l.id::text || d.id::text, 'UTF8')),
+            'hex'), 1, 43),
+        o.id, l.id, d.id, mod(o.number, 4)::int, 10, NULL, NULL,
+        CASE WHEN mod(o.number, 4) > 0 THEN o.created_at END
+    FROM downloads_orderline l
+    JOIN downloads_order o ON o.id = l.order_id
+    JOIN downloads_download d ON d.product_id = l.product_id
+    WHERE o.number > %(base)s
+    """,
+]
+
+
+def seed_store(args) -> dict:
+    """A store of `--orders` paid orders, bulk-inserted in SQL (INSERT … SELECT over
+    generate_series): two lines an order (the flagship product with 2 files, one of 100
+    others with 3 files) and 5 grants an order."""
+    from django.db import connection
+
+    from downloads.models import Download, DownloadGrant, Media, Order, OrderLine, Product
+
+    def files(product: Product, count: int) -> list[Download]:
+        media = Media.objects.bulk_create(
+            Media(
+                file=f"bench/store/{product.sku}-{n}.pdf",
+                filename=f"{product.name} part {n + 1}.pdf",
+                content_type="application/pdf",
+                byte_size=1_000_000,
+            )
+            for n in range(count)
+        )
+        return Download.objects.bulk_create(
+            Download(product=product, media=item, position=n) for n, item in enumerate(media)
+        )
+
+    started = time.perf_counter()
+    flagship = Product.objects.create(name="Store flagship", sku="STORE-FLAGSHIP", vendor="Store")
+    files(flagship, 2)
+    others = Product.objects.bulk_create(
+        Product(name=f"Store product {n}", sku=f"STORE-{n}", vendor="Store", tags=["store"])
+        for n in range(STORE_OTHER_PRODUCTS)
+    )
+    for item in others:
+        files(item, 3)
+    params = {
+        "base": STORE_ORDER_BASE,
+        "orders": args.orders,
+        "flagship": flagship.pk,
+        "others": [item.pk for item in others],
+        "n_others": len(others),
+    }
+    with connection.cursor() as cursor:
+        for statement in STORE_SQL:
+            cursor.execute(statement, params)
+        for model in (Order, OrderLine, DownloadGrant, Product, Download, Media):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    return {
+        "orders": Order.objects.count(),
+        "lines": OrderLine.objects.count(),
+        "grants": DownloadGrant.objects.count(),
+        "flagship": str(flagship.pk),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+# --- In-process measurements ------------------------------------------------------------------
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+
+
+def queries(args) -> dict:
+    """SQL statements per request, counted with CaptureQueriesContext through the test Client
+    (after one warm-up request per URL), against the bench's database.
+
+    `queries` counts the statements that read or write data (savepoints included);
+    BEGIN/COMMIT, which Django also records, are counted apart in `round_trips`.
+    """
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    out = {}
+    for url in args.url:
+        client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url)
+        sql = [query["sql"] for query in captured.captured_queries]
+        out[url] = {
+            "status": response.status_code,
+            "queries": sum(not text.startswith(TRANSACTION_CONTROL) for text in sql),
+            "round_trips": len(sql),
+            "sql": [text[:300] for text in sql],
+        }
+    return out
+
+
+def presign(args) -> dict:
+    """The cost of one presigned download URL (timeit over storage.presigned_download_url),
+    after a first call has built the process's boto3 client."""
+    from downloads import storage
+
+    def call():
+        return storage.presigned_download_url(
+            key=args.key, filename=args.filename, content_type="application/pdf"
+        )
+
+    call()
+    timer = timeit.Timer(call)
+    runs = [timer.timeit(number=args.number) / args.number for _ in range(args.repeat)]
+    return {
+        "storage": storage.storage_kind(),
+        "per_call_ms": [round(run * 1e3, 4) for run in runs],
+        "median_ms": round(sorted(runs)[len(runs) // 2] * 1e3, 4),
+        "url_sample": call()[:160],
+    }
+
+
+def backfill(args) -> dict:
+    """Deliver a new file of the store's flagship product to all its existing orders
+    (services.download_deliver_to_existing_orders, then services.download_backfill_run, which
+    a task worker would run); time the run and the process's peak memory growth."""
+    from pathlib import Path
+
+    from downloads import services
+    from downloads.models import Download, DownloadGrant, Media, Product
+
+    def kib(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    flagship = Product.objects.get(sku="STORE-FLAGSHIP")
+    media = Media.objects.create(
+        file="bench/store/flagship-new.pdf",
+        filename="Bonus chapter.pdf",
+        content_type="application/pdf",
+        byte_size=1_000_000,
+    )
+    download = Download.objects.create(product=flagship, media=media, position=9)
+    job = services.download_deliver_to_existing_orders(download=download, notify_buyers=False)
+    before = DownloadGrant.objects.count()
+    Path("/proc/self/clear_refs").write_text("5")
+    rss_start = kib("VmRSS")
+    started = time.perf_counter()
+    job = services.download_backfill_run(backfill=job)
+    seconds = time.perf_counter() - started
+    created = DownloadGrant.objects.count() - before
+    return {
+        "status": job.status,
+        "orders_seen": job.orders_seen,
+        "grants_created": created,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(created / seconds) if seconds else None,
+        "rss_start_mib": round(rss_start / 1024, 1),
+        "rss_peak_mib": round(kib("VmHWM") / 1024, 1),
+        "peak_growth_mib": round((kib("VmHWM") - rss_start) / 1024, 1),
+    }
+
+
+TASKS = {
+    "seed-hot": seed_hot,
+    "seed-store": seed_store,
+    "queries": queries,
+    "presign": presign,
+    "backfill": backfill,
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.tasks")
+    sub = parser.add_subparsers(dest="task", required=True)
+    sub.add_parser("seed-hot").add_argument("--stream-bytes", type=int, required=True)
+    sub.add_parser("seed-store").add_argument("--orders", type=int, required=True)
+    sub.add_parser("queries").add_argument("--url", action="append", required=True)
+    p = sub.add_parser("presign")
+    p.add_argument("--key", required=True)
+    p.add_argument("--filename", required=True)
+    p.add_argument("--number", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=5)
+    sub.add_parser("backfill")
+    args = parser.parse_args(argv)
+    _setup()
+    json.dump(TASKS[args.task](args), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
