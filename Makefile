@@ -42,6 +42,10 @@ run: $(STAMP)
 	mkdir -p var
 	DJANGO_DEBUG=1 $(VENV_PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(VENV_PY) manage.py seed_demo
+	@# The background worker (webhooks, backfills, buyer emails) runs beside the server and
+	@# stops with it.
+	DJANGO_DEBUG=1 $(VENV_PY) manage.py db_worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(VENV_PY) manage.py runserver 127.0.0.1:8000
 
 lint: $(STAMP)

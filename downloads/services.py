@@ -1027,7 +1027,7 @@ def webhook_endpoint_create(
     *, url: str, event_types=(), description: str = "", is_active: bool = True
 ) -> WebhookEndpoint:
     """Register a receiver; it gets a fresh 256-bit signing secret. No event types: all."""
-    clean = _webhook_validate(url=url, event_types=list(event_types or []))
+    clean = _webhook_validate(url=url, event_types=event_types)
     return WebhookEndpoint.objects.create(
         description=(description or "")[:255], is_active=is_active, **clean
     )
@@ -1080,6 +1080,7 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
         webhooks.enqueue_delivery(delivery_id=delivery.pk)
     delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, now
     return delivery
+
 
 # --- Catalogue, downloads, grants and direct uploads (the merchant API and the admin) ---------
 

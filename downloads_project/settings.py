@@ -213,6 +213,12 @@ DOWNLOADS_MAX_UPLOAD_SIZE = env_int("DOWNLOADS_MAX_UPLOAD_SIZE", 5 * 1024**3)
 DOWNLOADS_STORE_NAME = os.environ.get("DOWNLOADS_STORE_NAME", "Digital Downloads")
 # Absolute links in emails and the storefront JSON; falls back to the request's host.
 DOWNLOADS_SITE_URL = os.environ.get("DOWNLOADS_SITE_URL", "").rstrip("/")
+# After the sale (issue 7): backfills and webhooks; see README.md ("Webhooks").
+DOWNLOADS_BACKFILL_BATCH_SIZE = max(env_int("DOWNLOADS_BACKFILL_BATCH_SIZE", 500), 1)
+DOWNLOADS_WEBHOOK_TIMEOUT = max(env_int("DOWNLOADS_WEBHOOK_TIMEOUT", 10), 1)
+DOWNLOADS_WEBHOOK_RETRY_BASE = max(env_int("DOWNLOADS_WEBHOOK_RETRY_BASE", 30), 0)
+DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env_int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", 86400), 0)
+DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env_int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", 30), 0)
 
 # --- CORS (storefront JSON only) --------------------------------------------------------------
 
