@@ -1,10 +1,10 @@
 """Writes for identity: API keys and the link between customers and their orders."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import tokens
-from .models import ApiKey, User
+from .models import ApiKey, User, normalize_email
 
 
 def api_key_create(*, name: str, scope: str = ApiKey.Scope.WRITE, created_by=None):
@@ -36,3 +36,24 @@ def user_claim_orders(*, user: User) -> int:
     from downloads.models import Order
 
     return Order.objects.filter(customer__isnull=True, email=user.email).update(customer=user)
+
+
+def customer_ensure_for_orders(*, email: str) -> User | None:
+    """The account of an email address that has orders, created if the buyer never registered.
+
+    A created account has no usable password, so nobody can sign in to it until the owner of
+    the address follows a password reset link sent there. Returns None for an address with
+    neither an account nor an order (no account is ever created for those).
+    """
+    from downloads.models import Order
+
+    email = normalize_email(email)
+    user = User.objects.filter(email=email).first()
+    if user is not None or not Order.objects.filter(email=email).exists():
+        return user
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email=email)
+    except IntegrityError:
+        # Another request created it at the same moment.
+        return User.objects.filter(email=email).first()

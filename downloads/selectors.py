@@ -34,6 +34,8 @@ def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
             "order__id",
             "order__access_token",
             "order__number",
+            "order__email",
+            "order__customer_id",
             "download__id",
             "download__url",
             "download__name",
@@ -42,6 +44,7 @@ def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
             "download__media__filename",
             "download__media__content_type",
             "download__media__byte_size",
+            "download__media__sha256",
         )
         .filter(token=token)
         .first()
@@ -94,6 +97,11 @@ def order_list_for_customer(*, user) -> QuerySet[Order]:
     return Order.objects.filter(Q(customer=user) | Q(email=user.email.lower())).order_by(
         "-placed_at", "-number"
     )
+
+
+def order_list_page_for_customer(*, user) -> QuerySet[Order]:
+    """A customer's orders with their lines, for the account's order list."""
+    return order_list_for_customer(user=user).prefetch_related("lines")
 
 
 def products_with_tag(queryset: QuerySet[Product], tag: str) -> QuerySet[Product]:

@@ -278,7 +278,9 @@ def order_pay(*, order: Order, send_email: bool = True) -> Order:
             webhooks.emit("order.paid", partial(webhooks.order_data, locked))
         if newly_paid and send_email:
             order_id = locked.pk
-            transaction.on_commit(lambda: order_send_email_by_id(order_id=order_id))
+            # Robust: a mail server that is down must not turn a committed payment into an
+            # error for the caller; the failure is logged and the email can be resent.
+            transaction.on_commit(lambda: order_send_email_by_id(order_id=order_id), robust=True)
     _refresh(order, locked)
     return order
 
@@ -596,7 +598,8 @@ def event_log(
         grant=grant,
         outcome=outcome,
         ip=ip or None,
-        user_agent=(user_agent or "")[:512],
+        # NUL cannot be stored in a PostgreSQL text column; clients can send it.
+        user_agent=(user_agent or "").replace("\x00", "")[:512],
         at=at or timezone.now(),
     )
 

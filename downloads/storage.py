@@ -5,11 +5,18 @@ builds its boto3 client on first use and keeps it), never per request.
 """
 
 import hashlib
+import string
+import unicodedata
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+
+# What may stand in the quoted ASCII `filename="…"` fallback: letters, digits and harmless
+# punctuation. Never a quote or backslash (they end or escape the quoted string), nor `;`,
+# `=`, `*` or `%`, which naive parsers mistake for parameters or percent-decode.
+_ASCII_SAFE = set(string.ascii_letters + string.digits + " ._-()[]+,!#&'@~")
 
 
 def is_s3() -> bool:
@@ -21,25 +28,59 @@ def storage_kind() -> str:
     return "s3" if is_s3() else "local"
 
 
+def clean_filename(filename: str) -> str:
+    """The filename a buyer should see: the original, without control characters (CR, LF,
+    NUL, tabs, Unicode line separators) or path separators, never empty."""
+    cleaned = "".join(
+        "_" if ch in "/\\" else ch for ch in filename if ch.isprintable() and ch not in "\r\n"
+    ).strip()
+    return cleaned or "download"
+
+
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
-    """An RFC 6266 header value: the original name (spaces, non-ASCII kept) as filename*, and
-    an ASCII fallback; quotes, backslashes and control characters can never get through."""
-    cleaned = "".join(ch for ch in filename if ch.isprintable() and ch not in "\r\n") or "download"
-    ascii_fallback = (
-        cleaned.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    ).replace("\\", "_")
+    """An RFC 6266 header value: the original name (spaces, non-ASCII kept) percent-encoded
+    as `filename*`, and an ASCII `filename` fallback for old clients (accents stripped,
+    anything else replaced by `_`). Quotes, backslashes and CR/LF can never get through."""
+    cleaned = clean_filename(filename)
+    decomposed = unicodedata.normalize("NFKD", cleaned)
+    ascii_fallback = "".join(
+        ch if ch in _ASCII_SAFE else "_" for ch in decomposed if not unicodedata.combining(ch)
+    )
     return (
         f"{disposition}; filename=\"{ascii_fallback}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
     )
 
 
-def presigned_download_url(*, key: str, filename: str, content_type: str | None = None) -> str:
-    """A short-lived (DOWNLOADS_URL_TTL seconds) URL that makes S3 serve the file as an
-    attachment under its original name."""
+def presigned_download_url(
+    *,
+    key: str,
+    filename: str,
+    content_type: str | None = None,
+    byte_range: str | None = None,
+    http_method: str = "GET",
+) -> str:
+    """A short-lived (DOWNLOADS_URL_TTL seconds, SigV4) URL that makes S3 serve the file as an
+    attachment under its original name. No network call: boto3 signs locally.
+
+    `byte_range` (a `Range` header value such as "bytes=100-") is signed into the URL, so the
+    URL is good only for a request that sends exactly that header: a resumed download that
+    took no count cannot be turned into a whole new copy of the file. Likewise a URL signed
+    for HEAD (`http_method`) cannot be used to GET the file.
+    """
     parameters = {"ResponseContentDisposition": content_disposition(filename)}
     if content_type:
         parameters["ResponseContentType"] = content_type
-    return default_storage.url(key, parameters=parameters, expire=settings.DOWNLOADS_URL_TTL)
+    if byte_range:
+        parameters["Range"] = byte_range
+    return default_storage.url(
+        key, parameters=parameters, expire=settings.DOWNLOADS_URL_TTL, http_method=http_method
+    )
+
+
+def open_local(key: str):
+    """Open a locally stored media file for reading; FileNotFoundError when it is gone."""
+    return default_storage.open(key, "rb")
+
 
 # --- Direct uploads: the client sends the bytes straight to the storage --------------------------
 # On S3 to a presigned POST (size and type fixed by its policy); on local storage to the app's

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from . import views
+
 app_name = "downloads"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<str:token>/", views.download, name="download"),
+]

@@ -206,3 +206,23 @@ def run_worker():
                 signal.signal(sig, handler)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """pytest-django's live server on 127.0.0.1, started with a MEDIA_URL it can parse.
+
+    MEDIA_URL is None by design (local media has no public URL), but Django's live server
+    thread wraps the app in a media-files handler that parses MEDIA_URL as it starts and
+    fails on every request when it is None. It gets a path no request ever uses instead,
+    for the moment the thread starts, so media stays private there too.
+    """
+    import secrets
+
+    from django.test.utils import override_settings
+    from pytest_django.live_server_helper import LiveServer
+
+    with override_settings(MEDIA_URL=f"/never-served-{secrets.token_hex(16)}/"):
+        server = LiveServer("127.0.0.1")
+    yield server
+    server.stop()

@@ -122,3 +122,32 @@ def api_key(scope=ApiKey.Scope.WRITE, name="test key"):
     from accounts.services import api_key_create
 
     return api_key_create(name=name, scope=scope)
+
+
+def paid_order_with_files(lines=1, *, email="buyer@example.com", attached=1, **order_fields):
+    """A paid order with `lines` lines, each with one file grant (every third one a link),
+    and `attached` files attached to the order itself."""
+    now = timezone.now()
+    order = OrderFactory(email=email, status=models.Order.Status.PAID, paid_at=now, **order_fields)
+    for position in range(lines):
+        variant = VariantFactory(external_id=7000 + position)
+        line = OrderLineFactory(
+            order=order,
+            product=variant.product,
+            variant=variant,
+            variant_name=variant.name,
+            position=position,
+        )
+        factory = LinkDownloadFactory if position % 3 == 2 else DownloadFactory
+        GrantFactory(
+            order=order,
+            line=line,
+            download=factory(product=variant.product),
+            download_limit=10,
+            download_count=position % 4,
+        )
+    for _ in range(attached):
+        download = DownloadFactory(product=None)
+        order.downloads.add(download)
+        GrantFactory(order=order, line=None, download=download, download_limit=None)
+    return order

@@ -1,0 +1,88 @@
+"""The buyer's account pages: one order by its secret link, and a customer's order list."""
+
+from functools import wraps
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_safe
+
+from downloads import selectors
+from downloads.emails import site_url
+
+from .forms import OrderEmailPasswordResetForm
+
+ORDERS_PER_PAGE = 20
+
+# The pages load nothing but our own stylesheet; no script, frame or foreign form target.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def buyer_page(view):
+    """Headers of every buyer page: a strict CSP, never cached (the pages hold secret links),
+    not indexed, and a Referer only to our own origin (so the download endpoint can link
+    back to the order page, and nothing else ever sees the order URL)."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response["Cache-Control"] = "private, no-store"
+        response["Referrer-Policy"] = "same-origin"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return wrapped
+
+
+def _owns(user, order) -> bool:
+    return user.is_authenticated and (order.customer_id == user.pk or order.email == user.email)
+
+
+@require_safe
+@buyer_page
+def order_detail(request, access_token: str):
+    """An order's files, by the secret link in the order email (no login needed)."""
+    order = selectors.order_get_by_token(access_token=access_token)
+    if order is None:
+        return render(request, "accounts/order_not_found.html", status=404)
+    return render(
+        request,
+        "accounts/order_detail.html",
+        {
+            "order": order,
+            "lines": order.lines.all(),
+            "order_grants": order.order_grants,
+            "is_owner": _owns(request.user, order),
+        },
+    )
+
+
+@require_safe
+@buyer_page
+@login_required
+def order_list(request):
+    """The logged-in customer's orders, newest first."""
+    paginator = Paginator(
+        selectors.order_list_page_for_customer(user=request.user), ORDERS_PER_PAGE
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "accounts/order_list.html", {"page": page, "orders": page.object_list})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Sets a first password too: see OrderEmailPasswordResetForm."""
+
+    form_class = OrderEmailPasswordResetForm
+    email_template_name = "registration/password_reset_email.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):
+        # Links in the email use the configured site URL, not whatever Host the request had.
+        self.extra_email_context = {"site_url": site_url(self.request)}
+        return super().form_valid(form)

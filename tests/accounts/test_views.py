@@ -1,0 +1,243 @@
+"""The buyer's pages: one order by its secret link, the customer's order list."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from storages.backends.s3 import S3Storage
+
+from downloads import storage
+from downloads.models import Order
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def order_url(order) -> str:
+    return reverse("accounts:order_detail", args=[order.access_token])
+
+
+def text_of(response) -> str:
+    """The page's visible text, whitespace collapsed."""
+    html = response.content.decode()
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+class TestOrderPage:
+    def test_shows_number_date_lines_files_and_their_downloads(self, client):
+        order = factories.paid_order_with_files(lines=3, attached=1)
+        response = client.get(order_url(order))
+        assert response.status_code == 200
+        page = text_of(response)
+        assert f"Order #{order.number}" in page
+        assert f"Placed on {timezone.localtime(order.placed_at):%-d %B %Y}" in page
+        for line in order.lines.all():
+            assert line.name in page
+            assert line.variant_name in page
+            grant = line.grants.get()
+            assert grant.download.display_name in page
+            assert f"{grant.download_count} of 10 downloads used" in page
+            assert f'href="/downloads/{grant.token}/"' in response.content.decode()
+        assert "Files added to your order" in page
+        assert "Unlimited downloads" in page
+        assert "External link" in page
+        assert "20 bytes" in page  # the media's size
+
+    def test_shows_the_expiry_date(self, client):
+        expires = timezone.now() + timedelta(days=30)
+        grant = factories.GrantFactory(expires_at=expires)
+        page = text_of(client.get(order_url(grant.order)))
+        assert f"Available until {timezone.localtime(expires):%-d %B %Y}" in page
+
+    @pytest.mark.parametrize(
+        ("state", "reason"),
+        [
+            ({"download_limit": 3, "download_count": 3}, "Download limit reached"),
+            ({"expires_at": timezone.now() - timedelta(days=2)}, "Download period ended"),
+            ({"revoked_at": timezone.now()}, "Access revoked"),
+        ],
+    )
+    def test_used_up_expired_or_revoked_files_get_a_disabled_button_with_the_reason(
+        self, client, state, reason
+    ):
+        grant = factories.GrantFactory(**state)
+        response = client.get(order_url(grant.order))
+        html = response.content.decode()
+        assert reason in text_of(response)
+        assert f"/downloads/{grant.token}/" not in html
+        button = re.search(r"<button[^>]*disabled[^>]*>", html)
+        assert button and f'aria-describedby="reason-{grant.pk}"' in button.group(0)
+        assert f'id="reason-{grant.pk}"' in html
+
+    def test_a_file_updated_after_payment_says_so(self, client):
+        order = factories.paid_order_with_files(lines=2, attached=0)
+        first, second = (line.grants.get() for line in order.lines.all())
+        first.download.file_updated_at = order.paid_at + timedelta(days=3)
+        first.download.save()
+        second.download.file_updated_at = order.paid_at - timedelta(days=1)
+        second.download.save()
+        response = client.get(order_url(order))
+        when = timezone.localtime(first.download.file_updated_at)
+        assert text_of(response).count("Updated on") == 1
+        assert f"Updated on {when:%-d %B %Y}" in text_of(response)
+
+    def test_a_pending_order_says_its_files_come_after_payment(self, client):
+        order = factories.OrderFactory(status=Order.Status.PENDING)
+        factories.OrderLineFactory(order=order)
+        assert "waiting for your payment" in text_of(client.get(order_url(order)))
+
+    @pytest.mark.parametrize(
+        "token", ["0c732eb6fd9802a0821a9d29888baee8", "x" * 5000, "abc%00def", "%C3%A9"]
+    )
+    def test_an_unknown_or_malformed_token_is_a_404_page(self, client, token):
+        factories.paid_order_with_files(lines=1)
+        response = client.get(f"/account/orders/{token}/")
+        assert response.status_code == 404
+        assert "Order not found" in text_of(response)
+
+    def test_one_buyers_token_never_shows_another_buyers_order(self, client):
+        mine = factories.paid_order_with_files(lines=1, email="me@example.com")
+        theirs = factories.paid_order_with_files(lines=1, email="them@example.com")
+        html = client.get(order_url(mine)).content.decode()
+        assert f"#{mine.number}" in html and f"#{theirs.number}" not in html
+        for grant in theirs.grants.all():
+            assert grant.token not in html
+
+    def test_headers_forbid_caching_framing_and_foreign_resources(self, client):
+        order = factories.paid_order_with_files(lines=1)
+        response = client.get(order_url(order))
+        assert "no-store" in response["Cache-Control"]
+        assert "default-src 'none'" in response["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+        assert response["Referrer-Policy"] == "same-origin"
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert "noindex" in response["X-Robots-Tag"]
+
+    def test_the_page_uses_only_its_own_stylesheet_and_labels_its_buttons(self, client):
+        order = factories.paid_order_with_files(lines=1)
+        html = client.get(order_url(order)).content.decode()
+        assert re.findall(r'(?:href|src)="(https?:)?//', html) == []
+        assert '<link rel="stylesheet" href="/static/accounts/store.css">' in html
+        assert '<html lang="en">' in html and 'name="viewport"' in html
+        # Each download button names its file for screen readers.
+        assert re.search(r'class="visually-hidden"> file \d+\.pdf<', html)
+
+    def test_the_stylesheet_is_found_by_staticfiles(self):
+        from django.contrib.staticfiles import finders
+
+        assert finders.find("accounts/store.css")
+
+    def test_the_owner_logged_in_gets_a_link_back_to_their_orders(self, client, customer):
+        order = factories.paid_order_with_files(lines=1, email=customer.email)
+        client.force_login(customer)
+        html = client.get(order_url(order)).content.decode()
+        assert "← Your orders" in html
+
+    def test_head_is_answered_and_post_is_405(self, client):
+        order = factories.paid_order_with_files(lines=1)
+        assert client.head(order_url(order)).status_code == 200
+        assert client.post(order_url(order)).status_code == 405
+
+    @pytest.mark.parametrize("lines", [1, 10, 50])
+    def test_query_count_is_constant_and_nothing_is_presigned(
+        self, client, s3, monkeypatch, django_assert_num_queries, lines
+    ):
+        order = factories.paid_order_with_files(lines=lines, attached=2)
+        presigned = []
+        original = S3Storage.url
+        monkeypatch.setattr(
+            S3Storage, "url", lambda self, *a, **k: presigned.append(a) or original(self, *a, **k)
+        )
+        assert storage.is_s3()
+        # order, lines (+product, variant), the lines' grants (+download, media), order grants
+        with django_assert_num_queries(4):
+            response = client.get(order_url(order))
+        assert response.status_code == 200
+        assert response.content.decode().count('<li class="file">') == lines + 2
+        assert presigned == []
+
+
+class TestOrderList:
+    def test_needs_a_login(self, client):
+        response = client.get(reverse("accounts:order_list"))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("accounts:login"))
+
+    def test_lists_the_customers_orders_newest_first_and_no_one_elses(self, client, customer):
+        old = factories.paid_order_with_files(
+            lines=1, email=customer.email, placed_at=timezone.now() - timedelta(days=9)
+        )
+        new = factories.paid_order_with_files(lines=2, email=customer.email)
+        linked = factories.paid_order_with_files(lines=1, email="old-address@example.com")
+        linked.customer = customer
+        linked.save()
+        other = factories.paid_order_with_files(lines=1, email="someone@example.com")
+        client.force_login(customer)
+        html = client.get(reverse("accounts:order_list")).content.decode()
+        for order in (old, new, linked):
+            assert order_url(order) in html
+        assert order_url(other) not in html
+        assert html.index(f"#{new.number}") < html.index(f"#{old.number}")
+        assert new.lines.first().name in html
+
+    def test_paginates_and_the_query_count_does_not_grow_with_orders(
+        self, client, customer, django_assert_num_queries
+    ):
+        for _ in range(3):
+            factories.paid_order_with_files(lines=2, email=customer.email, attached=0)
+        client.force_login(customer)
+        url = reverse("accounts:order_list")
+        # session, user, count, the page's orders, their lines
+        with django_assert_num_queries(5):
+            assert client.get(url).status_code == 200
+        for _ in range(22):
+            factories.paid_order_with_files(lines=3, email=customer.email, attached=0)
+        with django_assert_num_queries(5):
+            response = client.get(url)
+        assert response.content.decode().count('class="order-row"') == 20
+        assert "Page 1 of 2" in text_of(response)
+        assert text_of(client.get(url, {"page": 2})).count("View order") == 5
+
+
+class TestLoginAndLogout:
+    def test_login_page_has_labelled_fields_and_csrf(self, client):
+        html = client.get(reverse("accounts:login")).content.decode()
+        assert re.search(r'<label for="id_username">Email address</label>', html)
+        assert '<label for="id_password">Password</label>' in html
+        assert 'name="csrfmiddlewaretoken"' in html
+
+    def test_a_customer_logs_in_with_email_and_lands_on_their_orders(self, client, customer):
+        response = client.post(
+            reverse("accounts:login"),
+            {"username": customer.email.upper(), "password": "correct horse battery"},
+        )
+        assert response.status_code == 302
+        assert response["Location"] == reverse("accounts:order_list")
+
+    def test_a_wrong_password_says_so(self, client, customer):
+        response = client.post(
+            reverse("accounts:login"), {"username": customer.email, "password": "nope"}
+        )
+        assert response.status_code == 200
+        assert "enter a correct email address and password" in text_of(response)
+
+    def test_logout_is_a_post_with_csrf(self, client, customer):
+        client.force_login(customer)
+        html = client.get(reverse("accounts:order_list")).content.decode()
+        assert f'action="{reverse("accounts:logout")}"' in html
+        assert client.post(reverse("accounts:logout")).status_code == 302
+        assert client.get(reverse("accounts:order_list")).status_code == 302
+
+    def test_csrf_is_enforced_on_login(self, customer):
+        from django.test import Client
+
+        strict = Client(enforce_csrf_checks=True)
+        response = strict.post(
+            reverse("accounts:login"),
+            {"username": customer.email, "password": "correct horse battery"},
+        )
+        assert response.status_code == 403

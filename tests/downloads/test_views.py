@@ -1,0 +1,430 @@
+"""GET /downloads/<grant token>/: one conditional UPDATE takes a download, then the file is
+served (302 to a presigned S3 URL, 302 to a link, or the local file streamed with ranges)."""
+
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from downloads import services, storage
+from downloads.models import DownloadEvent, DownloadGrant
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+CONTENT = bytes(range(256)) * 4  # 1024 distinct-enough bytes, so ranges are checkable
+
+
+def url_of(grant) -> str:
+    return reverse("downloads:download", args=[grant.token])
+
+
+def local_grant(content=CONTENT, filename="Field Guide (2nd édition).pdf", **kwargs):
+    media = factories.MediaFactory(content=content, filename=filename, sha256="ab" * 32)
+    line = factories.OrderLineFactory(order=factories.OrderFactory(status="paid"))
+    download = factories.DownloadFactory(product=line.product, media=media)
+    kwargs.setdefault("download_limit", 5)
+    return factories.GrantFactory(order=line.order, line=line, download=download, **kwargs)
+
+
+def s3_grant(filename="My Book — part 1.pdf", content=b"s3 bytes of the book", **kwargs):
+    media = services.media_create(file=ContentFile(content), filename=filename)
+    line = factories.OrderLineFactory(order=factories.OrderFactory(status="paid"))
+    download = factories.DownloadFactory(product=line.product, media=media)
+    kwargs.setdefault("download_limit", 5)
+    return factories.GrantFactory(order=line.order, line=line, download=download, **kwargs)
+
+
+def count_of(grant) -> int:
+    return DownloadGrant.objects.get(pk=grant.pk).download_count
+
+
+def body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def outcomes(grant) -> list[str]:
+    return list(DownloadEvent.objects.filter(grant=grant).values_list("outcome", flat=True))
+
+
+class TestLocalFile:
+    def test_get_streams_the_file_as_an_attachment_and_takes_one_download(self, client):
+        grant = local_grant()
+        response = client.get(
+            url_of(grant), HTTP_USER_AGENT="Firefox/130", REMOTE_ADDR="203.0.113.9"
+        )
+        assert response.status_code == 200
+        assert body(response) == CONTENT
+        assert response["Content-Length"] == str(len(CONTENT))
+        assert response["Content-Type"] == "application/pdf"
+        assert response["Content-Disposition"] == storage.content_disposition(
+            "Field Guide (2nd édition).pdf"
+        )
+        assert (
+            "filename*=UTF-8''Field%20Guide%20%282nd%20%C3%A9dition%29.pdf"
+            in (response["Content-Disposition"])
+        )
+        assert response["Accept-Ranges"] == "bytes"
+        assert count_of(grant) == 1
+        event = DownloadEvent.objects.get(grant=grant)
+        assert (event.outcome, event.ip, event.user_agent) == (
+            "served",
+            "203.0.113.9",
+            "Firefox/130",
+        )
+        assert DownloadGrant.objects.get(pk=grant.pk).last_downloaded_at is not None
+
+    def test_responses_are_never_cached_and_send_no_referrer(self, client):
+        grant = local_grant()
+        used_up = local_grant(download_limit=1, download_count=1)
+        for response in (client.get(url_of(grant)), client.get(url_of(used_up))):
+            assert "no-store" in response["Cache-Control"]
+            assert response["Referrer-Policy"] == "no-referrer"
+        missing = client.get("/downloads/not-a-token/")
+        assert "no-store" in missing["Cache-Control"]
+        assert missing["Referrer-Policy"] == "no-referrer"
+
+    def test_range_from_the_middle_answers_206_with_exactly_those_bytes_and_takes_nothing(
+        self, client
+    ):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=100-")
+        assert response.status_code == 206
+        assert body(response) == CONTENT[100:]
+        assert response["Content-Range"] == f"bytes 100-{len(CONTENT) - 1}/{len(CONTENT)}"
+        assert response["Content-Length"] == str(len(CONTENT) - 100)
+        closed = client.get(url_of(grant), HTTP_RANGE="bytes=10-19")
+        assert closed.status_code == 206
+        assert body(closed) == CONTENT[10:20]
+        assert closed["Content-Range"] == f"bytes 10-19/{len(CONTENT)}"
+        assert count_of(grant) == 0
+        assert outcomes(grant) == []
+
+    def test_range_from_byte_zero_counts_like_a_plain_get(self, client):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=0-")
+        assert response.status_code == 206
+        assert body(response) == CONTENT
+        assert response["Content-Range"] == f"bytes 0-{len(CONTENT) - 1}/{len(CONTENT)}"
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]
+
+    def test_suffix_range_counts_because_it_can_cover_the_whole_file(self, client):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=-5")
+        assert response.status_code == 206
+        assert body(response) == CONTENT[-5:]
+        assert count_of(grant) == 1
+
+    def test_range_past_the_end_is_416_and_takes_nothing(self, client):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=5000-")
+        assert response.status_code == 416
+        assert response["Content-Range"] == f"bytes */{len(CONTENT)}"
+        assert count_of(grant) == 0
+
+    def test_unparseable_or_multiple_ranges_get_the_whole_file_and_count(self, client):
+        grant = local_grant()
+        for header in ("bytes=5-1", "items=1-2", "bytes=1-2,5-6", "bytes=-0"):
+            response = client.get(url_of(grant), HTTP_RANGE=header)
+            assert response.status_code == 200, header
+            assert body(response) == CONTENT
+        assert count_of(grant) == 4
+
+    def test_resume_against_another_version_gets_and_pays_for_the_whole_file(self, client):
+        grant = local_grant()
+        stale = client.get(url_of(grant), HTTP_RANGE="bytes=100-", HTTP_IF_RANGE='"old-etag"')
+        assert stale.status_code == 200
+        assert body(stale) == CONTENT
+        assert count_of(grant) == 1
+        fresh = client.get(url_of(grant), HTTP_RANGE="bytes=100-", HTTP_IF_RANGE=f'"{"ab" * 32}"')
+        assert fresh.status_code == 206
+        assert count_of(grant) == 1
+
+    def test_head_answers_the_headers_and_takes_nothing(self, client):
+        grant = local_grant()
+        response = client.head(url_of(grant))
+        assert response.status_code == 200
+        assert response["Content-Length"] == str(len(CONTENT))
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert response.content == b""
+        assert count_of(grant) == 0
+        assert outcomes(grant) == []
+
+    def test_missing_file_answers_503_and_rolls_the_count_back(self, client):
+        grant = local_grant()
+        default_storage.delete(grant.download.media.file.name)
+        response = client.get(url_of(grant))
+        assert response.status_code == 503
+        assert "could not be delivered" in response.content.decode()
+        assert "was not counted" in response.content.decode()
+        assert count_of(grant) == 0
+        assert outcomes(grant) == ["failed"]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(
+        ("state", "reason", "outcome"),
+        [
+            ({"download_limit": 3, "download_count": 3}, "Download limit reached", "limit_reached"),
+            ({"expires_at": timezone.now() - timedelta(days=1)}, "Download expired", "expired"),
+            ({"revoked_at": timezone.now()}, "Access revoked", "revoked"),
+        ],
+    )
+    def test_refused_get_is_a_410_page_with_the_reason_and_takes_nothing(
+        self, client, state, reason, outcome
+    ):
+        grant = local_grant(**state)
+        before = count_of(grant)
+        response = client.get(url_of(grant))
+        assert response.status_code == 410
+        assert reason in response.content.decode()
+        assert count_of(grant) == before
+        assert outcomes(grant) == [outcome]
+
+    @pytest.mark.parametrize(
+        "state",
+        [
+            {"download_limit": 2, "download_count": 2},
+            {"expires_at": timezone.now() - timedelta(seconds=1)},
+            {"revoked_at": timezone.now()},
+        ],
+    )
+    def test_head_and_resumed_ranges_are_refused_too(self, client, state):
+        grant = local_grant(**state)
+        assert client.head(url_of(grant)).status_code == 410
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=100-").status_code == 410
+
+    def test_410_links_back_to_the_order_page_for_a_buyer_who_came_from_it(self, client):
+        grant = local_grant(download_limit=1, download_count=1)
+        order_url = reverse("accounts:order_detail", args=[grant.order.access_token])
+        response = client.get(url_of(grant), HTTP_REFERER=f"http://testserver{order_url}")
+        assert response.status_code == 410
+        assert f'href="{order_url}"' in response.content.decode()
+
+    def test_410_links_back_to_the_order_page_for_its_logged_in_owner(self, client, customer):
+        grant = local_grant(download_limit=1, download_count=1)
+        grant.order.customer = customer
+        grant.order.save()
+        client.force_login(customer)
+        response = client.get(url_of(grant))
+        assert grant.order.access_token in response.content.decode()
+
+    def test_a_shared_download_link_never_reveals_the_order_page(self, client, customer):
+        grant = local_grant(download_limit=1, download_count=1)
+        client.force_login(customer)  # somebody else
+        for referer in (
+            "",
+            "https://forum.example.com/thread",
+            "http://testserver/account/orders/x/",
+        ):
+            response = client.get(url_of(grant), HTTP_REFERER=referer)
+            assert response.status_code == 410
+            assert grant.order.access_token not in response.content.decode()
+
+
+class TestTokens:
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "unknown-token",
+            "a" * 64,
+            "a" * 65,
+            "x" * 5000,
+            "%00",
+            "abc%00def",
+            "%C3%A9t%C3%A9",
+            "%0D%0A",
+        ],
+    )
+    def test_unknown_and_malformed_tokens_are_404_pages(self, client, token):
+        factories.GrantFactory()
+        response = client.get(f"/downloads/{token}/")
+        assert response.status_code == 404
+        assert "not valid" in response.content.decode()
+        assert client.head(f"/downloads/{token}/").status_code == 404
+        assert DownloadEvent.objects.count() == 0
+
+    @pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+    def test_other_methods_are_405_and_take_nothing(self, client, method):
+        grant = local_grant()
+        response = getattr(client, method)(url_of(grant))
+        assert response.status_code == 405
+        assert count_of(grant) == 0
+
+    def test_a_nul_byte_in_the_user_agent_is_logged_without_it(self, client):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_USER_AGENT="evil\x00agent")
+        assert response.status_code == 200
+        assert DownloadEvent.objects.get(grant=grant).user_agent == "evilagent"
+
+
+class TestLink:
+    def test_link_redirects_to_the_url_and_takes_one_download(self, client):
+        grant = factories.GrantFactory(
+            download=factories.LinkDownloadFactory(url="https://cdn.example.com/ep1.mp3")
+        )
+        response = client.get(url_of(grant))
+        assert response.status_code == 302
+        assert response["Location"] == "https://cdn.example.com/ep1.mp3"
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert count_of(grant) == 1
+
+
+class TestS3:
+    def test_get_redirects_to_a_sigv4_url_living_the_configured_ttl(self, client, s3, settings):
+        settings.DOWNLOADS_URL_TTL = 45
+        grant = s3_grant()
+        response = client.get(url_of(grant))
+        assert response.status_code == 302
+        location = urlsplit(response["Location"])
+        query = {key: values[0] for key, values in parse_qs(location.query).items()}
+        assert location.path.startswith(f"/{s3.bucket}/media/")
+        assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+        assert query["X-Amz-Expires"] == "45"
+        assert query["X-Amz-SignedHeaders"] == "host"
+        assert query["response-content-disposition"] == storage.content_disposition(
+            "My Book — part 1.pdf"
+        )
+        assert (
+            "filename*=UTF-8''My%20Book%20%E2%80%94%20part%201.pdf"
+            in (query["response-content-disposition"])
+        )
+        assert query["response-content-type"] == "application/pdf"
+        assert "no-store" in response["Cache-Control"]
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]
+
+    def test_end_to_end_the_redirect_delivers_the_exact_bytes_under_the_original_name(
+        self, client, s3
+    ):
+        content = b"%PDF-1.7 the real book\n" * 100
+        grant = s3_grant(filename="Guía rápida 2024.pdf", content=content)
+        response = client.get(url_of(grant))
+        assert response.status_code == 302
+        delivered = requests.get(response["Location"], timeout=10)
+        assert delivered.status_code == 200
+        assert delivered.content == content
+        disposition = delivered.headers["Content-Disposition"]
+        assert disposition == storage.content_disposition("Guía rápida 2024.pdf")
+        assert "filename*=UTF-8''Gu%C3%ADa%20r%C3%A1pida%202024.pdf" in disposition
+
+    def test_head_and_resumed_range_take_nothing_and_give_no_whole_file_url(self, client, s3):
+        content = b"0123456789" * 20
+        grant = s3_grant(content=content)
+        head = client.head(url_of(grant))
+        assert head.status_code == 302
+        assert requests.head(head["Location"], timeout=10).status_code == 200
+        resumed = client.get(url_of(grant), HTTP_RANGE="bytes=100-")
+        assert resumed.status_code == 302
+        query = parse_qs(urlsplit(resumed["Location"]).query)
+        # The range is signed: S3 accepts this URL only with exactly this Range header.
+        assert query["X-Amz-SignedHeaders"] == ["host;range"]
+        part = requests.get(resumed["Location"], headers={"Range": "bytes=100-"}, timeout=10)
+        assert part.status_code == 206
+        assert part.content == content[100:]
+        assert count_of(grant) == 0
+        assert outcomes(grant) == []
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=0-").status_code == 302
+        assert count_of(grant) == 1
+
+    def test_failure_to_presign_rolls_the_count_back(self, client, s3, monkeypatch):
+        grant = s3_grant()
+
+        def broken(**kwargs):
+            raise RuntimeError("no credentials")
+
+        monkeypatch.setattr(storage, "presigned_download_url", broken)
+        response = client.get(url_of(grant))
+        assert response.status_code == 503
+        assert count_of(grant) == 0
+        assert outcomes(grant) == ["failed"]
+
+    def test_the_storage_and_its_client_are_built_once_not_per_request(self, client, s3):
+        grant = s3_grant()
+        client.get(url_of(grant))
+        built = default_storage._wrapped
+        s3_client = built.connection.meta.client
+        client.get(url_of(grant))
+        assert default_storage._wrapped is built
+        assert built.connection.meta.client is s3_client
+
+
+class TestStatementCount:
+    """A served download is three SQL statements: the grant lookup, the conditional UPDATE
+    and the event INSERT. The test database wraps each test in a transaction, so the view's
+    own transaction shows up as SAVEPOINT/RELEASE SAVEPOINT: those are left out of the count
+    (in production they are BEGIN/COMMIT, which Django does not log either)."""
+
+    @staticmethod
+    def statements(queries) -> list[str]:
+        return [
+            query["sql"]
+            for query in queries
+            if not query["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+        ]
+
+    def test_a_served_local_download_is_three_statements(self, client):
+        grant = local_grant()
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url_of(grant))
+            body(response)
+        sql = self.statements(captured.captured_queries)
+        assert len(sql) == 3, sql
+        assert sql[0].upper().startswith("SELECT")
+        assert sql[1].upper().startswith("UPDATE")
+        assert sql[2].upper().startswith("INSERT")
+
+    def test_a_served_s3_download_is_three_statements(self, client, s3):
+        grant = s3_grant()
+        client.get(url_of(grant))  # builds the boto3 client once for the process
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url_of(grant)).status_code == 302
+        assert len(self.statements(captured.captured_queries)) == 3
+
+
+# --- Concurrency, through the real endpoint --------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_parallel_clients_with_seven_downloads_left_get_exactly_seven_files(
+    postgres_only, live_server
+):
+    grant = local_grant(content=b"concurrent bytes", download_limit=7)
+    url = live_server.url + url_of(grant)
+    barrier = threading.Barrier(50)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def fetch():
+        try:
+            with requests.Session() as session:
+                barrier.wait(timeout=30)
+                response = session.get(url, allow_redirects=False, timeout=60)
+                with lock:
+                    statuses.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=fetch) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    assert len(statuses) == 50
+    assert sum(status in (200, 302) for status in statuses) == 7
+    assert statuses.count(410) == 43
+    assert count_of(grant) == 7
+    assert DownloadEvent.objects.filter(grant=grant, outcome="served").count() == 7
+    assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
