@@ -168,3 +168,6 @@ class DownloadEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from . import admin_webhooks  # noqa: E402,F401

@@ -27,26 +27,37 @@ def order_page_url(order: Order, request=None) -> str:
     return site_url(request) + reverse("accounts:order_detail", args=[order.access_token])
 
 
-def order_send_email(*, order: Order, request=None) -> Order:
-    """Send the order email (text and HTML) and record `email_sent_at`."""
+def order_email_message(*, order: Order, request=None, connection=None) -> EmailMultiAlternatives:
+    """The order email (text and HTML): each item with its files, and the order page link."""
     full = order_get_by_token(access_token=order.access_token) or order
+    lines = [
+        {"line": line, "grants": [grant for grant in line.grants.all() if not grant.is_revoked]}
+        for line in full.lines.all()
+        if line.refunded_at is None
+    ]
+    order_grants = [grant for grant in getattr(full, "order_grants", []) if not grant.is_revoked]
+    store = settings.DOWNLOADS_STORE_NAME
     context = {
         "order": full,
-        "store_name": settings.DOWNLOADS_STORE_NAME,
+        "store_name": store,
         "order_url": order_page_url(full, request),
-        "files": [
-            grant.download.display_name for line in full.lines.all() for grant in line.grants.all()
-        ]
-        + [grant.download.display_name for grant in getattr(full, "order_grants", [])],
+        "lines": lines,
+        "order_grants": order_grants,
+        "has_files": bool(order_grants) or any(item["grants"] for item in lines),
     }
-    subject = f"{settings.DOWNLOADS_STORE_NAME}: your downloads for order #{order.number}"
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=f"{store}: your downloads for order #{full.number}",
         body=render_to_string("emails/order_paid.txt", context),
-        to=[order.email],
+        to=[full.email],
+        connection=connection,
     )
     message.attach_alternative(render_to_string("emails/order_paid.html", context), "text/html")
-    message.send()
+    return message
+
+
+def order_send_email(*, order: Order, request=None) -> Order:
+    """Send the order email and record `email_sent_at` (only once it was handed over)."""
+    order_email_message(order=order, request=request).send()
     order.email_sent_at = timezone.now()
     Order.objects.filter(pk=order.pk).update(email_sent_at=order.email_sent_at)
     return order

@@ -221,3 +221,43 @@ def test_the_worker_runs_the_backfill_in_one_short_transaction_per_batch(
     assert backfill.status == Backfill.Status.DONE
     assert grants_of(download).count() == 7
     assert batches == [(True, [])] * 4  # 6 orders in batches of 2, then an empty one
+
+
+class TestAdmin:
+    def test_adding_a_backfill_starts_it_and_the_list_shows_progress(
+        self, client, staff, store, django_assert_max_num_queries
+    ):
+        client.force_login(staff)
+        download = store["download"]
+        response = client.post(
+            "/admin/downloads/backfill/add/", {"download": str(download.pk), "notify_buyers": "on"}
+        )
+        assert response.status_code == 302
+        backfill = Backfill.objects.get()
+        assert backfill.notify_buyers
+        services.download_backfill_run(backfill=backfill)
+        with django_assert_max_num_queries(8):
+            listing = client.get("/admin/downloads/backfill/")
+        assert listing.status_code == 200
+        assert "File for existing orders" in listing.content.decode()
+        page = client.get(f"/admin/downloads/backfill/{backfill.pk}/change/")
+        assert page.status_code == 200
+
+    def test_a_download_without_product_is_refused_on_the_form(self, client, staff):
+        client.force_login(staff)
+        loose = factories.DownloadFactory(product=None)
+        response = client.post("/admin/downloads/backfill/add/", {"download": str(loose.pk)})
+        assert response.status_code == 200
+        assert "attach it to single orders" in response.content.decode()
+
+    def test_resume_queues_a_failed_backfill_again(self, client, staff, store):
+        client.force_login(staff)
+        backfill = Backfill.objects.create(download=store["download"], status="failed")
+        response = client.post(
+            "/admin/downloads/backfill/",
+            {"action": "resume", "_selected_action": [str(backfill.pk)]},
+        )
+        assert response.status_code == 302
+        assert DBTaskResult.objects.filter(
+            task_path="downloads.tasks.backfill_run", args_kwargs__args=[str(backfill.pk)]
+        ).exists()

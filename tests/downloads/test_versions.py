@@ -115,3 +115,33 @@ class TestDownloadReplaceMedia:
         assert delivery.payload["data"]["id"] == str(version.pk)
         assert delivery.payload["data"]["filename"] == "v2.pdf"
         assert delivery.payload["data"]["changelog"] == "v2"
+
+
+class TestAdmin:
+    def test_adding_a_version_in_the_admin_replaces_the_file(self, client, staff):
+        client.force_login(staff)
+        download = factories.DownloadFactory()
+        new = factories.MediaFactory()
+        response = client.post(
+            "/admin/downloads/downloadversion/add/",
+            {"download": str(download.pk), "media": str(new.pk), "changelog": "Second edition"},
+        )
+        assert response.status_code == 302
+        download.refresh_from_db()
+        assert download.media == new
+        version = download.versions.first()
+        assert (version.changelog, version.created_by) == ("Second edition", staff)
+        assert client.get("/admin/downloads/downloadversion/").status_code == 200
+        page = client.get(f"/admin/downloads/downloadversion/{version.pk}/change/")
+        assert page.status_code == 200
+
+    def test_the_current_file_again_is_refused_on_the_form(self, client, staff):
+        client.force_login(staff)
+        download = factories.DownloadFactory()
+        response = client.post(
+            "/admin/downloads/downloadversion/add/",
+            {"download": str(download.pk), "media": str(download.media_id)},
+        )
+        assert response.status_code == 200
+        assert "already the current version" in response.content.decode()
+        assert not DownloadVersion.objects.exists()
