@@ -137,6 +137,15 @@ class TestOrderPage:
         html = client.get(order_url(order)).content.decode()
         assert "← Your orders" in html
 
+    def test_the_owner_logged_in_costs_only_the_session_and_user_lookups_more(
+        self, client, customer, django_assert_num_queries
+    ):
+        order = factories.paid_order_with_files(lines=10, email=customer.email)
+        client.force_login(customer)
+        # session, user, then the same 4 as for a guest
+        with django_assert_num_queries(6):
+            assert client.get(order_url(order)).status_code == 200
+
     def test_head_is_answered_and_post_is_405(self, client):
         order = factories.paid_order_with_files(lines=1)
         assert client.head(order_url(order)).status_code == 200
