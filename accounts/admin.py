@@ -27,6 +27,9 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """API keys: the raw key is shown once, in the message after creating it; only its hash
+    is stored, and the hash is never displayed."""
+
     list_display = [
         "name",
         "prefix",
@@ -39,6 +42,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
     list_select_related = ["created_by"]
+    list_per_page = 50
     fields = ["name", "scope", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
@@ -48,20 +52,34 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return [*self.readonly_fields, "scope"]
         return self.readonly_fields
 
-    def save_model(self, request, obj, form, change):
+    def has_delete_permission(self, request, obj=None):
+        # Revoked keys stay listed: who had access, and until when.
+        return False
+
+    def save_form(self, request, form, change):
         if change:
-            super().save_model(request, obj, form, change)
-            return
-        key, raw = api_key_create(name=obj.name, scope=obj.scope, created_by=request.user)
-        obj.pk = key.pk
-        obj.prefix = key.prefix
+            return super().save_form(request, form, change)
+        key, raw = api_key_create(
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"],
+            created_by=request.user,
+        )
         self.message_user(
             request,
             f"The new API key is {raw} — copy it now: it is shown only once.",
             messages.WARNING,
         )
+        return key
 
-    @admin.action(description="Revoke selected API keys")
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    @admin.action(permissions=["change"], description="Revoke selected API keys")
     def revoke(self, request, queryset):
         count = api_keys_revoke(keys=queryset)
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

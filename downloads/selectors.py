@@ -3,11 +3,14 @@ each with the joins and prefetches that keep its query count constant."""
 
 import hmac
 import json
+from datetime import datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
-from .models import Download, DownloadGrant, Order, OrderLine, Product, Variant
+from .models import Download, DownloadEvent, DownloadGrant, Order, OrderLine, Product, Variant
 
 MAX_TOKEN_LENGTH = 64
 
@@ -133,3 +136,63 @@ def line_target(
 
 def downloads_for_product(*, product: Product) -> QuerySet[Download]:
     return product.downloads.select_related("media", "variant").order_by("position", "created_at")
+
+
+# --- Back office ------------------------------------------------------------------------------
+
+GRANT_STATES = ("revoked", "used_up", "expired")
+
+
+def grant_state_q(state: str, *, now=None) -> Q:
+    """The grants in one state, for list filters: "revoked", "used_up" or "expired"."""
+    now = now or timezone.now()
+    if state == "revoked":
+        return Q(revoked_at__isnull=False)
+    if state == "used_up":
+        return Q(download_limit__isnull=False, download_count__gte=F("download_limit"))
+    if state == "expired":
+        return Q(expires_at__isnull=False, expires_at__lte=now)
+    raise ValueError(f"unknown grant state {state!r}")
+
+
+def downloads_per_day(*, days: int = 30, now=None) -> list[tuple]:
+    """Served downloads per day (in the current time zone) for the last `days` days, oldest
+    first, days without downloads included as 0. One query."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    first = today - timedelta(days=days - 1)
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(first, time.min), tz)
+    counts = dict(
+        DownloadEvent.objects.filter(outcome=DownloadEvent.Outcome.SERVED, at__gte=start)
+        .annotate(day=TruncDate("at", tzinfo=tz))
+        .order_by()
+        .values("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    return [
+        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
+    ]
+
+
+def top_products_by_downloads(*, limit: int = 5, days: int = 30, now=None) -> list[dict]:
+    """The products whose files were served most in the last `days` days: dicts with id,
+    name and downloads, most first. One query."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    return list(
+        DownloadEvent.objects.filter(
+            outcome=DownloadEvent.Outcome.SERVED,
+            at__gte=since,
+            grant__download__product__isnull=False,
+        )
+        .order_by()
+        .values("grant__download__product_id", "grant__download__product__name")
+        .annotate(downloads=Count("id"))
+        .order_by("-downloads", "grant__download__product__name")
+        .values(
+            "downloads",
+            id=F("grant__download__product_id"),
+            name=F("grant__download__product__name"),
+        )[:limit]
+    )

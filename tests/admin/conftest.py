@@ -1,0 +1,48 @@
+"""Helpers for the back-office tests: paid orders made through the services, and messages."""
+
+import pytest
+from django.contrib.messages import get_messages
+
+from downloads import services
+from downloads.models import Order
+from tests import factories
+
+
+def paid_order(*products, email="buyer@example.com", **kwargs):
+    """An order paid through the services (grants issued), no email."""
+    return services.order_create(
+        email=email,
+        lines=[services.LineInput(product=product) for product in products],
+        status=Order.Status.PAID,
+        send_email=False,
+        **kwargs,
+    )
+
+
+def product_with_file(content=b"%PDF-1.4 the bytes\n", filename="guide.pdf", **kwargs):
+    download = factories.DownloadFactory(
+        product=factories.ProductFactory(**kwargs),
+        media=factories.MediaFactory(content=content, filename=filename),
+    )
+    return download.product
+
+
+def messages_of(response) -> list[str]:
+    """The texts of the messages this request added (not those left from earlier requests)."""
+    return [str(message) for message in get_messages(response.wsgi_request)._queued_messages]
+
+
+def action(name: str, objects, **extra) -> dict:
+    """The POST body of a changelist action on `objects`."""
+    return {"action": name, "_selected_action": [str(obj.pk) for obj in objects], **extra}
+
+
+@pytest.fixture
+def order(db):
+    return paid_order(product_with_file())
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """admin_client's superuser is made per test; a fast hasher keeps that cheap."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,182 @@
+"""Products in the back office: inlines, store defaults, archive instead of delete."""
+
+import hashlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from downloads.models import Download, Media, Product
+from tests import factories
+from tests.admin.conftest import action, messages_of, paid_order, product_with_file
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:downloads_product_changelist")
+
+
+def product_form(name="Field Guide", downloads=(), variants=(), **fields):
+    """The POST body of the product add/change page, with its two inline formsets."""
+    data = {
+        "name": name,
+        "sku": fields.pop("sku", "FG-1"),
+        "vendor": "",
+        "tags": "[]",
+        "description": "",
+        "external_id": "",
+        "download_limit": "",
+        "download_expiry_days": "",
+        "variants-TOTAL_FORMS": str(len(variants)),
+        "variants-INITIAL_FORMS": "0",
+        "downloads-TOTAL_FORMS": str(len(downloads)),
+        "downloads-INITIAL_FORMS": "0",
+        **fields,
+    }
+    for index, variant in enumerate(variants):
+        for key, value in {"price": "0", "position": "0", **variant}.items():
+            data[f"variants-{index}-{key}"] = value
+    for index, download in enumerate(downloads):
+        for key, value in {"position": "0", **download}.items():
+            data[f"downloads-{index}-{key}"] = value
+    return data
+
+
+def test_limit_and_expiry_help_text_shows_the_store_defaults(admin_client, settings):
+    settings.DOWNLOADS_DEFAULT_LIMIT = 3
+    settings.DOWNLOADS_DEFAULT_EXPIRY_DAYS = 14
+    page = admin_client.get(reverse("admin:downloads_product_add")).content.decode()
+    assert "Empty: the store default (3 downloads); 0: unlimited." in page
+    assert "Empty: the store default (14 days); 0: never." in page
+
+
+def test_creating_a_product_uploads_a_file_in_place_through_media_create(admin_client):
+    content = b"chapter one\n" * 100
+    upload = SimpleUploadedFile("Field Guide.pdf", content, content_type="application/pdf")
+    data = product_form(
+        variants=[{"name": "Hardback", "sku": "FG-HB"}],
+        downloads=[{"upload": upload, "name": "The guide"}],
+    )
+    response = admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    product = Product.objects.get(name="Field Guide")
+    download = product.downloads.get()
+    media = download.media
+    assert (media.filename, media.byte_size) == ("Field Guide.pdf", len(content))
+    assert media.sha256 == hashlib.sha256(content).hexdigest()
+    assert media.content_type == "application/pdf"
+    assert product.variants.get().name == "Hardback"
+
+
+def test_a_stored_file_is_picked_for_a_download(admin_client):
+    media = factories.MediaFactory()
+    data = product_form(downloads=[{"media": str(media.pk)}])
+    response = admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert response.status_code == 302
+    assert Download.objects.get().media == media
+
+
+def test_a_download_link_without_a_name_shows_the_services_message(admin_client):
+    data = product_form(downloads=[{"url": "https://files.example.com/a.mp3"}])
+    response = admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert response.status_code == 200
+    assert "A download with a url needs a name." in response.content.decode()
+    assert not Product.objects.exists()
+
+
+def test_a_page_with_an_error_keeps_the_uploaded_file_picked_instead_of_storing_it_twice(
+    admin_client,
+):
+    upload = SimpleUploadedFile("notes.txt", b"notes", content_type="text/plain")
+    data = product_form(name="", downloads=[{"upload": upload}])
+    response = admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert response.status_code == 200
+    media = Media.objects.get()
+    formset = response.context["inline_admin_formsets"][1].formset
+    assert formset.forms[0]["media"].value() == str(media.pk)
+
+
+def test_deleting_a_product_orders_use_shows_the_conflict_and_keeps_it(admin_client):
+    product = product_with_file()
+    paid_order(product)
+    response = admin_client.post(
+        reverse("admin:downloads_product_delete", args=[product.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:downloads_product_change", args=[product.pk])
+    assert messages_of(response) == [
+        "This product is used by orders and cannot be deleted; archive it instead."
+    ]
+    assert Product.objects.filter(pk=product.pk).exists()
+
+
+def test_the_delete_page_of_a_product_in_use_offers_archiving(admin_client):
+    product = product_with_file()
+    paid_order(product)
+    page = admin_client.get(reverse("admin:downloads_product_delete", args=[product.pk]))
+    html = page.content.decode()
+    assert "Archive instead" in html
+    assert reverse("admin:downloads_product_run", args=[product.pk, "archive"]) in html
+
+
+def test_an_unused_product_is_deleted(admin_client):
+    product = product_with_file()
+    response = admin_client.post(
+        reverse("admin:downloads_product_delete", args=[product.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Product.objects.filter(pk=product.pk).exists()
+
+
+def test_bulk_delete_deletes_the_unused_and_names_those_orders_use(admin_client):
+    used, unused = product_with_file(name="Used"), product_with_file(name="Unused")
+    paid_order(used)
+    confirm = admin_client.post(CHANGELIST, action("delete_selected", [used, unused]))
+    assert confirm.status_code == 200
+    assert "Are you sure" in confirm.content.decode()
+    response = admin_client.post(CHANGELIST, action("delete_selected", [used, unused], post="yes"))
+    assert response.status_code == 302
+    assert list(Product.objects.values_list("name", flat=True)) == ["Used"]
+    assert set(messages_of(response)) == {
+        "Used: This product is used by orders and cannot be deleted; archive it instead.",
+        "Deleted 1 product.",
+    }
+
+
+def test_archive_and_unarchive_actions_go_through_the_service(admin_client):
+    product = product_with_file()
+    response = admin_client.post(CHANGELIST, action("archive", [product]))
+    product.refresh_from_db()
+    assert product.archived and product.archived_at is not None
+    assert messages_of(response) == ["Archived 1 product."]
+    admin_client.post(CHANGELIST, action("unarchive", [product]))
+    product.refresh_from_db()
+    assert not product.archived and product.archived_at is None
+
+
+def test_the_archive_button_on_the_change_page_archives_and_returns_there(admin_client):
+    product = product_with_file()
+    paid_order(product)
+    change = reverse("admin:downloads_product_change", args=[product.pk])
+    assert "Archive" in admin_client.get(change).content.decode()
+    response = admin_client.post(
+        reverse("admin:downloads_product_run", args=[product.pk, "archive"])
+    )
+    assert response["Location"] == change
+    product.refresh_from_db()
+    assert product.archived
+
+
+def test_the_archived_checkbox_cannot_be_edited_around_the_service(admin_client):
+    product = product_with_file()
+    data = product_form(name=product.name, sku=product.sku, archived="on")
+    admin_client.post(reverse("admin:downloads_product_change", args=[product.pk]), data)
+    product.refresh_from_db()
+    assert not product.archived
+
+
+def test_object_action_buttons_refuse_get_and_unknown_actions(admin_client):
+    product = product_with_file()
+    url = reverse("admin:downloads_product_run", args=[product.pk, "archive"])
+    assert admin_client.get(url).status_code == 405
+    bad = reverse("admin:downloads_product_run", args=[product.pk, "delete_selected"])
+    assert admin_client.post(bad).status_code == 403
