@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import views, webhooks
 
 app_name = "api"
 
@@ -18,6 +18,20 @@ router.register("orders", views.OrderViewSet, basename="order")
 router.register("grants", views.GrantViewSet, basename="grant")
 router.register("events", views.EventViewSet, basename="event")
 router.register("customers", views.CustomerViewSet, basename="customer")
+# After the sale (issue 7): webhooks, a download's versions and backfills.
+router.register("webhook_endpoints", webhooks.WebhookEndpointViewSet, basename="webhook_endpoint")
+router.register("webhook_deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook_delivery")
+router.register("backfills", webhooks.BackfillViewSet, basename="backfill")
+router.register(
+    r"downloads/(?P<download_id>[^/]+)/versions",
+    webhooks.DownloadVersionViewSet,
+    basename="download_version",
+)
+router.register(
+    r"downloads/(?P<download_id>[^/]+)/backfills",
+    webhooks.DownloadBackfillViewSet,
+    basename="download_backfill",
+)
 
 urlpatterns = [
     path(

@@ -261,3 +261,31 @@ class TestAdmin:
         assert DBTaskResult.objects.filter(
             task_path="downloads.tasks.backfill_run", args_kwargs__args=[str(backfill.pk)]
         ).exists()
+
+
+class TestApi:
+    def test_post_starts_a_backfill_and_its_progress_can_be_read(self, store):
+        from rest_framework.test import APIClient
+
+        _key, raw = factories.api_key()
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        download = store["download"]
+        response = api.post(
+            f"/api/v1/downloads/{download.pk}/backfills", {"notify_buyers": True}, format="json"
+        )
+        assert response.status_code == 202
+        body = response.json()
+        assert (body["object"], body["status"], body["kind"]) == (
+            "backfill",
+            "pending",
+            "deliver_to_existing_orders",
+        )
+        services.download_backfill_run(backfill=Backfill.objects.get(pk=body["id"]))
+        done = api.get(f"/api/v1/backfills/{body['id']}").json()
+        assert (done["status"], done["grants_created"], done["emails_sent"]) == ("done", 7, 6)
+        listing = api.get(f"/api/v1/downloads/{download.pk}/backfills").json()
+        assert [row["id"] for row in listing["data"]] == [body["id"]]
+        loose = factories.DownloadFactory(product=None)
+        refused = api.post(f"/api/v1/downloads/{loose.pk}/backfills", {}, format="json")
+        assert (refused.status_code, refused.json()["code"]) == (422, "download.no_product")
