@@ -21,6 +21,7 @@ from downloads.models import Download, DownloadEvent, DownloadGrant, Media, Orde
 from .exceptions import QueryParameterError
 
 MAX_LIST_VALUES = 100
+DIRECTIONS = ("asc", "desc", "ASC", "DESC")
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # Unix seconds the datetime type can hold (year 1970 to 9999).
 UNIX_MIN, UNIX_MAX = 0, 253402300799
@@ -107,6 +108,24 @@ class UnixTimeFilter(django_filters.Filter):
         return super().filter(qs, unix_to_datetime(value))
 
 
+class StrictBooleanField(forms.Field):
+    """`true`/`false` (or 1/0); anything else is an error, not silently no filter."""
+
+    values = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return self.values[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Use true or false.", code="invalid") from None
+
+
+class BooleanFilter(django_filters.Filter):
+    field_class = StrictBooleanField
+
+
 class TextFilter(django_filters.CharFilter):
     """A string filter bounded to the column's length."""
 
@@ -123,7 +142,7 @@ class ProductFilterSet(ApiFilterSet):
     vendor = TextFilter()
     tag = TextFilter(method="filter_tag", max_length=100, help_text="Products carrying this tag.")
     external_id = IntegerFilter(min_value=BIGINT_MIN, max_value=BIGINT_MAX)
-    archived = django_filters.BooleanFilter()
+    archived = BooleanFilter()
 
     class Meta:
         model = Product
@@ -152,7 +171,7 @@ class MediaFilterSet(ApiFilterSet):
 
 
 class DownloadFilterSet(ApiFilterSet):
-    archived = django_filters.BooleanFilter()
+    archived = BooleanFilter()
     product_ids = UUIDListFilter(field_name="product_id", help_text="Downloads of these products.")
     customer_ids = IntListFilter(
         method="filter_customers", help_text="Downloads granted to these customers' orders."
@@ -185,7 +204,7 @@ class GrantFilterSet(ApiFilterSet):
     product_ids = UUIDListFilter(
         method="filter_products", help_text="Grants for these products' lines or downloads."
     )
-    revoked = django_filters.BooleanFilter(method="filter_revoked")
+    revoked = BooleanFilter(method="filter_revoked")
 
     class Meta:
         model = DownloadGrant
@@ -283,20 +302,20 @@ class SortBackend(BaseFilterBackend):
         elif params.get("sortby"):
             name, direction, parameter = params["sortby"], params.get("sortdir", ""), "sortby"
         else:
-            if params.get("sortdir") and params["sortdir"].lower() not in ("asc", "desc"):
+            if params.get("sortdir") and params["sortdir"] not in DIRECTIONS:
                 raise QueryParameterError({"sortdir": ["Use asc or desc."]})
             return queryset
         if name not in fields:
             raise QueryParameterError(
                 {parameter: [f"Sort by one of: {', '.join(fields)}."]}, code="invalid_choice"
             )
-        direction = (direction or "asc").lower()
-        if direction not in ("asc", "desc"):
+        direction = direction or "asc"
+        if direction not in DIRECTIONS:
             raise QueryParameterError(
                 {"sortdir" if parameter == "sortby" else parameter: ["Use asc or desc."]},
                 code="invalid_choice",
             )
-        prefix = "-" if direction == "desc" else ""
+        prefix = "-" if direction.lower() == "desc" else ""
         return queryset.order_by(f"{prefix}{fields[name]}", f"{prefix}pk")
 
     def get_schema_operation_parameters(self, view):

@@ -2,7 +2,7 @@
 status an operation can answer, the filters with their real names (`ids[]`) and bounds, and
 SureCart's create body that may or may not be wrapped in `{"download": …}`."""
 
-from django_filters import BooleanFilter, ChoiceFilter
+from django_filters import ChoiceFilter
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiFilterExtension,
@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from .filters import (
     UNIX_MAX,
     UNIX_MIN,
+    BooleanFilter,
     IntegerFilter,
     IntListFilter,
     TextFilter,
@@ -282,7 +283,7 @@ def api_docs(
         views["destroy"] = extend_schema(
             summary=f"Delete a {name}",
             tags=tag,
-            responses=DeletedSerializer,
+            responses={200: DeletedSerializer},
             description="Deleting what orders still use answers 409: archive it instead.",
         )
 
