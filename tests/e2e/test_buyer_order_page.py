@@ -14,6 +14,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CONTENT = b"%PDF-1.4\n" + bytes(range(256)) * 64
 
+# Two cores shared with the rest of the suite: wait as long as the page fixture does.
+expect.set_options(timeout=15_000)
+
 
 def test_buyer_downloads_from_the_order_page_until_the_limit(live_server, page, screenshot):
     order = factories.paid_order_with_files(lines=2, attached=1, email="reader@example.com")
