@@ -35,20 +35,26 @@ def error(status: int, http_status: str, code: str, message: str) -> JsonRespons
     )
 
 
-def asset(grant, base_url: str) -> dict:
+def asset(grant, base_url: str, paid_at=None) -> dict:
     download = grant.download
     media = download.media
+    data = {
+        "id": str(download.id),
+        "filename": download.display_name,
+        # A link's size is unknown to us; an empty string keeps the field a string.
+        "size": compact_size(media.byte_size) if media is not None else "",
+        "is_file": media is not None,
+        "is_link": media is None,
+        "url": base_url + reverse("downloads:download", args=[grant.token]),
+    }
+    updated = download.file_updated_at
+    if updated is not None and paid_at is not None and updated > paid_at:
+        # Our one addition to the seed's shape, present only for a file replaced after the
+        # order was paid ("updated on …"): Unix seconds, like every time in our API.
+        data["updated_at"] = int(updated.timestamp())
     return {
         "limits": {"downloaded": grant.download_count, "limit": grant.download_limit},
-        "data": {
-            "id": str(download.id),
-            "filename": download.display_name,
-            # A link's size is unknown to us; an empty string keeps the field a string.
-            "size": compact_size(media.byte_size) if media is not None else "",
-            "is_file": media is not None,
-            "is_link": media is None,
-            "url": base_url + reverse("downloads:download", args=[grant.token]),
-        },
+        "data": data,
     }
 
 
@@ -85,11 +91,13 @@ def customer_account_orders(request):
             "lines": [
                 {
                     "product": line_product(line),
-                    "assets": [asset(grant, base_url) for grant in line.grants.all()],
+                    "assets": [
+                        asset(grant, base_url, order.paid_at) for grant in line.grants.all()
+                    ],
                 }
                 for line in order.lines.all()
             ],
-            "assets": [asset(grant, base_url) for grant in order.order_grants],
+            "assets": [asset(grant, base_url, order.paid_at) for grant in order.order_grants],
         },
         "text": TEXT,
     }

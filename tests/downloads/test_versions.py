@@ -210,3 +210,23 @@ class TestApi:
         )
         assert unknown.status_code == 422
         assert api.get("/api/v1/downloads/not-a-uuid/versions").status_code == 404
+
+
+class TestBuyersSeeUpdatedFiles:
+    def test_the_storefront_json_and_the_order_page_say_updated_on_for_older_orders(self, client):
+        download = factories.DownloadFactory()
+        before = paid_order_of(download.product, email="early@example.com")
+        services.download_replace_media(download=download, media=factories.MediaFactory())
+        download.refresh_from_db()
+        after = paid_order_of(download.product, email="late@example.com")
+
+        def storefront_asset(order):
+            body = client.get("/api/v2/customer-account-orders", {"id": order.access_token}).json()
+            return body["order"]["lines"][0]["assets"][0]["data"]
+
+        assert storefront_asset(before)["updated_at"] == int(download.file_updated_at.timestamp())
+        assert "updated_at" not in storefront_asset(after)  # bought the new file already
+        page = client.get(f"/account/orders/{before.access_token}/").content.decode()
+        assert "Updated on" in page
+        page = client.get(f"/account/orders/{after.access_token}/").content.decode()
+        assert "Updated on" not in page
