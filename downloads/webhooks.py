@@ -151,13 +151,6 @@ def _endpoint_changed(**kwargs) -> None:
     transaction.on_commit(subscriptions_changed)
 
 
-def is_subscribed(event_type: str) -> bool:
-    """Cheap check before building a payload; only hot event types skip the database."""
-    if event_type in HOT_EVENT_TYPES:
-        return event_type in subscribed_types()
-    return True
-
-
 # --- Emitting ---------------------------------------------------------------------------------
 
 
