@@ -416,6 +416,12 @@ class DownloadForm(forms.ModelForm):
         return cleaned
 
 
+def stored(download: Download) -> Download:
+    """The download as stored. The form has already put its new values on its instance;
+    download_update compares old and new (a new file becomes a version), so it gets this."""
+    return Download.objects.select_related("media").get(pk=download.pk)
+
+
 def download_fields(form, *, create: bool = False, exclude=()) -> dict:
     """What a download form gives download_create (every field) or download_update (the
     changed ones); a file uploaded in place is the media."""
@@ -569,7 +575,7 @@ class ProductAdmin(
                     product=product, **download_fields(row, create=True, exclude={"product"})
                 ),
                 update=lambda download, row: services.download_update(
-                    download=download,
+                    download=stored(download),
                     created_by=request.user,
                     **download_fields(row, exclude={"product"}),
                 ),
@@ -957,11 +963,13 @@ class DownloadAdmin(
 
     def service_update(self, request, obj, form):
         return services.download_update(
-            download=obj, created_by=request.user, **download_fields(form)
+            download=stored(obj), created_by=request.user, **download_fields(form)
         )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("media")
+        # Also what the autocomplete lists (its labels name the file). A queryset that
+        # selects related rows itself makes the changelist skip list_select_related.
+        return super().get_queryset(request).select_related("media", "product", "variant__product")
 
     def _set_archived(self, request, queryset, archived: bool):
         changed = 0

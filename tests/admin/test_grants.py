@@ -160,3 +160,14 @@ def test_the_grant_token_is_never_shown(admin_client, grants):
         reverse("admin:downloads_downloadgrant_change", args=[grant.pk])
     ).content.decode()
     assert grant.token not in html
+
+
+def test_a_grant_with_downloads_in_the_log_is_kept_an_unused_one_deleted(admin_client, grants):
+    used, unused = grants["active"], grants["expired"]
+    factories.EventFactory(grant=used)
+    for grant in (used, unused):
+        admin_client.post(
+            reverse("admin:downloads_downloadgrant_delete", args=[grant.pk]), {"post": "yes"}
+        )
+    assert DownloadGrant.objects.filter(pk=used.pk).exists()
+    assert not DownloadGrant.objects.filter(pk=unused.pk).exists()

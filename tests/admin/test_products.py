@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from downloads import services
 from downloads.models import Download, Media, Product
 from tests import factories
 from tests.admin.conftest import action, messages_of, paid_order, product_with_file
@@ -21,7 +22,7 @@ def product_form(name="Field Guide", downloads=(), variants=(), **fields):
         "name": name,
         "sku": fields.pop("sku", "FG-1"),
         "vendor": "",
-        "tags": "[]",
+        "tags": "",
         "description": "",
         "external_id": "",
         "download_limit": "",
@@ -180,3 +181,66 @@ def test_object_action_buttons_refuse_get_and_unknown_actions(admin_client):
     assert admin_client.get(url).status_code == 405
     bad = reverse("admin:downloads_product_run", args=[product.pk, "delete_selected"])
     assert admin_client.post(bad).status_code == 403
+
+
+def inline_rows(product, **changes):
+    """The change form of a product as it stands, with changes to its first download row."""
+    data = product_form(name=product.name, sku=product.sku)
+    variants = list(product.variants.all())
+    downloads = list(product.downloads.all())
+    data.update(
+        {
+            "variants-TOTAL_FORMS": str(len(variants)),
+            "variants-INITIAL_FORMS": str(len(variants)),
+            "downloads-TOTAL_FORMS": str(len(downloads)),
+            "downloads-INITIAL_FORMS": str(len(downloads)),
+        }
+    )
+    for index, variant in enumerate(variants):
+        for key in ("name", "sku", "price", "position"):
+            data[f"variants-{index}-{key}"] = str(getattr(variant, key))
+        data[f"variants-{index}-id"] = str(variant.pk)
+        data[f"variants-{index}-product"] = str(product.pk)
+    for index, download in enumerate(downloads):
+        data[f"downloads-{index}-id"] = str(download.pk)
+        data[f"downloads-{index}-product"] = str(product.pk)
+        data[f"downloads-{index}-media"] = str(download.media_id or "")
+        data[f"downloads-{index}-url"] = download.url or ""
+        data[f"downloads-{index}-name"] = download.name or ""
+        data[f"downloads-{index}-position"] = str(download.position)
+    data.update(changes)
+    return data
+
+
+def test_replacing_a_downloads_file_keeps_the_old_one_as_a_version(admin_client, admin_user):
+    product = product_with_file()
+    download = product.downloads.get()
+    old_media = download.media
+    new_media = factories.MediaFactory(filename="guide v2.pdf")
+    data = inline_rows(product, **{"downloads-0-media": str(new_media.pk)})
+    response = admin_client.post(reverse("admin:downloads_product_change", args=[product.pk]), data)
+    assert response.status_code == 302
+    download.refresh_from_db()
+    assert download.media == new_media and download.file_updated_at is not None
+    versions = list(download.versions.order_by("created_at").values_list("media", "created_by"))
+    assert versions == [(old_media.pk, None), (new_media.pk, admin_user.pk)]
+
+
+def test_deleting_a_variant_orders_use_is_refused(admin_client):
+    variant = factories.VariantFactory(product=product_with_file())
+    product = variant.product
+    services.order_create(
+        email="a@example.com", lines=[services.LineInput(product=product, variant=variant)]
+    )
+    data = inline_rows(product, **{"variants-0-DELETE": "on"})
+    response = admin_client.post(reverse("admin:downloads_product_change", args=[product.pk]), data)
+    assert response.status_code == 200
+    # The admin's inline checks the same PROTECT that makes variant_delete answer Conflict.
+    assert "would require deleting the following protected" in response.content.decode()
+    assert product.variants.exists()
+
+
+def test_tags_are_typed_comma_separated(admin_client):
+    data = product_form(tags="ebooks, design ,, ebooks")
+    admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert Product.objects.get().tags == ["ebooks", "design"]

@@ -1,0 +1,94 @@
+"""Every changelist takes the same number of queries for 1 row as for 50, and long lists
+paginate."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.services import api_key_create
+from tests import factories
+from tests.admin.conftest import paid_order, product_with_file
+
+pytestmark = pytest.mark.django_db
+
+
+def make_products(n):
+    for _ in range(n):
+        factories.VariantFactory(product=product_with_file())
+
+
+def make_variants(n):
+    factories.VariantFactory.create_batch(n)
+
+
+def make_media(n):
+    for _ in range(n):
+        factories.DownloadFactory()
+
+
+def make_downloads(n):
+    factories.DownloadFactory.create_batch(n, variant=None)
+
+
+def make_orders(n):
+    product = product_with_file()
+    for index in range(n):
+        paid_order(product, email=f"buyer{index}@example.com")
+
+
+def make_grants(n):
+    factories.GrantFactory.create_batch(n)
+
+
+def make_events(n):
+    factories.EventFactory.create_batch(n)
+
+
+def make_api_keys(n):
+    staff = factories.StaffFactory()
+    for index in range(n):
+        api_key_create(name=f"key {index}", created_by=staff)
+
+
+def make_users(n):
+    factories.UserFactory.create_batch(n)
+
+
+# (changelist, rows factory, queries): session, user, the counts and the page, plus the
+# vendor filter's values (products), the date hierarchy's range and days (orders, events).
+CHANGELISTS = [
+    ("downloads_product", make_products, 6),
+    ("downloads_variant", make_variants, 5),
+    ("downloads_media", make_media, 5),
+    ("downloads_download", make_downloads, 5),
+    ("downloads_order", make_orders, 7),
+    ("downloads_downloadgrant", make_grants, 5),
+    ("downloads_downloadevent", make_events, 7),
+    ("accounts_apikey", make_api_keys, 5),
+    ("accounts_user", make_users, 5),
+]
+
+
+@pytest.mark.parametrize("rows", [1, 50])
+@pytest.mark.parametrize(
+    "name, make, queries", CHANGELISTS, ids=[name for name, _, _ in CHANGELISTS]
+)
+def test_changelist_queries_do_not_grow_with_rows(
+    admin_client, django_assert_num_queries, name, make, queries, rows
+):
+    make(rows)
+    url = reverse(f"admin:{name}_changelist")
+    with django_assert_num_queries(queries):
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    listed = len(response.context["cl"].result_list)
+    # the user list also holds the admin who is looking
+    assert listed == rows + (name == "accounts_user")
+
+
+def test_long_lists_paginate(admin_client):
+    factories.GrantFactory.create_batch(51)
+    url = reverse("admin:downloads_downloadgrant_changelist")
+    first = admin_client.get(url)
+    assert len(first.context["cl"].result_list) == 50
+    second = admin_client.get(url, {"p": 2})
+    assert len(second.context["cl"].result_list) == 1
