@@ -253,6 +253,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "downloads.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "downloads.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Callers not yet identified are throttled by address: trust X-Forwarded-For only as far
+    # as the proxies in front of the app (0: use REMOTE_ADDR; a client cannot spoof it).
+    "NUM_PROXIES": env_int("DOWNLOADS_NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Digital Downloads API",

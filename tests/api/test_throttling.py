@@ -56,3 +56,11 @@ def test_invalid_keys_are_throttled_by_address(settings):
     guesser = _client("dd_000000000000_guess")
     statuses = [guesser.get("/api/v1/products").status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
+
+
+def test_a_forged_forwarded_for_does_not_reset_the_budget_of_an_address(settings):
+    settings.DOWNLOADS_API_THROTTLE = "1/min"
+    guesser = APIClient()
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer dd_000000000000_guess")
+    assert guesser.get("/api/v1/products", HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 401
+    assert guesser.get("/api/v1/products", HTTP_X_FORWARDED_FOR="10.0.0.2").status_code == 429
