@@ -210,10 +210,14 @@ class BackfillAdmin(ServiceFormMixin, admin.ModelAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(
-        max_length=2048, assume_scheme="https", widget=forms.URLInput(attrs={"size": 60})
+        label="URL",
+        max_length=2048,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"size": 60}),
     )
+    # The names receivers see in `type` and Webhook-Event, not prettified labels.
     event_types = forms.MultipleChoiceField(
-        choices=WebhookEndpoint.EventType.choices,
+        choices=[(name, name) for name in webhooks.EVENT_TYPES],
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text="None chosen: every event.",
@@ -352,6 +356,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the log stays; deleting the endpoint removes its deliveries
 
     def has_change_permission(self, request, obj=None):
         # Viewing only; the list's action still needs the changelist.
