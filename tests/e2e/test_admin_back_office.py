@@ -15,7 +15,7 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from downloads.admin import DIRECT_UPLOAD_MIN_BYTES
-from downloads.models import Media, Order
+from downloads.models import Media, MediaUpload, Order
 from tests import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -57,6 +57,8 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("heading", name="Field Guide.pdf")).to_be_visible()
     media = Media.objects.get()
+    # It came through the direct flow (the page's script), not the form's POST.
+    assert MediaUpload.objects.get().media == media
     assert media.sha256 == hashlib.sha256(CONTENT).hexdigest()
     assert media.byte_size == len(CONTENT)
     expect(page.locator(".field-sha256_display")).to_contain_text(media.sha256)
