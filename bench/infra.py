@@ -23,6 +23,9 @@ HOST = "127.0.0.1"
 PG_BASE_URL = "postgres://downloads:downloads@127.0.0.1:5432"
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 S3_REGION = "us-east-1"
+# The settings of every Django process the bench starts; `--settings` swaps in a variant
+# (e.g. a module that imports bench.settings and changes one thing) to measure a change.
+SETTINGS = {"module": "bench.settings"}
 
 
 class BenchError(RuntimeError):
@@ -73,7 +76,8 @@ def ensure_tool(binary: str, package: str) -> str:
 
 def tool_version(command: list[str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True)
-    return (done.stdout + done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
 
 
 # --- Ports and processes ----------------------------------------------------------------------
@@ -266,7 +270,7 @@ def django_env(*, db_url: str, s3: dict | None = None, **extra) -> dict:
         if not key.startswith(("AWS_", "DJANGO_", "DOWNLOADS_", "DATABASE_", "PYTEST"))
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="bench.settings",
+        DJANGO_SETTINGS_MODULE=SETTINGS["module"],
         DATABASE_URL=db_url,
         DATABASE_CONN_MAX_AGE="600",
         DOWNLOADS_DEV="1",
