@@ -155,6 +155,12 @@ AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
 
 def s3_storage_options(bucket: str) -> dict:
     """The django-storages S3 options for private objects, from the environment."""
+    from boto3.s3.transfer import TransferConfig
+
+    transfer = TransferConfig(max_concurrency=2)
+    transfer.max_in_memory_upload_chunks = (
+        2  # s3transfer's knob; boto3 does not take it as an argument
+    )
     endpoint = os.environ.get("AWS_S3_ENDPOINT_URL") or None
     return {
         "bucket_name": bucket,
@@ -172,6 +178,9 @@ def s3_storage_options(bucket: str) -> dict:
         "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE")
         or ("path" if endpoint else None),
         "object_parameters": {"CacheControl": "private, max-age=0"},
+        # Uploads from an open file hold each 8 MiB part in memory until it is sent; boto3's
+        # default of 10 parts in flight made a 200 MiB upload cost ~150 MiB of RAM.
+        "transfer_config": transfer,
     }
 
 
