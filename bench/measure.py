@@ -52,13 +52,29 @@ def wrk_command(
     threads: int = 1,
     latency: bool = False,
     headers: dict | None = None,
+    script: Path | None = None,
 ) -> list[str]:
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
     if latency:
         command.append("--latency")
+    if script is not None:
+        command += ["-s", str(script)]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     return [*command, url]
+
+
+def wrk_paths_script(paths: list[str]) -> str:
+    """A wrk Lua script that requests `paths` in turn (GET, the URL's host)."""
+    quoted = ", ".join('"' + path.replace("\\", "").replace('"', "") + '"' for path in paths)
+    return (
+        f"local paths = {{{quoted}}}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #paths + 1\n"
+        '  return wrk.format("GET", paths[i])\n'
+        "end\n"
+    )
 
 
 def run_wrk(command: list[str]) -> dict:

@@ -22,6 +22,11 @@ STORE_ORDER_BASE = 10_000_000
 RACE_LIMIT = 10
 
 
+def stream_key(size: int) -> str:
+    """The storage key (under the local media root) of the streamed file of `size` bytes."""
+    return f"bench/stream-{size}.bin"
+
+
 def _setup():
     import django
 
@@ -82,7 +87,7 @@ def seed_hot(args) -> dict:
     # root; only the row is created here (S3 is the default storage of this process).
     stream_product = Product.objects.create(name="Bench stream", download_limit=0)
     stream_media = Media.objects.create(
-        file="bench/stream.bin",
+        file=stream_key(args.stream_bytes),
         filename="stream.bin",
         content_type="application/octet-stream",
         byte_size=args.stream_bytes,
@@ -101,6 +106,7 @@ def seed_hot(args) -> dict:
         "tiny_order": tiny.access_token,
         "tiny_grants": tiny.grants.count(),
         "download_grant": download.token,
+        "download_grants": list(hot.grants.values_list("token", flat=True)),
         "download_key": download.download.media.file.name,
         "download_filename": download.download.media.filename,
         "race_grant": race.grants.get().token,
@@ -151,8 +157,8 @@ STORE_SQL = [
 
 def seed_store(args) -> dict:
     """A store of `--orders` paid orders, bulk-inserted in SQL (INSERT … SELECT over
-    generate_series): two lines an order (the flagship product with 2 files, one of 100
-    others with 3 files) and 5 grants an order."""
+    generate_series): two lines an order, the flagship product with 2 files and one of 100
+    others with `--other-files` files (3 by default: 5 grants an order)."""
     from django.db import connection
 
     from downloads.models import Download, DownloadGrant, Media, Order, OrderLine, Product
@@ -179,7 +185,7 @@ def seed_store(args) -> dict:
         for n in range(STORE_OTHER_PRODUCTS)
     )
     for item in others:
-        files(item, 3)
+        files(item, args.other_files)
     params = {
         "base": STORE_ORDER_BASE,
         "orders": args.orders,
@@ -311,7 +317,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tasks")
     sub = parser.add_subparsers(dest="task", required=True)
     sub.add_parser("seed-hot").add_argument("--stream-bytes", type=int, required=True)
-    sub.add_parser("seed-store").add_argument("--orders", type=int, required=True)
+    p = sub.add_parser("seed-store")
+    p.add_argument("--orders", type=int, required=True)
+    p.add_argument("--other-files", type=int, default=3)
     sub.add_parser("queries").add_argument("--url", action="append", required=True)
     p = sub.add_parser("presign")
     p.add_argument("--key", required=True)
