@@ -36,7 +36,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import selectors, services, storage
-from .api.serializers import MAX_DAYS
 from .emails import order_page_url, order_send_email, site_url
 from .models import (
     Download,
@@ -488,7 +487,10 @@ class ProductAdminForm(forms.ModelForm):
         required=False, help_text="Comma-separated, e.g. ebooks, design.", max_length=5000
     )
     download_expiry_days = forms.IntegerField(
-        required=False, min_value=0, max_value=MAX_DAYS, label="Download expiry days"
+        required=False,
+        min_value=0,
+        max_value=services.MAX_EXPIRY_DAYS,
+        label="Download expiry days",
     )
 
     def __init__(self, *args, **kwargs):
@@ -1499,7 +1501,7 @@ class GrantForm(forms.ModelForm):
 class ExtendForm(forms.Form):
     days = forms.IntegerField(
         initial=7,
-        max_value=MAX_DAYS,
+        max_value=services.MAX_EXPIRY_DAYS,
         help_text="From the current expiry, or from now if already expired. "
         "Grants that never expire stay so.",
     )

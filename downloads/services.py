@@ -5,34 +5,52 @@ subclass) with a machine-readable code for anything a client or merchant can get
 """
 
 import hashlib
+import logging
 import mimetypes
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from urllib.parse import quote
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.validators import validate_email
+from django.core.mail import get_connection
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, ProtectedError, QuerySet, Value
-from django.db.models.functions import Greatest
+from django.db.models import Exists, F, Max, OuterRef, ProtectedError, QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User, normalize_email
 
+from . import storage, webhooks
 from .models import (
+    Backfill,
     Download,
     DownloadEvent,
     DownloadGrant,
+    DownloadVersion,
     Media,
+    MediaUpload,
     Order,
     OrderLine,
+    OrderNotification,
     Product,
     Variant,
+    WebhookDelivery,
+    WebhookEndpoint,
+    media_upload_to,
 )
 
 FIRST_ORDER_NUMBER = 1001
+# Expiry in days is added to dates; a century keeps every result a valid date, and no expiry
+# may run past what every database and Python can represent.
+MAX_EXPIRY_DAYS = 36500
+LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class ServiceError(Exception):
@@ -53,6 +71,22 @@ class Conflict(ServiceError):
     """The request is valid but the current state forbids it (409)."""
 
     status = 409
+
+
+def _check_expiry_days(days: int | None, *, attribute: str, minimum: int = 0) -> None:
+    if days is not None and not minimum <= days <= MAX_EXPIRY_DAYS:
+        raise ServiceError(
+            f"{attribute} must be between {minimum} and {MAX_EXPIRY_DAYS}.",
+            code="max_value" if days > MAX_EXPIRY_DAYS else "min_value",
+            attribute=attribute,
+        )
+
+
+def _check_expires_at(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at >= LATEST_EXPIRY:
+        raise ServiceError(
+            "expires_at is too far in the future.", code="max_value", attribute="expires_at"
+        )
 
 
 # --- Media ------------------------------------------------------------------------------------
@@ -457,6 +491,7 @@ def grant_create(
     """Give one order a grant by hand (support, goodwill). One per order, line and download."""
     if line is not None and line.order_id != order.pk:
         raise ServiceError("The line belongs to another order.", code="invalid", attribute="line")
+    _check_expires_at(expires_at)
     if download_limit is not None and download_limit < 1:
         raise ServiceError(
             "download_limit must be at least 1, or null for unlimited.",
@@ -508,6 +543,7 @@ def grant_update(
         grant.download_limit = download_limit
         fields.append("download_limit")
     if expires_at is not _UNSET:
+        _check_expires_at(expires_at)
         grant.expires_at = expires_at
         fields.append("expires_at")
     if fields:
@@ -527,9 +563,11 @@ def grants_extend(*, grants: QuerySet, days: int | None = None, expires_at=_UNSE
     """
     now = timezone.now()
     if expires_at is not _UNSET:
+        _check_expires_at(expires_at)
         return grants.update(expires_at=expires_at, updated_at=now)
-    if days is None or days < 1:
-        raise ServiceError("days must be at least 1.", code="min_value", attribute="days")
+    if days is None:
+        raise ServiceError("Give days or expires_at.", code="required", attribute="days")
+    _check_expiry_days(days, attribute="days", minimum=1)
     return grants.filter(expires_at__isnull=False).update(
         expires_at=Greatest(F("expires_at"), Value(now)) + timedelta(days=days), updated_at=now
     )
@@ -608,22 +646,6 @@ def event_log(
 # Files that change or are added after the sale, the emails that tell buyers, and the
 # webhook events the services above emit (in their own transactions).
 
-import logging  # noqa: E402
-from functools import partial  # noqa: E402
-
-from django.core.mail import get_connection  # noqa: E402
-from django.core.validators import URLValidator  # noqa: E402
-from django.db.models import Exists, OuterRef  # noqa: E402
-from django.db.models.functions import Coalesce  # noqa: E402
-
-from . import webhooks  # noqa: E402
-from .models import (  # noqa: E402
-    Backfill,
-    DownloadVersion,
-    OrderNotification,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -1087,14 +1109,6 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 # --- Catalogue, downloads, grants and direct uploads (the merchant API and the admin) ---------
 
-from datetime import UTC  # noqa: E402
-from urllib.parse import quote  # noqa: E402
-
-from django.core import signing  # noqa: E402
-from django.urls import reverse  # noqa: E402
-
-from . import storage  # noqa: E402
-from .models import MediaUpload, media_upload_to  # noqa: E402
 
 PRODUCT_FIELDS = frozenset(
     {
@@ -1112,8 +1126,6 @@ VARIANT_FIELDS = frozenset({"name", "sku", "external_id", "price", "position"})
 DOWNLOAD_FIELDS = frozenset(
     {"media", "url", "name", "title", "alt", "product", "variant", "position"}
 )
-# Extending expiry may not run past what every database and Python can represent.
-LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _required_text(value, *, attribute: str, noun: str) -> str:
@@ -1140,6 +1152,7 @@ def product_create(
     archived: bool = False,
 ) -> Product:
     """Create a product. Limits left None fall back to the store defaults when orders pay."""
+    _check_expiry_days(download_expiry_days, attribute="download_expiry_days")
     now = timezone.now()
     return Product.objects.create(
         name=_required_text(name, attribute="name", noun="product"),
@@ -1164,6 +1177,8 @@ def product_update(*, product: Product, archived=_UNSET, **fields) -> Product:
         fields["name"] = _required_text(fields["name"], attribute="name", noun="product")
     if "tags" in fields:
         fields["tags"] = _clean_tags(fields["tags"])
+    if "download_expiry_days" in fields:
+        _check_expiry_days(fields["download_expiry_days"], attribute="download_expiry_days")
     for field in ("sku", "vendor", "description"):
         if field in fields and fields[field] is None:
             fields[field] = ""

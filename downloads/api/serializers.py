@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from django.urls import NoReverseMatch, reverse
 from rest_framework import serializers
 
-from downloads import storage
+from downloads import services, storage
 from downloads.emails import order_page_url, site_url
 from downloads.models import (
     Download,
@@ -26,8 +26,7 @@ from downloads.models import (
 from .filters import BIGINT_MAX, BIGINT_MIN, UNIX_MAX, UNIX_MIN
 
 INT_MAX = 2**31 - 1
-# Expiry in days is added to dates; a century keeps every result a valid date.
-MAX_DAYS = 36500
+MAX_DAYS = services.MAX_EXPIRY_DAYS
 
 
 # --- Fields -------------------------------------------------------------------------------------

@@ -360,3 +360,35 @@ class TestDeletion:
         download = factories.DownloadFactory()
         with pytest.raises(services.Conflict):
             services.media_delete(media=download.media)
+
+
+class TestBounds:
+    """The bounds hold in the services, so the API and the admin both get them."""
+
+    def test_product_expiry_days_beyond_a_century_are_refused(self):
+        with pytest.raises(services.ServiceError) as exc:
+            services.product_create(name="Book", download_expiry_days=services.MAX_EXPIRY_DAYS + 1)
+        assert exc.value.attribute == "download_expiry_days"
+        product = services.product_create(name="Book", download_expiry_days=30)
+        with pytest.raises(services.ServiceError):
+            services.product_update(product=product, download_expiry_days=-1)
+
+    def test_extending_by_more_than_a_century_is_refused(self):
+        grant = factories.GrantFactory(expires_at=timezone.now())
+        with pytest.raises(services.ServiceError) as exc:
+            services.grants_extend(
+                grants=DownloadGrant.objects.filter(pk=grant.pk),
+                days=services.MAX_EXPIRY_DAYS + 1,
+            )
+        assert exc.value.attribute == "days"
+
+    def test_expiry_dates_past_the_representable_range_are_refused(self):
+        grant = factories.GrantFactory()
+        with pytest.raises(services.ServiceError):
+            services.grant_update(grant=grant, expires_at=services.LATEST_EXPIRY)
+        with pytest.raises(services.ServiceError):
+            services.grant_create(
+                order=grant.order,
+                download=factories.DownloadFactory(product=None),
+                expires_at=services.LATEST_EXPIRY,
+            )
