@@ -40,6 +40,7 @@ class UserManager(BaseUserManager):
 class User(AbstractUser):
     """A customer or a staff member; the email address is the login."""
 
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     username = None
     first_name = None
     last_name = None

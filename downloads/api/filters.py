@@ -57,21 +57,6 @@ class UUIDListField(forms.Field):
             raise forms.ValidationError("Each value must be a UUID.", code="invalid") from None
 
 
-class IntListField(UUIDListField):
-    def to_python(self, value):
-        if not value:
-            return None
-        if len(value) > MAX_LIST_VALUES:
-            raise forms.ValidationError(f"At most {MAX_LIST_VALUES} values.", code="max_length")
-        try:
-            numbers = [int(item) for item in value]
-        except ValueError:
-            raise forms.ValidationError("Each value must be an integer.", code="invalid") from None
-        if any(not BIGINT_MIN <= number <= BIGINT_MAX for number in numbers):
-            raise forms.ValidationError("A value is out of range.", code="max_value")
-        return numbers
-
-
 class UUIDListFilter(django_filters.Filter):
     """`<name>[]`: objects whose `field_name` is one of the given UUIDs."""
 
@@ -80,10 +65,6 @@ class UUIDListFilter(django_filters.Filter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("lookup_expr", "in")
         super().__init__(*args, **kwargs)
-
-
-class IntListFilter(UUIDListFilter):
-    field_class = IntListField
 
 
 class IntegerFilter(django_filters.Filter):
@@ -173,7 +154,7 @@ class MediaFilterSet(ApiFilterSet):
 class DownloadFilterSet(ApiFilterSet):
     archived = BooleanFilter()
     product_ids = UUIDListFilter(field_name="product_id", help_text="Downloads of these products.")
-    customer_ids = IntListFilter(
+    customer_ids = UUIDListFilter(
         method="filter_customers", help_text="Downloads granted to these customers' orders."
     )
 
@@ -192,7 +173,7 @@ class OrderFilterSet(ApiFilterSet):
     number = IntegerFilter(min_value=0, max_value=BIGINT_MAX)
     email = TextFilter(field_name="email", lookup_expr="iexact", max_length=254)
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
-    customer_ids = IntListFilter(field_name="customer_id", help_text="Orders of these customers.")
+    customer_ids = UUIDListFilter(field_name="customer_id", help_text="Orders of these customers.")
 
     class Meta:
         model = Order
@@ -234,7 +215,7 @@ class EventFilterSet(ApiFilterSet):
 
 
 class CustomerFilterSet(django_filters.FilterSet):
-    ids = IntListFilter(field_name="pk", help_text="Only these ids.")
+    ids = UUIDListFilter(field_name="pk", help_text="Only these ids.")
     email = TextFilter(field_name="email", lookup_expr="iexact", max_length=254)
 
     class Meta:

@@ -17,7 +17,6 @@ from .filters import (
     UNIX_MIN,
     BooleanFilter,
     IntegerFilter,
-    IntListFilter,
     TextFilter,
     UnixTimeFilter,
     UUIDListFilter,
@@ -65,7 +64,7 @@ class ApiAutoSchema(AutoSchema):
             statuses |= {409, 413, 415, 422}
         if self.method == "DELETE":
             statuses.add(409)
-        path_schema = getattr(self.view, "lookup_schema", {"type": "string", "format": "uuid"})
+        path_schema = {"type": "string", "format": "uuid"}
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path" and parameter["name"] == "id":
                 parameter["schema"] = dict(path_schema)
@@ -191,8 +190,6 @@ class ApiFilterBackendExtension(OpenApiFilterExtension):
     @staticmethod
     def _schema(flt) -> dict:
         extra = flt.extra
-        if isinstance(flt, IntListFilter):
-            return {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 100}
         if isinstance(flt, UUIDListFilter):
             return {"type": "array", "items": {"type": "string", "format": "uuid"}, "maxItems": 100}
         if isinstance(flt, UnixTimeFilter):

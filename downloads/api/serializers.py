@@ -298,7 +298,7 @@ class OrderSerializer(TimestampsMixin, serializers.Serializer):
     object = ConstantField("order")
     number = serializers.IntegerField()
     email = serializers.EmailField()
-    customer = serializers.IntegerField(source="customer_id", allow_null=True)
+    customer = serializers.UUIDField(source="customer_id", allow_null=True)
     status = serializers.ChoiceField(choices=Order.Status.choices)
     placed_at = UnixTimeField()
     paid_at = UnixTimeField(allow_null=True)
@@ -481,7 +481,7 @@ class EventSerializer(serializers.Serializer):
 
 
 class CustomerSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.UUIDField()
     object = ConstantField("customer")
     email = serializers.EmailField()
     name = serializers.CharField()

@@ -34,7 +34,6 @@ from downloads.selectors import line_target
 from . import filters
 from . import serializers as s
 from .exceptions import PayloadTooLarge, QueryParameterError, error_body
-from .filters import BIGINT_MAX
 from .pagination import ApiPagination
 from .schema import api_docs
 from .throttling import ApiKeyRateThrottle, rate_limit_headers
@@ -697,11 +696,3 @@ class CustomerViewSet(ApiViewSet):
         "orders_count": "orders_count",
     }
     http_method_names = ["get", "head", "options"]
-    lookup_schema = {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX}
-
-    def parse_pk(self, value):
-        try:
-            number = int(str(value))
-        except ValueError:
-            return None
-        return number if 0 < number <= BIGINT_MAX else None

@@ -197,7 +197,7 @@ def test_customers_list_with_orders_count_and_email_filter(api, customer, staff)
     body = api.get(f"/api/v1/customers?email={customer.email.upper()}").json()
     assert body["data"] == [
         {
-            "id": customer.pk,
+            "id": str(customer.pk),
             "object": "customer",
             "email": customer.email,
             "name": "",
@@ -210,3 +210,4 @@ def test_customers_list_with_orders_count_and_email_filter(api, customer, staff)
     assert api.get(f"/api/v1/customers/{customer.pk}").json()["orders_count"] == 2
     assert api.get(f"/api/v1/customers/{staff.pk}").status_code == 404
     assert api.get("/api/v1/customers/99999999999999999999999").status_code == 404
+    assert api.get("/api/v1/customers/not-a-uuid").status_code == 404
