@@ -267,6 +267,23 @@ class TestTokens:
         assert DownloadEvent.objects.get(grant=grant).user_agent == "evilagent"
 
 
+class TestClientAddress:
+    def test_the_log_ignores_a_forged_forwarded_for_without_trusted_proxies(self, client):
+        grant = local_grant()
+        client.get(url_of(grant), REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="10.6.6.6")
+        assert grant.events.get().ip == "203.0.113.9"
+
+    def test_the_log_takes_the_address_the_trusted_proxy_saw(self, client, settings):
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+        grant = local_grant()
+        client.get(
+            url_of(grant),
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR="10.6.6.6, 198.51.100.4",
+        )
+        assert grant.events.get().ip == "198.51.100.4"
+
+
 class TestLink:
     def test_link_redirects_to_the_url_and_takes_one_download(self, client):
         grant = factories.GrantFactory(
