@@ -41,6 +41,7 @@ from .models import (
     Download,
     DownloadEvent,
     DownloadGrant,
+    DownloadVersion,
     Media,
     MediaUpload,
     Order,
@@ -929,6 +930,23 @@ class MediaAdmin(
 # --- Downloads (files on products, or kept for attaching to single orders) --------------------
 
 
+class DownloadVersionInline(admin.TabularInline):
+    """The file's history, newest first; new versions are added through Download versions."""
+
+    model = DownloadVersion
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "media", "url", "changelog", "created_by", "notify_buyers"]
+    readonly_fields = fields
+    verbose_name_plural = "versions (the newest is what buyers get)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("media", "created_by")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Download)
 class DownloadAdmin(
     ServiceSaveMixin, ServiceDeleteMixin, ServiceErrorMixin, StripNulSearchMixin, admin.ModelAdmin
@@ -953,9 +971,18 @@ class DownloadAdmin(
         "position",
         "archived",
         "archived_at",
+        "deliver_to_existing_orders",
+        "file_updated_at",
     ]
-    readonly_fields = ["archived", "archived_at"]
-    actions = ["archive", "unarchive", "delete_selected"]
+    readonly_fields = ["archived", "archived_at", "deliver_to_existing_orders", "file_updated_at"]
+    inlines = [DownloadVersionInline]
+    actions = [
+        "archive",
+        "unarchive",
+        "deliver_to_existing_orders",
+        "deliver_and_notify",
+        "delete_selected",
+    ]
 
     def service_delete(self, obj):
         services.download_delete(download=obj)
@@ -989,6 +1016,34 @@ class DownloadAdmin(
     @admin.action(permissions=["change"], description="Unarchive")
     def unarchive(self, request, queryset):
         self._set_archived(request, queryset, False)
+
+    def _deliver(self, request, queryset, notify_buyers: bool):
+        started = 0
+        for download in queryset:
+            try:
+                services.download_deliver_to_existing_orders(
+                    download=download, notify_buyers=notify_buyers
+                )
+                started += 1
+            except services.ServiceError as exc:
+                self.message_user(request, f"{download}: {exc.message}", messages.ERROR)
+        if started:
+            self.message_user(
+                request,
+                f"Delivering {_plural(started, 'download')} to existing orders in the "
+                "background; follow the progress under Backfills.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(permissions=["change"], description="Deliver to existing orders")
+    def deliver_to_existing_orders(self, request, queryset):
+        self._deliver(request, queryset, notify_buyers=False)
+
+    @admin.action(
+        permissions=["change"], description="Deliver to existing orders and email the buyers"
+    )
+    def deliver_and_notify(self, request, queryset):
+        self._deliver(request, queryset, notify_buyers=True)
 
 
 # --- Orders -----------------------------------------------------------------------------------
