@@ -7,6 +7,5 @@ class DownloadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Signal receivers: webhook subscription cache invalidation, and the backfill that
-        # `deliver_to_existing_orders` starts.
-        from . import tasks, webhooks  # noqa: F401
+        # Signal receivers: webhook subscription cache invalidation.
+        from . import webhooks  # noqa: F401

@@ -1252,32 +1252,49 @@ def download_create(
     variant: Variant | None = None,
     position: int | None = None,
     archived: bool = False,
+    deliver_to_existing_orders: bool = False,
 ) -> Download:
     """Create a download (SureCart's): exactly one of `media` or `url` (which needs a
     `name`), on a product, one of its variants (the product follows), or on neither, to be
-    attached to single orders."""
+    attached to single orders. `deliver_to_existing_orders` also gives it to the product's
+    paid orders, in the background."""
     url = url or None
     name = (name or "").strip() or None
     if variant is not None and product is None:
         product = variant.product
     download_validate(product=product, variant=variant, media=media, url=url, name=name)
     now = timezone.now()
-    return Download.objects.create(
-        media=media,
-        url=url,
-        name=name,
-        title=title or None,
-        alt=alt or None,
-        product=product,
-        variant=variant,
-        position=_next_download_position(product) if position is None else position,
-        archived=archived,
-        archived_at=now if archived else None,
-    )
+    with transaction.atomic():
+        download = Download.objects.create(
+            media=media,
+            url=url,
+            name=name,
+            title=title or None,
+            alt=alt or None,
+            product=product,
+            variant=variant,
+            position=_next_download_position(product) if position is None else position,
+            archived=archived,
+            archived_at=now if archived else None,
+        )
+        if deliver_to_existing_orders:
+            download_deliver_to_existing_orders(download=download)
+    return download
 
 
-def download_update(*, download: Download, archived=_UNSET, created_by=None, **fields) -> Download:
+def download_update(
+    *,
+    download: Download,
+    archived=_UNSET,
+    deliver_to_existing_orders=_UNSET,
+    created_by=None,
+    **fields,
+) -> Download:
     """Change a download's fields (see DOWNLOAD_FIELDS).
+
+    Turning `deliver_to_existing_orders` on gives the file to the product's paid orders in
+    the background (`download_deliver_to_existing_orders`); turning it off stops nothing
+    already delivered.
 
     Giving `url` alone switches a file download to a link and `media` alone the other way.
     A new media file goes through `download_replace_media`, so the old file is kept as a
@@ -1323,6 +1340,13 @@ def download_update(*, download: Download, archived=_UNSET, created_by=None, **f
             download_replace_media(download=download, media=new_media, created_by=created_by)
         if archived is not _UNSET:
             download_set_archived(download=download, archived=archived)
+        if deliver_to_existing_orders is True:
+            download_deliver_to_existing_orders(download=download)
+        elif deliver_to_existing_orders is False and download.deliver_to_existing_orders:
+            Download.objects.filter(pk=download.pk).update(
+                deliver_to_existing_orders=False, updated_at=timezone.now()
+            )
+            download.deliver_to_existing_orders = False
     return download
 
 

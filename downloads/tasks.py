@@ -11,10 +11,6 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
-from django.db.models.signals import post_save
-from django.dispatch import receiver
-
-from .models import Download
 
 try:  # Django 6 ships the Tasks API; on Django 5.2 the django-tasks backport provides it.
     from django.tasks import task  # type: ignore[import-not-found]
@@ -63,24 +59,3 @@ def backfill_run(backfill_id: str) -> str | None:
     if backfill is None:
         return None
     return download_backfill_run(backfill=backfill).status
-
-
-@receiver(post_save, sender=Download, dispatch_uid="downloads_deliver_when_flagged")
-def _deliver_when_flagged(sender, instance: Download, raw: bool = False, **kwargs) -> None:
-    """Turning on `deliver_to_existing_orders` (admin, API, shell) starts the backfill.
-
-    Only a flagged product file that has never been backfilled (or whose run failed) costs a
-    query here; the service itself flips the flag with update(), so this does not recurse.
-    """
-    from .models import Backfill
-    from .services import download_deliver_to_existing_orders
-
-    if raw or not instance.deliver_to_existing_orders:
-        return
-    if instance.product_id is None or instance.archived:
-        return
-    started = Backfill.objects.filter(download=instance, version__isnull=True).exclude(
-        status=Backfill.Status.FAILED
-    )
-    if not started.exists():
-        download_deliver_to_existing_orders(download=instance)

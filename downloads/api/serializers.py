@@ -255,6 +255,12 @@ class DownloadSerializer(TimestampsMixin, serializers.Serializer):
     product = ExpandableField(ProductSerializer, help_text="Expandable: the product id or object.")
     variant = ExpandableField(VariantSerializer, help_text="Expandable: the variant id or object.")
     position = serializers.IntegerField()
+    deliver_to_existing_orders = serializers.BooleanField(
+        help_text="Also given to the product's existing paid orders (see backfills)."
+    )
+    file_updated_at = UnixTimeField(
+        allow_null=True, help_text="When the file was last replaced by a new version."
+    )
 
 
 class DownloadInputSerializer(serializers.Serializer):
@@ -271,6 +277,11 @@ class DownloadInputSerializer(serializers.Serializer):
     )
     position = bounded_int(required=False)
     archived = serializers.BooleanField(required=False)
+    deliver_to_existing_orders = serializers.BooleanField(
+        required=False,
+        help_text="true: give this product file to every paid, unrefunded order of the "
+        "product, in the background.",
+    )
 
 
 class DownloadCreateSerializer(serializers.Serializer):

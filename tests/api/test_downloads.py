@@ -137,6 +137,24 @@ def test_patch_with_new_media_keeps_the_old_file_as_a_version(api):
     assert response.status_code == 200
     assert response.json()["media"] == str(new_media.pk)
     assert set(download.versions.values_list("media_id", flat=True)) == {old_media.pk, new_media.pk}
+    assert response.json()["file_updated_at"] is not None
+
+
+def test_deliver_to_existing_orders_starts_a_backfill_for_the_products_paid_orders(api):
+    download = factories.DownloadFactory()
+    assert api.get(f"/api/v1/downloads/{download.pk}").json()["deliver_to_existing_orders"] is False
+    response = api.patch(
+        f"/api/v1/downloads/{download.pk}", {"deliver_to_existing_orders": True}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["deliver_to_existing_orders"] is True
+    assert download.backfills.get().status == "pending"
+    loose = factories.DownloadFactory(product=None)
+    refused = api.patch(
+        f"/api/v1/downloads/{loose.pk}", {"deliver_to_existing_orders": True}, format="json"
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "download.no_product"
 
 
 def test_patch_archived_sets_archived_at(api):

@@ -163,14 +163,24 @@ class TestBackfill:
 class TestStartingABackfill:
     def test_the_option_on_the_download_starts_one_backfill_task(self, store):
         download = store["download"]
-        download.deliver_to_existing_orders = True
-        download.save()
+        services.download_update(download=download, deliver_to_existing_orders=True)
         backfill = Backfill.objects.get(download=download)
         assert backfill.status == Backfill.Status.PENDING
         task = DBTaskResult.objects.get(task_path="downloads.tasks.backfill_run")
         assert task.args_kwargs["args"] == [str(backfill.pk)]
-        download.save()  # saving again starts nothing new
+        # Asking again while it runs starts nothing new; switching off delivers nothing more.
+        services.download_update(download=download, deliver_to_existing_orders=True)
         assert Backfill.objects.filter(download=download).count() == 1
+        services.download_update(download=download, deliver_to_existing_orders=False)
+        assert not Download.objects.get(pk=download.pk).deliver_to_existing_orders
+
+    def test_a_new_product_file_can_go_to_existing_orders_from_the_start(self, store):
+        download = services.download_create(
+            product=store["product"],
+            media=factories.MediaFactory(),
+            deliver_to_existing_orders=True,
+        )
+        assert Backfill.objects.get(download=download).status == Backfill.Status.PENDING
 
     def test_asking_again_while_one_is_pending_returns_it(self, store):
         first = services.download_deliver_to_existing_orders(download=store["download"])
