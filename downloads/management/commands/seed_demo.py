@@ -62,6 +62,7 @@ class Command(BaseCommand):
             self._user(*CUSTOMER, staff=False)
             guide = self._product(
                 sku="GUIDE-1",
+                external_id=7001,
                 name="The Field Guide to Digital Goods",
                 vendor="Demo Press",
                 tags=["books", "ebooks"],
@@ -69,6 +70,7 @@ class Command(BaseCommand):
             )
             icons = self._product(
                 sku="ICONS-1",
+                external_id=7002,
                 name="Line Icon Pack",
                 vendor="Demo Studio",
                 tags=["design", "icons"],
@@ -76,10 +78,14 @@ class Command(BaseCommand):
                 download_limit=5,
             )
             commercial = Variant.objects.get_or_create(
-                product=icons, sku="ICONS-1-COM", defaults={"name": "Commercial licence"}
+                product=icons,
+                sku="ICONS-1-COM",
+                defaults={"name": "Commercial licence", "external_id": 70021, "price": 4900},
             )[0]
             Variant.objects.get_or_create(
-                product=icons, sku="ICONS-1-PER", defaults={"name": "Personal licence"}
+                product=icons,
+                sku="ICONS-1-PER",
+                defaults={"name": "Personal licence", "external_id": 70022, "price": 1900},
             )
             if not Download.objects.filter(variant=commercial).exists():
                 licence = services.media_create(
@@ -89,6 +95,7 @@ class Command(BaseCommand):
                 Download.objects.create(product=icons, variant=commercial, media=licence)
             podcast = self._product(
                 sku="SHOW-1",
+                external_id=7003,
                 name="Behind the Scenes: Episode 1",
                 vendor="Demo Radio",
                 tags=["audio"],
@@ -140,11 +147,12 @@ class Command(BaseCommand):
             )
         return user
 
-    def _product(self, *, sku, name, vendor, tags, files, download_limit=None):
+    def _product(self, *, sku, external_id, name, vendor, tags, files, download_limit=None):
         product, created = Product.objects.get_or_create(
             sku=sku,
             defaults={
                 "name": name,
+                "external_id": external_id,
                 "vendor": vendor,
                 "tags": tags,
                 "download_limit": download_limit,
