@@ -51,6 +51,10 @@ from .models import (
 )
 
 LIST_PER_PAGE = 50
+
+admin.site.site_header = f"{settings.DOWNLOADS_STORE_NAME} · back office"
+admin.site.site_title = settings.DOWNLOADS_STORE_NAME
+admin.site.index_title = "Store"
 # The request being rendered, for absolute buyer links in list and read-only cells (which
 # receive only the object). A ContextVar: admin instances are shared between threads.
 _current_request: ContextVar = ContextVar("downloads_admin_request", default=None)
