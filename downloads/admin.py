@@ -132,6 +132,17 @@ def _with_service_error(form_class, error: services.ServiceError):
     return ServiceErrorForm
 
 
+def _set_archived(modeladmin, request, queryset, archived: bool, *, noun: str, service) -> None:
+    """Archive or unarchive each selected row through its service; say how many changed."""
+    changed = 0
+    for obj in queryset:
+        if obj.archived != archived:
+            service(obj)
+            changed += 1
+    verb = "Archived" if archived else "Unarchived"
+    modeladmin.message_user(request, f"{verb} {_plural(changed, noun)}.", messages.SUCCESS)
+
+
 class StripNulSearchMixin:
     """PostgreSQL refuses a NUL byte in a query parameter (DataError); a search never needs
     one, so it is dropped before the query instead of answering 500."""
@@ -622,13 +633,14 @@ class ProductAdmin(
         return describe_expiry(obj.download_expiry_days)
 
     def _set_archived(self, request, queryset, archived: bool):
-        changed = 0
-        for product in queryset:
-            if product.archived != archived:
-                services.product_set_archived(product=product, archived=archived)
-                changed += 1
-        verb = "Archived" if archived else "Unarchived"
-        self.message_user(request, f"{verb} {_plural(changed, 'product')}.", messages.SUCCESS)
+        _set_archived(
+            self,
+            request,
+            queryset,
+            archived,
+            noun="product",
+            service=lambda obj: services.product_set_archived(product=obj, archived=archived),
+        )
 
     @admin.action(permissions=["change"], description="Archive (stop selling, keep downloads)")
     def archive(self, request, queryset):
@@ -1005,13 +1017,14 @@ class DownloadAdmin(
         return super().get_queryset(request).select_related("media", "product", "variant__product")
 
     def _set_archived(self, request, queryset, archived: bool):
-        changed = 0
-        for download in queryset:
-            if download.archived != archived:
-                services.download_set_archived(download=download, archived=archived)
-                changed += 1
-        verb = "Archived" if archived else "Unarchived"
-        self.message_user(request, f"{verb} {_plural(changed, 'download')}.", messages.SUCCESS)
+        _set_archived(
+            self,
+            request,
+            queryset,
+            archived,
+            noun="download",
+            service=lambda obj: services.download_set_archived(download=obj, archived=archived),
+        )
 
     @admin.action(permissions=["change"], description="Archive (new orders no longer get it)")
     def archive(self, request, queryset):

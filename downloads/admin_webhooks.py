@@ -13,6 +13,7 @@ from django.db.models import Count
 from django.utils.html import format_html
 
 from . import services, webhooks
+from .admin import ServiceErrorMixin
 from .models import (
     Backfill,
     DownloadVersion,
@@ -24,9 +25,10 @@ from .models import (
 LIST_PER_PAGE = 50
 
 
-class ServiceFormMixin:
-    """Saving goes through a service; a ServiceError it raises shows on the form instead of
-    answering 500. The service's result replaces the unsaved object the admin built."""
+class ServiceFormMixin(ServiceErrorMixin):
+    """Saving goes through a service (`service_save`); a ServiceError it raises shows on the
+    form (ServiceErrorMixin). The service's result replaces the unsaved object the admin
+    built."""
 
     def service_save(self, request, obj, form, change):
         raise NotImplementedError
@@ -36,29 +38,6 @@ class ServiceFormMixin:
         if saved is not None and saved is not obj:
             obj.__dict__.update({k: v for k, v in saved.__dict__.items() if k != "_state"})
             obj._state.adding = False
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except services.ServiceError as exc:
-            # changeform_view's transaction rolled back; show the same POST with the message.
-            request._service_error = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        error = getattr(request, "_service_error", None)
-        if error is None:
-            return form_class
-
-        class WithServiceError(form_class):
-            def clean(self):
-                cleaned = super().clean()
-                field = error.attribute if error.attribute in self.fields else None
-                self.add_error(field, error.message)
-                return cleaned
-
-        return WithServiceError
 
 
 # --- Versions ---------------------------------------------------------------------------------
