@@ -124,7 +124,8 @@ class Bench:
     def setup(self) -> None:
         c = self.config
         self.wrk = infra.ensure_tool("wrk", "wrk")
-        self.tools["wrk"] = infra.tool_version([self.wrk, "-v"]).split(" [")[0]
+        self.tools["wrk"] = infra.tool_version([self.wrk, "-v"]).split(" [")[0].removeprefix("wrk ")
+        infra.ensure_tool("curl", "curl")
         if "stream" in self.phases:
             self.nginx = infra.ensure_tool("nginx", "nginx")
             self.tools["nginx"] = infra.tool_version([self.nginx, "-v"]).split("/")[-1]
