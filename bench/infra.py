@@ -222,15 +222,6 @@ def create_database(name: str, *, template: str | None = None) -> str:
     return database_url(name)
 
 
-def drop_database(name: str) -> None:
-    from psycopg import sql
-
-    with pg_connect() as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 # --- Servers ----------------------------------------------------------------------------------
 
 

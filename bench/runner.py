@@ -167,16 +167,15 @@ class Bench:
             self.large_url = infra.create_database(DB_LARGE, template=DB_SMALL)
         # The small store's orders carry 25 files each (the large one's 5), so that page
         # 1000 of the grants list (rows 19,981-20,000) exists in both stores.
-        seed = self.task(env, "seed-store", "--orders", str(c.small_orders), "--other-files", "23")[
-            0
-        ]
-        log(f"small store: {seed}")
-        self.small_store = seed
+        self.small_store, _ = self.task(
+            env, "seed-store", "--orders", str(c.small_orders), "--other-files", "23"
+        )
+        log(f"small store: {self.small_store}")
         if need_large:
             log(f"seeding the large store ({c.large_orders:,} orders)")
-            self.large_store = self.task(
+            self.large_store, _ = self.task(
                 self.env(self.large_url), "seed-store", "--orders", str(c.large_orders)
-            )[0]
+            )
             log(f"large store: {self.large_store}")
 
     def env(self, db_url: str, *, local_media: Path | None = None) -> dict:
@@ -255,7 +254,6 @@ class Bench:
                 details={"rps": baseline},
             )
         )
-        self.hot_rps = {}
         for name in ("json", "page", "download"):
             title, target = titles[name]
             if name not in commands:
@@ -263,7 +261,6 @@ class Bench:
                 continue
             rps = [run["rps"] for run in results[name]]
             ratios = measure.round_ratios(rps, baseline)
-            self.hot_rps[name] = measure.median(rps)
             self.add(
                 Figure(
                     f"{name}.ratio",
@@ -324,10 +321,6 @@ class Bench:
             "--filename",
             self.hot["download_filename"],
         )
-        share = ""
-        if "download" in getattr(self, "hot_rps", {}):
-            request_ms = 1e3 * self.config.app_workers / self.hot_rps["download"]
-            share = f"; {100 * timed['median_ms'] / request_ms:.1f}% of a download request's worker time ({request_ms:.2f} ms)"
         self.add(
             Figure(
                 "presign.ms",
@@ -335,7 +328,7 @@ class Bench:
                 timed["median_ms"],
                 "ms",
                 commands=[command],
-                note=f"timeit, 5 × 2000 calls, median{share}",
+                note="timeit, 5 × 2000 calls after a first one, median",
                 details=timed,
             )
         )
