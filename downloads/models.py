@@ -171,11 +171,17 @@ class Download(TimeStamped):
 
     @property
     def display_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.media_id is not None:
-            return self.media.filename
-        return self.url or str(self.id)
+        return self.name_shown(
+            name=self.name,
+            filename=self.media.filename if self.media_id is not None else None,
+            url=self.url,
+            pk=self.id,
+        )
+
+    @staticmethod
+    def name_shown(*, name, filename, url, pk) -> str:
+        """What buyers see a download called: its name, else the file's name, else the URL."""
+        return name or filename or url or str(pk)
 
     @property
     def is_file(self) -> bool:

@@ -3,6 +3,7 @@ each with the joins and prefetches that keep its query count constant."""
 
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.db import connection
@@ -93,6 +94,66 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     if order is None or not hmac.compare_digest(order.access_token, access_token):
         return None
     return order
+
+
+@dataclass(frozen=True)
+class StorefrontOrder:
+    """An order as flat rows, for the storefront JSON: no model instances are built, which
+    makes this read about three times cheaper than `order_get_by_token` (see bench/)."""
+
+    number: int
+    paid_at: datetime | None
+    lines: list[tuple]  # STOREFRONT_LINE_FIELDS, in line order
+    grants: list[tuple]  # STOREFRONT_GRANT_FIELDS, in display order
+
+
+STOREFRONT_LINE_FIELDS = (
+    "id",
+    "order__number",
+    "order__paid_at",
+    "order__access_token",
+    "name",
+    "variant_name",
+    "sku",
+    "product_id",
+    "product__external_id",
+    "product__vendor",
+    "product__tags",
+    "variant__external_id",
+)
+STOREFRONT_GRANT_FIELDS = (
+    "line_id",
+    "token",
+    "download_count",
+    "download_limit",
+    "download_id",
+    "download__name",
+    "download__url",
+    "download__file_updated_at",
+    "download__media_id",
+    "download__media__filename",
+    "download__media__byte_size",
+)
+
+
+def order_storefront_by_token(*, access_token: str) -> StorefrontOrder | None:
+    """The order behind a storefront's account page, in two queries of plain rows."""
+    if not _token_ok(access_token):
+        return None
+    lines = list(
+        OrderLine.objects.filter(order__access_token=access_token)
+        .order_by("position", "id")
+        .values_list(*STOREFRONT_LINE_FIELDS)
+    )
+    # Every order has a line; none here means no such order.
+    if not lines or not hmac.compare_digest(lines[0][3], access_token):
+        return None
+    grants = list(
+        DownloadGrant.objects.filter(order__access_token=access_token)
+        .order_by("download__position", "created_at", "id")
+        .values_list(*STOREFRONT_GRANT_FIELDS)
+    )
+    return StorefrontOrder(number=lines[0][1], paid_at=lines[0][2], lines=lines, grants=grants)
 
 
 def order_list_for_customer(*, user) -> QuerySet[Order]:
