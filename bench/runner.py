@@ -373,12 +373,10 @@ class Bench:
             self.missing("stream.rss", title_rss, "<= 32", "not measured")
             return
         measure.run_curl(nginx_cmd)
-        watches = []
 
         def through_app():
             with measure.RssWatch(worker) as watch:
                 run = measure.run_curl(app_cmd)
-            watches.append(watch.as_dict())
             return {**run, **watch.as_dict()}
 
         results = measure.interleave(
@@ -409,6 +407,10 @@ class Bench:
                 },
             )
         )
+        watches = [
+            {key: run[key] for key in ("rss_start_mib", "rss_peak_mib", "growth_mib")}
+            for run in results["app"]
+        ]
         growth = max(watch["growth_mib"] for watch in watches)
         self.add(
             Figure(
