@@ -66,6 +66,7 @@ def test_every_operation_documents_its_errors_and_the_list_envelope(openapi):
     assert envelope["properties"]["object"]["enum"] == ["list"]
     assert set(envelope["properties"]["pagination"]["required"]) == {
         "count",
+        "count_is_estimate",
         "limit",
         "page",
         "url",
