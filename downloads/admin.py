@@ -1719,13 +1719,7 @@ class DownloadGrantAdmin(
         if form.is_bound and form.is_valid():
             days = form.cleaned_data["days"]
             try:
-                # One by one through grant_extend, which also keeps dates representable.
-                with transaction.atomic():
-                    changed = 0
-                    for grant in queryset:
-                        expiring = grant.expires_at is not None
-                        services.grant_extend(grant=grant, days=days)
-                        changed += expiring
+                changed = services.grants_extend(grants=queryset, days=days)
             except services.ServiceError as exc:
                 form.add_error("days", exc.message)
             else:

@@ -568,6 +568,12 @@ def grants_extend(*, grants: QuerySet, days: int | None = None, expires_at=_UNSE
     if days is None:
         raise ServiceError("Give days or expires_at.", code="required", attribute="days")
     _check_expiry_days(days, attribute="days", minimum=1)
+    if grants.filter(expires_at__gt=LATEST_EXPIRY - timedelta(days=days)).exists():
+        raise ServiceError(
+            "That would extend a grant too far into the future.",
+            code="max_value",
+            attribute="days",
+        )
     return grants.filter(expires_at__isnull=False).update(
         expires_at=Greatest(F("expires_at"), Value(now)) + timedelta(days=days), updated_at=now
     )
@@ -1368,19 +1374,7 @@ def grant_extend(
     *, grant: DownloadGrant, days: int | None = None, expires_at=_UNSET
 ) -> DownloadGrant:
     """Extend one grant by `days` (from now when already expired; never-expiring grants
-    stay so) or set `expires_at` (None: never)."""
-    now = timezone.now()
-    if (
-        expires_at is _UNSET
-        and days is not None
-        and grant.expires_at is not None
-        and max(grant.expires_at, now) + timedelta(days=days) > LATEST_EXPIRY
-    ):
-        raise ServiceError(
-            "That would extend the grant too far into the future.",
-            code="max_value",
-            attribute="days",
-        )
+    stay so) or set `expires_at` (None: never); the rules are those of `grants_extend`."""
     grants_extend(
         grants=DownloadGrant.objects.filter(pk=grant.pk), days=days, expires_at=expires_at
     )

@@ -392,3 +392,16 @@ class TestBounds:
                 download=factories.DownloadFactory(product=None),
                 expires_at=services.LATEST_EXPIRY,
             )
+
+    def test_extending_past_the_representable_range_changes_no_grant(self):
+        near_end = factories.GrantFactory(expires_at=services.LATEST_EXPIRY - timedelta(days=3))
+        ordinary = factories.GrantFactory(expires_at=timezone.now())
+        both = DownloadGrant.objects.filter(pk__in=[near_end.pk, ordinary.pk])
+        with pytest.raises(services.ServiceError) as exc:
+            services.grants_extend(grants=both, days=5)
+        assert exc.value.attribute == "days"
+        ordinary_before = ordinary.expires_at
+        ordinary.refresh_from_db()
+        assert ordinary.expires_at == ordinary_before
+        with pytest.raises(services.ServiceError):
+            services.grant_extend(grant=near_end, days=5)
