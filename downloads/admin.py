@@ -108,7 +108,27 @@ def _admin_url(obj, view: str = "change") -> str:
 
 
 def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
+
+
+def run_each(modeladmin, request, queryset, service, *, noun: str, done: str, label=str) -> int:
+    """Run `service(obj)` on each selected row; a ServiceError becomes an error message for
+    that row (named by `label(obj)`), and `done` (formatted with "N <noun>s") reports how
+    many went through."""
+    changed = 0
+    for obj in queryset:
+        try:
+            service(obj)
+            changed += 1
+        except services.ServiceError as exc:
+            modeladmin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
+    if changed or not queryset:
+        modeladmin.message_user(request, done.format(_plural(changed, noun)), messages.SUCCESS)
+    return changed
 
 
 def _service_error_target(form, error: services.ServiceError) -> str | None:
@@ -1035,22 +1055,17 @@ class DownloadAdmin(
         self._set_archived(request, queryset, False)
 
     def _deliver(self, request, queryset, notify_buyers: bool):
-        started = 0
-        for download in queryset:
-            try:
-                services.download_deliver_to_existing_orders(
-                    download=download, notify_buyers=notify_buyers
-                )
-                started += 1
-            except services.ServiceError as exc:
-                self.message_user(request, f"{download}: {exc.message}", messages.ERROR)
-        if started:
-            self.message_user(
-                request,
-                f"Delivering {_plural(started, 'download')} to existing orders in the "
-                "background; follow the progress under Backfills.",
-                messages.SUCCESS,
-            )
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda download: services.download_deliver_to_existing_orders(
+                download=download, notify_buyers=notify_buyers
+            ),
+            noun="download",
+            done="Delivering {} to existing orders in the background; follow the progress "
+            "under Backfills.",
+        )
 
     @admin.action(permissions=["change"], description="Deliver to existing orders")
     def deliver_to_existing_orders(self, request, queryset):
@@ -1399,15 +1414,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
     # Actions: each through a service, reporting how many orders changed.
 
     def _each(self, request, queryset, service, done: str):
-        changed = 0
-        for order in queryset:
-            try:
-                service(order)
-                changed += 1
-            except services.ServiceError as exc:
-                self.message_user(request, f"Order {order}: {exc.message}", messages.ERROR)
-        if changed or not queryset:
-            self.message_user(request, done.format(_plural(changed, "order")), messages.SUCCESS)
+        run_each(self, request, queryset, service, noun="order", done=done, label="Order {}".format)
 
     @admin.action(permissions=["change"], description="Mark paid (issues the downloads)")
     def mark_paid(self, request, queryset):

@@ -13,7 +13,7 @@ from django.db.models import Count
 from django.utils.html import format_html
 
 from . import services, webhooks
-from .admin import ServiceErrorMixin
+from .admin import ServiceErrorMixin, run_each
 from .models import (
     Backfill,
     DownloadVersion,
@@ -174,14 +174,14 @@ class BackfillAdmin(ServiceFormMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["add"], description="Resume selected backfills")
     def resume(self, request, queryset):
-        resumed = 0
-        for backfill in queryset:
-            try:
-                services.backfill_resume(backfill=backfill)
-                resumed += 1
-            except services.ServiceError as exc:
-                self.message_user(request, f"{backfill}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Queued {resumed} backfill(s).", messages.SUCCESS)
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda backfill: services.backfill_resume(backfill=backfill),
+            noun="backfill",
+            done="Queued {}.",
+        )
 
 
 # --- Webhooks ---------------------------------------------------------------------------------
@@ -345,11 +345,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Retry now")
     def retry_now(self, request, queryset):
-        queued = 0
-        for delivery in queryset:
-            try:
-                services.webhook_delivery_retry(delivery=delivery)
-                queued += 1
-            except services.ServiceError as exc:
-                self.message_user(request, f"{delivery}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Queued {queued} delivery(ies).", messages.SUCCESS)
+        run_each(
+            self,
+            request,
+            queryset,
+            lambda delivery: services.webhook_delivery_retry(delivery=delivery),
+            noun="delivery",
+            done="Queued {} again.",
+        )
