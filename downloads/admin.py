@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import selectors, services, storage
-from .emails import order_page_url, order_send_email, site_url
+from .emails import order_page_url, site_url
 from .models import (
     Download,
     DownloadEvent,
@@ -1427,7 +1427,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         self._each(
             request,
             queryset,
-            lambda order: order_send_email(order=order, request=request),
+            lambda order: services.order_send_email(order=order, request=request),
             "Sent the order email for {}.",
         )
 

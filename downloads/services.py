@@ -401,6 +401,15 @@ def order_detach_downloads(*, order: Order, downloads: Iterable[Download]) -> Or
     return order
 
 
+def order_send_email(*, order: Order, request=None) -> Order:
+    """Send (again) a paid order's email, with the link to the buyer's order page."""
+    from .emails import order_send_email as send
+
+    if order.status != Order.Status.PAID:
+        raise Conflict("Only a paid order's email can be sent.", code="order.invalid_state")
+    return send(order=order, request=request)
+
+
 def order_send_email_by_id(*, order_id) -> None:
     """Send the order email after commit (the order is re-read so the email shows the truth)."""
     from .emails import order_send_email

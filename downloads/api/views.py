@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from downloads import services
-from downloads.emails import order_send_email, site_url
+from downloads.emails import site_url
 from downloads.models import (
     Download,
     DownloadEvent,
@@ -545,12 +545,7 @@ class OrderViewSet(ApiViewSet):
     @action(detail=True, methods=["post"])
     def send_email(self, request, pk=None):
         """Send (again) the order email with the link to the buyer's order page."""
-        order = self.get_object()
-        if order.status != Order.Status.PAID:
-            raise services.Conflict(
-                "Only a paid order's email can be sent.", code="order.invalid_state"
-            )
-        order_send_email(order=order, request=request)
+        order = services.order_send_email(order=self.get_object(), request=request)
         return self.render_fresh(order)
 
 

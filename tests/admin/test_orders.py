@@ -130,6 +130,12 @@ class TestActions:
         assert mail.outbox[0].to == [order.email]
         assert messages_of(response) == ["Sent the order email for 1 order."]
 
+    def test_resend_email_refuses_an_unpaid_order_like_the_api(self, admin_client):
+        pending = factories.OrderFactory()
+        response = admin_client.post(CHANGELIST, action("send_email", [pending]))
+        assert messages_of(response) == [f"Order {pending}: Only a paid order's email can be sent."]
+        assert mail.outbox == []
+
     def test_cancel_a_pending_order_and_refuse_to_cancel_a_paid_one(self, admin_client, order):
         pending = factories.OrderFactory()
         response = admin_client.post(CHANGELIST, action("cancel", [pending, order]))
