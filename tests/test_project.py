@@ -119,3 +119,20 @@ def test_create_api_key_prints_the_raw_key_once_and_stores_only_its_hash(capsys)
     prefix, secret = tokens.split_key(out)
     assert key.prefix == prefix and key.scope == "read"
     assert secret not in key.hashed_secret and tokens.secret_matches(secret, key.hashed_secret)
+
+
+@pytest.mark.parametrize(("switch", "threshold"), [(None, "5"), ("1", "5"), ("0", "None")])
+def test_postgresql_statements_are_prepared_unless_turned_off(tmp_path, switch, threshold):
+    env = {"DATABASE_URL": "postgres://u:p@127.0.0.1:5432/db", "DJANGO_DEBUG": "1"}
+    if switch is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = switch
+    done = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
+        " print(o['server_side_binding'], o['prepare_threshold'])",
+        env_extra=env,
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].split() == ["True", threshold]
