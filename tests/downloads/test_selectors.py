@@ -1,0 +1,106 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from downloads import selectors
+from downloads.models import DownloadGrant, OrderLine
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+class TestCompiledQuery:
+    def test_rows_are_what_values_list_returns_with_the_fields_conversions(self):
+        order = factories.paid_order_with_files(lines=3, attached=1)
+        query = selectors.CompiledQuery(
+            lambda token: (
+                OrderLine.objects.filter(order__access_token=token)
+                .order_by("position")
+                .values_list("id", "order__paid_at", "product__tags", "variant__external_id")
+            )
+        )
+        orm = list(
+            OrderLine.objects.filter(order__access_token=order.access_token)
+            .order_by("position")
+            .values_list("id", "order__paid_at", "product__tags", "variant__external_id")
+        )
+        # UUIDs, aware datetimes and JSON come back as the ORM gives them, on either database.
+        assert query.rows(order.access_token) == orm
+        assert query.rows("no such token") == []
+
+    def test_the_sql_is_compiled_once_and_reused_with_new_arguments(self):
+        first, second = factories.GrantFactory(), factories.GrantFactory()
+        query = selectors.CompiledQuery(
+            lambda token: DownloadGrant.objects.filter(token=token).values_list("id")
+        )
+        with CaptureQueriesContext(connection) as captured:
+            assert query.rows(first.token) == [(first.pk,)]
+            assert query.rows(second.token) == [(second.pk,)]
+        (sql_first, sql_second) = (q["sql"] for q in captured.captured_queries)
+        assert sql_first.replace(first.token, "?") == sql_second.replace(second.token, "?")
+
+    def test_arguments_that_a_lookup_would_change_are_refused(self):
+        query = selectors.CompiledQuery(
+            lambda token: DownloadGrant.objects.filter(token__startswith=token).values_list("id")
+        )
+        with pytest.raises(ValueError, match="plain string arguments"):
+            query.rows("abc")
+
+
+class TestGrantForDelivery:
+    def test_one_query_loads_the_grant_its_order_download_and_file(self, django_assert_num_queries):
+        expires = timezone.now() + timedelta(days=3)
+        grant = factories.GrantFactory(download_count=2, download_limit=5, expires_at=expires)
+        with django_assert_num_queries(1):
+            loaded = selectors.grant_get_for_delivery(token=grant.token)
+            media = loaded.download.media
+            values = (
+                loaded.pk,
+                loaded.download_count,
+                loaded.download_limit,
+                loaded.expires_at,
+                loaded.revoked_at,
+                loaded.order.access_token,
+                loaded.order.email,
+                loaded.download.display_name,
+                media.key,
+                media.filename,
+                media.byte_size,
+                media.sha256,
+                loaded.refusal(),
+            )
+        download = grant.download
+        assert values == (
+            grant.pk,
+            2,
+            5,
+            expires,
+            None,
+            grant.order.access_token,
+            grant.order.email,
+            download.display_name,
+            download.media.key,
+            download.media.filename,
+            download.media.byte_size,
+            download.media.sha256,
+            None,
+        )
+
+    def test_a_link_has_no_file(self):
+        grant = factories.GrantFactory(download=factories.LinkDownloadFactory())
+        loaded = selectors.grant_get_for_delivery(token=grant.token)
+        assert loaded.download.media is None
+        assert loaded.download.url == grant.download.url
+
+    def test_fields_it_does_not_read_still_load_on_access(self):
+        grant = factories.GrantFactory()
+        loaded = selectors.grant_get_for_delivery(token=grant.token)
+        assert loaded.created_at == DownloadGrant.objects.get(pk=grant.pk).created_at
+
+    @pytest.mark.parametrize("token", ["", "nope", "x" * 65, "abc\x00def"])
+    def test_what_no_grant_has_finds_nothing(self, token):
+        factories.GrantFactory()
+        assert selectors.grant_get_for_delivery(token=token) is None
