@@ -7,7 +7,9 @@ subclass) with a machine-readable code for anything a client or merchant can get
 import hashlib
 import logging
 import mimetypes
+import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.mail import get_connection
 from django.core.validators import URLValidator, validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, ProtectedError, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
@@ -614,33 +616,109 @@ class Consumption:
         return self.outcome == DownloadEvent.Outcome.SERVED
 
 
+CONSUMED_EVENTS = frozenset({"download.served", "grant.limit_reached"})
+
+# PostgreSQL takes the count and logs the download in ONE statement, in autocommit: no
+# BEGIN/COMMIT round trips, no second statement (see bench/). The WHERE clause is
+# `DownloadGrant.available_q()` written out in SQL; tests check that both agree on every
+# state of a grant. The row stays locked by the UPDATE until the statement commits, so
+# the count it returns is the one this download left.
+_CONSUME_SQL = """
+WITH taken AS (
+    UPDATE downloads_downloadgrant
+    SET download_count = download_count + 1,
+        last_downloaded_at = %(now)s,
+        updated_at = %(now)s
+    WHERE id = %(grant)s
+      AND revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND (download_limit IS NULL OR download_count < download_limit)
+    RETURNING id, download_count
+), logged AS (
+    INSERT INTO downloads_downloadevent (id, grant_id, at, ip, user_agent, outcome)
+    SELECT %(event)s, id, %(now)s, %(ip)s::inet, %(user_agent)s::text, %(outcome)s::text
+    FROM taken
+)
+SELECT download_count FROM taken
+"""
+
+
 def grant_consume(
-    *, grant: DownloadGrant, ip: str | None = None, user_agent: str = "", log: bool = True
+    *, grant: DownloadGrant, ip: str | None = None, user_agent: str = ""
 ) -> Consumption:
     """Take one download from a grant, if the database agrees, and log the attempt.
 
     The count moves in ONE conditional UPDATE whose WHERE clause holds the whole rule (not
     revoked, not expired, under the limit), so concurrent requests can never overshoot the
-    limit. Nothing is read back: when no row changed, the reason comes from the loaded row,
-    and a row that looked available lost a race to the limit. Call it inside the caller's
-    transaction when serving can still fail: a rollback undoes the count and the event.
+    limit. When no row changed, the reason comes from the loaded row (a row that looked
+    available lost a race to the limit), without reading it again. On PostgreSQL the UPDATE
+    and the event's INSERT are one statement; elsewhere they share a transaction.
+    `download.served` and `grant.limit_reached` join that transaction when an endpoint wants
+    them. Deliver nothing until this has answered: a served download is committed.
     """
     now = timezone.now()
-    with transaction.atomic(savepoint=False):
-        updated = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).update(
-            download_count=F("download_count") + 1, last_downloaded_at=now, updated_at=now
-        )
-        if updated:
-            outcome = DownloadEvent.Outcome.SERVED
-            grant.download_count += 1
-            grant.last_downloaded_at = now
+    user_agent = _stored_user_agent(user_agent)
+    subscribed = CONSUMED_EVENTS & webhooks.subscribed_types()
+    one_statement = connection.vendor == "postgresql"
+    # A single statement is atomic by itself; anything more needs a transaction around it.
+    atomic = (
+        transaction.atomic(savepoint=False) if subscribed or not one_statement else nullcontext()
+    )
+    with atomic:
+        if one_statement:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _CONSUME_SQL,
+                    {
+                        "grant": grant.pk,
+                        "now": now,
+                        "event": uuid.uuid4(),
+                        "ip": ip or None,
+                        "user_agent": user_agent,
+                        "outcome": DownloadEvent.Outcome.SERVED.value,
+                    },
+                )
+                row = cursor.fetchone()
+            count = row[0] if row else None
         else:
+            count = _consume_in_transaction(
+                grant=grant, now=now, exact="grant.limit_reached" in subscribed
+            )
+            if count is not None:
+                event_log(
+                    grant=grant,
+                    outcome=DownloadEvent.Outcome.SERVED,
+                    ip=ip,
+                    user_agent=user_agent,
+                    at=now,
+                )
+        if count is None:
             outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
-        if log:
             event_log(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
-        if updated:
-            _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent)
-    return Consumption(outcome=outcome)
+            return Consumption(outcome=outcome)
+        grant.download_count = count
+        grant.last_downloaded_at = now
+        if subscribed:
+            _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent, subscribed=subscribed)
+    return Consumption(outcome=DownloadEvent.Outcome.SERVED)
+
+
+def _consume_in_transaction(*, grant: DownloadGrant, now, exact: bool) -> int | None:
+    """The count taken by the ORM's conditional UPDATE (None: refused). The count left is
+    read back only when it must be `exact`: the UPDATE locked the row for our transaction."""
+    taken = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).update(
+        download_count=F("download_count") + 1, last_downloaded_at=now, updated_at=now
+    )
+    if not taken:
+        return None
+    if exact:
+        return DownloadGrant.objects.values_list("download_count", flat=True).get(pk=grant.pk)
+    return grant.download_count + 1
+
+
+def _stored_user_agent(user_agent: str | None) -> str:
+    # NUL cannot be stored in a PostgreSQL text column; clients can send it.
+    return (user_agent or "").replace("\x00", "")[:512]
 
 
 def event_log(
@@ -651,8 +729,7 @@ def event_log(
         grant=grant,
         outcome=outcome,
         ip=ip or None,
-        # NUL cannot be stored in a PostgreSQL text column; clients can send it.
-        user_agent=(user_agent or "").replace("\x00", "")[:512],
+        user_agent=_stored_user_agent(user_agent),
         at=at or timezone.now(),
     )
 
@@ -988,29 +1065,20 @@ def _backfill_send_emails(
 # Webhook events emitted by the services above.
 
 
-def _emit_consumed(*, grant: DownloadGrant, at, ip, user_agent) -> None:
-    """`download.served` and `grant.limit_reached` for a served download.
+def _emit_consumed(*, grant: DownloadGrant, at, ip, user_agent, subscribed) -> None:
+    """`download.served` and `grant.limit_reached` for a served download, in its transaction.
 
-    No query unless an endpoint subscribes (the per-process memo in `webhooks`), so the hot
-    path stays at its three statements. `limit_reached` re-reads the count inside the
-    consuming transaction: the row is locked by our UPDATE, so only the download that
-    takes the last one sees count == limit, and the event is sent once.
+    `grant.download_count` is the count this download left, read while the UPDATE held the
+    row: only the download that takes the last one sees count == limit, so
+    `grant.limit_reached` is sent once.
     """
-    subscribed = webhooks.subscribed_types()
     if "download.served" in subscribed:
         webhooks.emit(
             "download.served",
             partial(webhooks.served_data, grant, at=at, ip=ip, user_agent=user_agent),
         )
-    if "grant.limit_reached" in subscribed and grant.download_limit is not None:
-        count = (
-            DownloadGrant.objects.filter(pk=grant.pk)
-            .values_list("download_count", flat=True)
-            .first()
-        )
-        if count is not None and count >= grant.download_limit:
-            grant.download_count = count
-            webhooks.emit_grants("grant.limit_reached", [grant])
+    if "grant.limit_reached" in subscribed and grant.download_count == grant.download_limit:
+        webhooks.emit_grants("grant.limit_reached", [grant])
 
 
 def _emit_revoked(*, order: Order, at) -> None:

@@ -296,6 +296,58 @@ class TestConsume:
         grant = factories.GrantFactory(download_limit=None)
         assert all(services.grant_consume(grant=grant).allowed for _ in range(25))
 
+    def test_a_served_download_logs_who_and_when_with_the_count_it_left(self):
+        grant = factories.GrantFactory(download_limit=3, download_count=1)
+        result = services.grant_consume(grant=grant, ip="2001:db8::7", user_agent="curl\x00/8")
+        assert result.allowed
+        assert grant.download_count == 2  # the count this download left, read back
+        event = grant.events.get()
+        grant.refresh_from_db()
+        assert (event.outcome, event.ip, event.user_agent) == ("served", "2001:db8::7", "curl/8")
+        assert event.at == grant.last_downloaded_at == grant.updated_at
+        assert grant.download_count == 2
+
+    def test_a_refusal_is_logged_with_its_reason_and_takes_nothing(self):
+        grant = factories.GrantFactory(expires_at=timezone.now() - timedelta(seconds=1))
+        services.grant_consume(grant=grant, ip="203.0.113.5", user_agent="x" * 600)
+        event = grant.events.get()
+        assert (event.outcome, event.ip, len(event.user_agent)) == ("expired", "203.0.113.5", 512)
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.last_downloaded_at) == (0, None)
+
+
+GRANT_STATES = {
+    "available": {},
+    "unlimited": {"download_limit": None, "download_count": 40},
+    "one left": {"download_limit": 3, "download_count": 2},
+    "used up": {"download_limit": 3, "download_count": 3},
+    "over a lowered limit": {"download_limit": 2, "download_count": 3},
+    "revoked": {"revoked_at": timedelta(seconds=-5)},
+    "expired": {"expires_at": timedelta(seconds=-1)},
+    "expires later": {"expires_at": timedelta(hours=1)},
+    "revoked and used up": {"revoked_at": timedelta(0), "download_limit": 1, "download_count": 1},
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("state", GRANT_STATES)
+def test_postgresqls_single_statement_follows_the_same_rule_as_available_q(postgres_only, state):
+    """`_CONSUME_SQL` writes `DownloadGrant.available_q()` out by hand: both must agree."""
+    now = timezone.now()
+    fields = {
+        key: now + value if isinstance(value, timedelta) else value
+        for key, value in GRANT_STATES[state].items()
+    }
+    grant = factories.GrantFactory(**fields)
+    rule_says = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).exists()
+    before = DownloadGrant.objects.get(pk=grant.pk).download_count
+    assert services.grant_consume(grant=grant).allowed is rule_says
+    after = DownloadGrant.objects.get(pk=grant.pk).download_count
+    assert after == before + (1 if rule_says else 0)
+    assert list(grant.events.values_list("outcome", flat=True)) == [
+        "served" if rule_says else grant.refusal(now) or "limit_reached"
+    ]
+
 
 class TestGrantMaintenance:
     def test_reset_extend_revoke_restore_report_how_many_changed(self):
