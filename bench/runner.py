@@ -197,12 +197,26 @@ class Bench:
             "json": f"/api/v2/customer-account-orders?id={self.hot['hot_order']}",
             "page": f"/account/orders/{self.hot['hot_order']}/",
             "download": f"/downloads/{self.hot['download_grant']}/",
+            "json_reads": f"/bench/storefront-reads?id={self.hot['hot_order']}",
+            "download_db": f"/bench/download-without-presign/{self.hot['download_grant']}/",
         }
-        expected = {"baseline": 200, "json": 200, "page": 200, "download": 302}
+        expected = {
+            "baseline": 200,
+            "json": 200,
+            "page": 200,
+            "download": 302,
+            "json_reads": 200,
+            "download_db": 302,
+        }
         titles = {
             "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
+            "json_reads": (
+                "Floor: the storefront JSON's two SQL reads, no JSON built, ÷ baseline",
+                "",
+            ),
             "page": ("Order page req/s ÷ baseline (10 lines × 3 files)", ""),
             "download": ("Download endpoint (S3, 302) req/s ÷ baseline (30 grants)", ">= 0.4"),
+            "download_db": ("Floor: the download's lookup and count, no presign, ÷ baseline", ""),
         }
         available = {}
         for name, path in paths.items():
@@ -219,16 +233,19 @@ class Bench:
             for name, path in paths.items()
             if available[name]
         }
-        if "download" in commands:
-            # The requests go round the order's 30 grants: one buyer's grant hammered by every
-            # connection would measure the wait for that row's lock, not the endpoint.
-            script = WORK / "downloads.lua"
+        # The requests go round the order's 30 grants: one buyer's grant hammered by every
+        # connection would measure the wait for that row's lock, not the endpoint.
+        for name, prefix in (("download", "/downloads/"), ("download_db", paths["download_db"])):
+            if name not in commands:
+                continue
+            prefix = prefix.removesuffix(f"{self.hot['download_grant']}/")
+            script = WORK / f"{name}.lua"
             script.write_text(
                 measure.wrk_paths_script(
-                    [f"/downloads/{token}/" for token in self.hot["download_grants"]]
+                    [f"{prefix}{token}/" for token in self.hot["download_grants"]]
                 )
             )
-            commands["download"] = measure.wrk_command(
+            commands[name] = measure.wrk_command(
                 self.wrk,
                 base,
                 duration=c.wrk_seconds,
@@ -254,7 +271,7 @@ class Bench:
                 details={"rps": baseline},
             )
         )
-        for name in ("json", "page", "download"):
+        for name in ("json", "json_reads", "page", "download", "download_db"):
             title, target = titles[name]
             if name not in commands:
                 self.missing(f"{name}.ratio", title, target, f"{paths[name]} is not there yet")

@@ -4,9 +4,13 @@ from django.urls import path
 
 from downloads_project.urls import urlpatterns as project_urlpatterns
 
-from .views import BaselineView
+from . import views
 
 BASELINE_PATH = "bench/baseline"
 
-urlpatterns = [path(BASELINE_PATH, BaselineView.as_view(), name="bench-baseline")]
+urlpatterns = [
+    path(BASELINE_PATH, views.BaselineView.as_view(), name="bench-baseline"),
+    path("bench/storefront-reads", views.storefront_reads),
+    path("bench/download-without-presign/<str:token>/", views.download_without_presign),
+]
 urlpatterns += project_urlpatterns

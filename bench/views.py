@@ -1,9 +1,13 @@
-"""The baseline: the cheapest DRF view there is, served by the same process as the app."""
+"""The baseline, the cheapest DRF view there is, and the floors of the two hot paths: what
+their database work alone allows. All served by the same process as the app."""
 
+from django.http import HttpResponseRedirect, JsonResponse
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from downloads import selectors, services
 
 BASELINE_PAYLOAD = {"object": "baseline", "ok": True}
 
@@ -17,3 +21,20 @@ class BaselineView(APIView):
 
     def get(self, request):
         return Response(BASELINE_PAYLOAD)
+
+
+def storefront_reads(request):
+    """The storefront JSON's two reads (`selectors.order_storefront_by_token`) and a
+    constant answer: no JSON built. The most any storefront answer on them can reach."""
+    order = selectors.order_storefront_by_token(access_token=request.GET.get("id", ""))
+    return JsonResponse(BASELINE_PAYLOAD, status=200 if order else 404)
+
+
+def download_without_presign(request, token: str):
+    """The download endpoint's lookup and count (`grant_get_for_delivery`, `grant_consume`)
+    and a redirect to a fixed URL: no presign. The most a download can reach on them."""
+    grant = selectors.grant_get_for_delivery(token=token)
+    if grant is None:
+        return JsonResponse(BASELINE_PAYLOAD, status=404)
+    services.grant_consume(grant=grant, ip=request.META.get("REMOTE_ADDR"), user_agent="bench")
+    return HttpResponseRedirect("https://bench.invalid/file")
