@@ -121,22 +121,23 @@ def download(request, token: str):
             return _unavailable(request, grant)
 
     ip, user_agent = _client(request)
-    response = None
-    if grant.refusal() is None:
-        # The response is ready (URL presigned, file opened) before the count is taken, so
-        # a failure to serve takes nothing and the count needs no open transaction.
-        try:
-            response = _deliver(request, grant, byte_range)
-        except ServeError:
-            services.event_log(
-                grant=grant, outcome=DownloadEvent.Outcome.FAILED, ip=ip, user_agent=user_agent
-            )
-            return _unavailable(request, grant)
+    refusal = grant.refusal()
+    if refusal:  # refused by the row this request just read: log it, take nothing
+        services.event_log(grant=grant, outcome=refusal, ip=ip, user_agent=user_agent)
+        return _refused(request, grant, refusal)
+    # The response is ready (URL presigned, file opened) before the count is taken, so a
+    # failure to serve takes nothing and the count needs no open transaction.
+    try:
+        response = _deliver(request, grant, byte_range)
+    except ServeError:
+        services.event_log(
+            grant=grant, outcome=DownloadEvent.Outcome.FAILED, ip=ip, user_agent=user_agent
+        )
+        return _unavailable(request, grant)
     consumption = services.grant_consume(grant=grant, ip=ip, user_agent=user_agent)
     if consumption.allowed:
         return response
-    if response is not None:
-        response.close()  # lost a race to the limit: release the opened file
+    response.close()  # lost a race to the limit: release the opened file
     return _refused(request, grant, consumption.outcome)
 
 

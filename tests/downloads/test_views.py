@@ -10,11 +10,12 @@ import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, connections
+from django.http import FileResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from downloads import services, storage
+from downloads import selectors, services, storage
 from downloads.models import DownloadEvent, DownloadGrant
 from tests import factories
 
@@ -189,6 +190,38 @@ class TestRefusals:
         assert reason in response.content.decode()
         assert count_of(grant) == before
         assert outcomes(grant) == [outcome]
+
+    def test_a_refusal_on_the_row_just_read_is_logged_without_an_update(
+        self, client, django_assert_num_queries
+    ):
+        grant = local_grant(download_limit=1, download_count=1)
+        with django_assert_num_queries(2):  # the lookup, then the refusal's event
+            assert client.get(url_of(grant)).status_code == 410
+        assert outcomes(grant) == ["limit_reached"]
+
+    def test_a_download_that_loses_the_race_after_its_file_was_opened_closes_it(
+        self, client, monkeypatch
+    ):
+        grant = local_grant(download_limit=1)
+        closed = []
+        original_close = FileResponse.close
+        monkeypatch.setattr(
+            FileResponse, "close", lambda self: closed.append(self) or original_close(self)
+        )
+        # Another download takes the last one between this request's lookup and its UPDATE.
+        original_lookup = selectors.grant_get_for_delivery
+
+        def lookup_then_lose_the_race(**kwargs):
+            loaded = original_lookup(**kwargs)
+            DownloadGrant.objects.filter(pk=grant.pk).update(download_count=1)
+            return loaded
+
+        monkeypatch.setattr(selectors, "grant_get_for_delivery", lookup_then_lose_the_race)
+        response = client.get(url_of(grant))
+        assert response.status_code == 410
+        assert len(closed) == 1 and closed[0].file_to_stream.closed
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["limit_reached"]
 
     @pytest.mark.parametrize(
         "state",
