@@ -137,8 +137,16 @@ def download(request, token: str):
     consumption = services.grant_consume(grant=grant, ip=ip, user_agent=user_agent)
     if consumption.allowed:
         return response
-    response.close()  # lost a race to the limit: release the opened file
+    _discard(response)  # lost a race to the limit
     return _refused(request, grant, consumption.outcome)
+
+
+def _discard(response) -> None:
+    """Release what an unsent response holds (an opened file). Not `response.close()`: that
+    also announces the end of the request (`request_finished`) in the middle of it."""
+    stream = getattr(response, "file_to_stream", None)
+    if stream is not None:
+        stream.close()
 
 
 def _effective_range(request, grant: DownloadGrant) -> ByteRange | None:

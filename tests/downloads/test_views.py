@@ -10,7 +10,6 @@ import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, connections
-from django.http import FileResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -203,10 +202,10 @@ class TestRefusals:
         self, client, monkeypatch
     ):
         grant = local_grant(download_limit=1)
-        closed = []
-        original_close = FileResponse.close
+        opened = []
+        original_open = storage.open_local
         monkeypatch.setattr(
-            FileResponse, "close", lambda self: closed.append(self) or original_close(self)
+            storage, "open_local", lambda key: opened.append(original_open(key)) or opened[-1]
         )
         # Another download takes the last one between this request's lookup and its UPDATE.
         original_lookup = selectors.grant_get_for_delivery
@@ -219,7 +218,7 @@ class TestRefusals:
         monkeypatch.setattr(selectors, "grant_get_for_delivery", lookup_then_lose_the_race)
         response = client.get(url_of(grant))
         assert response.status_code == 410
-        assert len(closed) == 1 and closed[0].file_to_stream.closed
+        assert len(opened) == 1 and opened[0].closed
         assert count_of(grant) == 1
         assert outcomes(grant) == ["limit_reached"]
 
