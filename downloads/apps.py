@@ -7,5 +7,6 @@ class DownloadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Signal receivers: webhook subscription cache invalidation.
-        from . import webhooks  # noqa: F401
+        # Signal receivers: webhook subscription cache invalidation, and the retry of
+        # PostgreSQL statements a migration made stale.
+        from . import db, webhooks  # noqa: F401
