@@ -1155,11 +1155,16 @@ def webhook_endpoint_update(
         clean["description"] = (description or "")[:255]
     if is_active is not _UNSET:
         clean["is_active"] = bool(is_active)
-    for field, value in clean.items():
-        setattr(endpoint, field, value)
-    if clean:
-        endpoint.save(update_fields=[*clean, "updated_at"])
+    _save_fields(endpoint, clean)
     return endpoint
+
+
+def _save_fields(obj, fields: dict) -> None:
+    """Set the already-checked `fields` on `obj` and save just them (and updated_at)."""
+    for field, value in fields.items():
+        setattr(obj, field, value)
+    if fields:
+        obj.save(update_fields=[*fields, "updated_at"])
 
 
 def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -1265,10 +1270,7 @@ def product_update(*, product: Product, archived=_UNSET, **fields) -> Product:
     for field in ("sku", "vendor", "description"):
         if field in fields and fields[field] is None:
             fields[field] = ""
-    for field, value in fields.items():
-        setattr(product, field, value)
-    if fields:
-        product.save(update_fields=[*fields, "updated_at"])
+    _save_fields(product, fields)
     if archived is not _UNSET:
         product_set_archived(product=product, archived=archived)
     return product
@@ -1305,10 +1307,7 @@ def variant_update(*, variant: Variant, **fields) -> Variant:
         fields["name"] = _required_text(fields["name"], attribute="name", noun="variant")
     if "sku" in fields and fields["sku"] is None:
         fields["sku"] = ""
-    for field, value in fields.items():
-        setattr(variant, field, value)
-    if fields:
-        variant.save(update_fields=[*fields, "updated_at"])
+    _save_fields(variant, fields)
     return variant
 
 

@@ -108,7 +108,7 @@ class DownloadVersionSerializer(serializers.Serializer):
 
 class DownloadVersionInputSerializer(serializers.Serializer):
     media = UUIDRelatedField(queryset=Media.objects.all(), help_text="The new file.")
-    changelog = text(max_length=500, required=False, allow_blank=True)
+    changelog = text(max_length=services.CHANGELOG_MAX_LENGTH, required=False, allow_blank=True)
     notify_buyers = serializers.BooleanField(
         required=False, help_text="Email every order holding this file, once."
     )
