@@ -657,13 +657,13 @@ class Bench:
     def phase_backfill(self) -> None:
         title_rate = f"Backfill a new file to {self.config.large_orders:,} orders: grants/s"
         title_mem = "Backfill: peak memory growth of the process"
-        services = (infra.ROOT / "downloads" / "services.py").read_text()
-        if "def download_backfill_run" not in services:
+        services = infra.ROOT / "downloads" / "services" / "backfills.py"
+        if not services.exists() or "def backfill_run" not in services.read_text():
             self.missing(
                 "backfill.rate",
                 title_rate,
                 "",
-                "downloads.services.download_backfill_run is not there yet",
+                "downloads.services.backfills.backfill_run is not there yet",
             )
             self.missing("backfill.rss", title_mem, "", "not measured")
             return

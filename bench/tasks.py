@@ -15,6 +15,10 @@ import sys
 import time
 import timeit
 
+from downloads.services.backfills import backfill_run, download_deliver_to_existing_orders
+from downloads.services.media import media_create
+from downloads.services.orders import LineInput, order_create
+
 HOT_LINES = 10
 HOT_FILES_PER_LINE = 3
 STORE_OTHER_PRODUCTS = 100
@@ -43,7 +47,6 @@ def seed_hot(args) -> dict:
     for the race (limit 10), and a grant on a local file of `--stream-bytes` for streaming."""
     from django.core.files.base import ContentFile
 
-    from downloads import services
     from downloads.models import Download, Media, Order, Product
 
     paid = Order.Status.PAID
@@ -58,28 +61,28 @@ def seed_hot(args) -> dict:
             download_limit=limit,
         )
         for position in range(files):
-            media = services.media_create(
+            media = media_create(
                 file=ContentFile(os.urandom(4096)), filename=f"{name} part {position + 1}.pdf"
             )
             Download.objects.create(product=item, media=media, position=position)
         return item
 
     bundle = [product(f"Bench bundle {n + 1}", HOT_FILES_PER_LINE) for n in range(HOT_LINES)]
-    hot = services.order_create(
+    hot = order_create(
         email="hot@example.com",
-        lines=[services.LineInput(product=item) for item in bundle],
+        lines=[LineInput(product=item) for item in bundle],
         status=paid,
         send_email=False,
     )
-    tiny = services.order_create(
+    tiny = order_create(
         email="tiny@example.com",
-        lines=[services.LineInput(product=product("Bench single", 1))],
+        lines=[LineInput(product=product("Bench single", 1))],
         status=paid,
         send_email=False,
     )
-    race = services.order_create(
+    race = order_create(
         email="race@example.com",
-        lines=[services.LineInput(product=product("Bench race", 1, limit=RACE_LIMIT))],
+        lines=[LineInput(product=product("Bench race", 1, limit=RACE_LIMIT))],
         status=paid,
         send_email=False,
     )
@@ -93,9 +96,9 @@ def seed_hot(args) -> dict:
         byte_size=args.stream_bytes,
     )
     Download.objects.create(product=stream_product, media=stream_media)
-    stream = services.order_create(
+    stream = order_create(
         email="stream@example.com",
-        lines=[services.LineInput(product=stream_product)],
+        lines=[LineInput(product=stream_product)],
         status=paid,
         send_email=False,
     )
@@ -263,11 +266,10 @@ def presign(args) -> dict:
 
 def backfill(args) -> dict:
     """Deliver a new file of the store's flagship product to all its existing orders
-    (services.download_deliver_to_existing_orders, then services.download_backfill_run, which
+    (download_deliver_to_existing_orders, then backfill_run, which
     a task worker would run); time the run and the process's peak memory growth."""
     from pathlib import Path
 
-    from downloads import services
     from downloads.models import Download, DownloadGrant, Media, Product
 
     def kib(field: str) -> int:
@@ -284,12 +286,12 @@ def backfill(args) -> dict:
         byte_size=1_000_000,
     )
     download = Download.objects.create(product=flagship, media=media, position=9)
-    job = services.download_deliver_to_existing_orders(download=download, notify_buyers=False)
+    job = download_deliver_to_existing_orders(download=download, notify_buyers=False)
     before = DownloadGrant.objects.count()
     Path("/proc/self/clear_refs").write_text("5")
     rss_start = kib("VmRSS")
     started = time.perf_counter()
-    job = services.download_backfill_run(backfill=job)
+    job = backfill_run(backfill=job)
     seconds = time.perf_counter() - started
     created = DownloadGrant.objects.count() - before
     return {

@@ -7,7 +7,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from downloads import selectors, services
+from downloads import selectors
+from downloads.services.consume import grant_consume
 
 BASELINE_PAYLOAD = {"object": "baseline", "ok": True}
 
@@ -36,5 +37,5 @@ def download_without_presign(request, token: str):
     grant = selectors.grant_get_for_delivery(token=token)
     if grant is None:
         return JsonResponse(BASELINE_PAYLOAD, status=404)
-    services.grant_consume(grant=grant, ip=request.META.get("REMOTE_ADDR"), user_agent="bench")
+    grant_consume(grant=grant, ip=request.META.get("REMOTE_ADDR"), user_agent="bench")
     return HttpResponseRedirect("https://bench.invalid/file")

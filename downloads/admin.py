@@ -35,7 +35,54 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import selectors, services, storage
+from downloads.api.exceptions import service_error_status
+from downloads.errors import ServiceError
+from downloads.services.backfills import download_deliver_to_existing_orders
+from downloads.services.catalogue import (
+    DOWNLOAD_FIELDS,
+    PRODUCT_FIELDS,
+    VARIANT_FIELDS,
+    download_create,
+    download_delete,
+    download_set_archived,
+    download_update,
+    download_validate,
+    product_create,
+    product_delete,
+    product_set_archived,
+    product_update,
+    variant_create,
+    variant_delete,
+    variant_update,
+)
+from downloads.services.common import MAX_EXPIRY_DAYS
+from downloads.services.grants import (
+    grant_create,
+    grant_delete,
+    grant_update,
+    grants_extend,
+    grants_reset,
+    grants_restore,
+    grants_revoke,
+)
+from downloads.services.media import (
+    media_create,
+    media_delete,
+    media_upload_complete,
+    media_upload_start,
+)
+from downloads.services.orders import (
+    LineInput,
+    order_attach_downloads,
+    order_cancel,
+    order_create,
+    order_detach_downloads,
+    order_pay,
+    order_refund,
+    order_send_email,
+)
+
+from . import selectors, storage
 from .emails import order_page_url, site_url
 from .models import (
     Download,
@@ -124,14 +171,14 @@ def run_each(modeladmin, request, queryset, service, *, noun: str, done: str, la
         try:
             service(obj)
             changed += 1
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             modeladmin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
     if changed or not queryset:
         modeladmin.message_user(request, done.format(_plural(changed, noun)), messages.SUCCESS)
     return changed
 
 
-def _service_error_target(form, error: services.ServiceError) -> str | None:
+def _service_error_target(form, error: ServiceError) -> str | None:
     """The form field a service's error is about, or None for the whole form."""
     attribute = error.attribute
     if attribute is None and error.code.endswith("number_taken"):
@@ -139,7 +186,7 @@ def _service_error_target(form, error: services.ServiceError) -> str | None:
     return attribute if attribute in form.fields else None
 
 
-def _with_service_error(form_class, error: services.ServiceError):
+def _with_service_error(form_class, error: ServiceError):
     """A subclass of form_class that shows `error` the way a validation error is shown."""
 
     class ServiceErrorForm(form_class):
@@ -181,7 +228,7 @@ class ServiceErrorMixin:
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             request._service_error = exc
             return super().changeform_view(request, object_id, form_url, extra_context)
 
@@ -262,7 +309,7 @@ class ServiceDeleteMixin:
     """
 
     def service_delete(self, obj) -> None:
-        """Delete obj through its service; raise services.Conflict when it is in use."""
+        """Delete obj through its service; raise ServiceError when it is in use."""
         raise NotImplementedError
 
     def get_deleted_objects(self, objs, request):
@@ -288,7 +335,7 @@ class ServiceDeleteMixin:
     def delete_view(self, request, object_id, extra_context=None):
         try:
             return super().delete_view(request, object_id, extra_context)
-        except services.Conflict as exc:
+        except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(
                 reverse(_url_name(self.opts, "change"), args=[quote(unquote(object_id))])
@@ -307,7 +354,7 @@ class ServiceDeleteMixin:
                     self.log_deletions(request, [obj])
                     self.service_delete(obj)
                 deleted += 1
-            except services.Conflict as exc:
+            except ServiceError as exc:
                 self.message_user(request, f"{display}: {exc.message}", messages.ERROR)
         if deleted:
             noun = self.opts.verbose_name if deleted == 1 else self.opts.verbose_name_plural
@@ -429,8 +476,8 @@ class DownloadForm(forms.ModelForm):
             return cleaned
         if upload and not self.errors:
             try:
-                media = services.media_create(file=upload)
-            except services.ServiceError as exc:
+                media = media_create(file=upload)
+            except ServiceError as exc:
                 self.add_error("upload", exc.message)
                 return cleaned
             cleaned["media"] = media
@@ -439,14 +486,14 @@ class DownloadForm(forms.ModelForm):
             self.data = self.data.copy()
             self.data[self.add_prefix("media")] = str(media.pk)
         try:
-            services.download_validate(
+            download_validate(
                 product=cleaned.get("product"),
                 variant=cleaned.get("variant"),
                 media=cleaned.get("media"),
                 url=cleaned.get("url") or None,
                 name=cleaned.get("name"),
             )
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             self.add_error(_service_error_target(self, exc), exc.message)
         return cleaned
 
@@ -460,7 +507,7 @@ def stored(download: Download) -> Download:
 def download_fields(form, *, create: bool = False, exclude=()) -> dict:
     """What a download form gives download_create (every field) or download_update (the
     changed ones); a file uploaded in place is the media."""
-    names = (set(form.fields) & services.DOWNLOAD_FIELDS) - set(exclude)
+    names = (set(form.fields) & DOWNLOAD_FIELDS) - set(exclude)
     if not create:
         changed = set(form.changed_data)
         if form.cleaned_data.get("upload"):
@@ -525,7 +572,7 @@ class ProductAdminForm(forms.ModelForm):
     download_expiry_days = forms.IntegerField(
         required=False,
         min_value=0,
-        max_value=services.MAX_EXPIRY_DAYS,
+        max_value=MAX_EXPIRY_DAYS,
         label="Download expiry days",
     )
 
@@ -581,43 +628,41 @@ class ProductAdmin(
     object_action_labels = {"archive": "Archive", "unarchive": "Unarchive"}
 
     def service_delete(self, obj):
-        services.product_delete(product=obj)
+        product_delete(product=obj)
 
     def service_create(self, request, form):
         data = form.cleaned_data
-        return services.product_create(
-            **{name: data[name] for name in ProductAdminForm.Meta.fields}
-        )
+        return product_create(**{name: data[name] for name in ProductAdminForm.Meta.fields})
 
     def service_update(self, request, obj, form):
-        return services.product_update(product=obj, **changed_fields(form, services.PRODUCT_FIELDS))
+        return product_update(product=obj, **changed_fields(form, PRODUCT_FIELDS))
 
     def save_formset(self, request, form, formset, change):
         product = form.instance
         if formset.model is Variant:
             save_formset_through(
                 formset,
-                create=lambda row: services.variant_create(
+                create=lambda row: variant_create(
                     product=product,
-                    **{name: row.cleaned_data[name] for name in services.VARIANT_FIELDS},
+                    **{name: row.cleaned_data[name] for name in VARIANT_FIELDS},
                 ),
-                update=lambda variant, row: services.variant_update(
-                    variant=variant, **changed_fields(row, services.VARIANT_FIELDS)
+                update=lambda variant, row: variant_update(
+                    variant=variant, **changed_fields(row, VARIANT_FIELDS)
                 ),
-                delete=lambda variant: services.variant_delete(variant=variant),
+                delete=lambda variant: variant_delete(variant=variant),
             )
         elif formset.model is Download:
             save_formset_through(
                 formset,
-                create=lambda row: services.download_create(
+                create=lambda row: download_create(
                     product=product, **download_fields(row, create=True, exclude={"product"})
                 ),
-                update=lambda download, row: services.download_update(
+                update=lambda download, row: download_update(
                     download=stored(download),
                     created_by=request.user,
                     **download_fields(row, exclude={"product"}),
                 ),
-                delete=lambda download: services.download_delete(download=download),
+                delete=lambda download: download_delete(download=download),
             )
         else:  # pragma: no cover - every inline is handled above
             raise TypeError(f"No service saves {formset.model.__name__} rows.")
@@ -659,7 +704,7 @@ class ProductAdmin(
             queryset,
             archived,
             noun="product",
-            service=lambda obj: services.product_set_archived(product=obj, archived=archived),
+            service=lambda obj: product_set_archived(product=obj, archived=archived),
         )
 
     @admin.action(permissions=["change"], description="Archive (stop selling, keep downloads)")
@@ -701,15 +746,15 @@ class VariantAdmin(
 
     def service_create(self, request, form):
         data = form.cleaned_data
-        return services.variant_create(
-            product=data["product"], **{name: data[name] for name in services.VARIANT_FIELDS}
+        return variant_create(
+            product=data["product"], **{name: data[name] for name in VARIANT_FIELDS}
         )
 
     def service_update(self, request, obj, form):
-        return services.variant_update(variant=obj, **changed_fields(form, services.VARIANT_FIELDS))
+        return variant_update(variant=obj, **changed_fields(form, VARIANT_FIELDS))
 
     def service_delete(self, obj):
-        services.variant_delete(variant=obj)
+        variant_delete(variant=obj)
 
     def get_queryset(self, request):
         # str(variant) names its product: the autocomplete lists them without a query each.
@@ -772,7 +817,7 @@ class MediaAdmin(
     actions = ["delete_selected"]
 
     def service_delete(self, obj):
-        services.media_delete(media=obj)
+        media_delete(media=obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_used_by=_count(Download, "media"))
@@ -790,7 +835,7 @@ class MediaAdmin(
 
     def service_create(self, request, form):
         # The service reads the file once: size, type and SHA-256, then stores it.
-        return services.media_create(file=form.cleaned_data["upload"])
+        return media_create(file=form.cleaned_data["upload"])
 
     def service_update(self, request, obj, form):
         """Every field is read-only: nothing to save."""
@@ -922,14 +967,14 @@ class MediaAdmin(
         except (ValueError, KeyError, TypeError):
             return self._json_error("Send filename, byte_size and content_type.", "invalid")
         try:
-            upload, instructions = services.media_upload_start(
+            upload, instructions = media_upload_start(
                 filename=filename,
                 byte_size=byte_size,
                 content_type=content_type or None,
                 site_url=site_url(request),
             )
-        except services.ServiceError as exc:
-            return self._json_error(exc.message, exc.code, exc.status)
+        except ServiceError as exc:
+            return self._json_error(exc.message, exc.code, service_error_status(exc))
         return JsonResponse(
             {
                 "id": str(upload.pk),
@@ -948,9 +993,9 @@ class MediaAdmin(
         if upload is None:
             return self._json_error("No such upload.", "media_upload.not_found", 404)
         try:
-            media = services.media_upload_complete(upload=upload)
-        except services.ServiceError as exc:
-            return self._json_error(exc.message, exc.code, exc.status)
+            media = media_upload_complete(upload=upload)
+        except ServiceError as exc:
+            return self._json_error(exc.message, exc.code, service_error_status(exc))
         self.log_addition(request, media, [{"added": {}}])
         return JsonResponse(
             {
@@ -1021,13 +1066,13 @@ class DownloadAdmin(
     ]
 
     def service_delete(self, obj):
-        services.download_delete(download=obj)
+        download_delete(download=obj)
 
     def service_create(self, request, form):
-        return services.download_create(**download_fields(form, create=True))
+        return download_create(**download_fields(form, create=True))
 
     def service_update(self, request, obj, form):
-        return services.download_update(
+        return download_update(
             download=stored(obj), created_by=request.user, **download_fields(form)
         )
 
@@ -1043,7 +1088,7 @@ class DownloadAdmin(
             queryset,
             archived,
             noun="download",
-            service=lambda obj: services.download_set_archived(download=obj, archived=archived),
+            service=lambda obj: download_set_archived(download=obj, archived=archived),
         )
 
     @admin.action(permissions=["change"], description="Archive (new orders no longer get it)")
@@ -1059,7 +1104,7 @@ class DownloadAdmin(
             self,
             request,
             queryset,
-            lambda download: services.download_deliver_to_existing_orders(
+            lambda download: download_deliver_to_existing_orders(
                 download=download, notify_buyers=notify_buyers
             ),
             noun="download",
@@ -1170,12 +1215,10 @@ class OrderLineForm(forms.Form):
             raise forms.ValidationError("Choose a product or a variant.")
         return cleaned
 
-    def line_input(self) -> services.LineInput:
+    def line_input(self) -> LineInput:
         variant = self.cleaned_data.get("variant")
         product = self.cleaned_data.get("product") or variant.product
-        return services.LineInput(
-            product=product, variant=variant, quantity=self.cleaned_data["quantity"]
-        )
+        return LineInput(product=product, variant=variant, quantity=self.cleaned_data["quantity"])
 
 
 OrderLineFormSet = forms.formset_factory(
@@ -1352,7 +1395,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             request, super().change_view, object_id, form_url, extra_context
         )
 
-    # Creating an order: the dedicated add view below, through services.order_create.
+    # Creating an order: the dedicated add view below, through order_create.
 
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
@@ -1399,7 +1442,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
     def _create_order(self, request, form, lines):
         data = form.cleaned_data
         try:
-            return services.order_create(
+            return order_create(
                 email=data["email"],
                 number=data["number"],
                 status=data["status"],
@@ -1407,7 +1450,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
                 downloads=data["downloads"],
                 lines=[line.line_input() for line in lines.forms if line.cleaned_data],
             )
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             form.add_error(_service_error_target(form, exc), exc.message)
             return None
 
@@ -1418,24 +1461,20 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
 
     @admin.action(permissions=["change"], description="Mark paid (issues the downloads)")
     def mark_paid(self, request, queryset):
-        self._each(
-            request, queryset, lambda order: services.order_pay(order=order), "Marked {} paid."
-        )
+        self._each(request, queryset, lambda order: order_pay(order=order), "Marked {} paid.")
 
     @admin.action(permissions=["change"], description="Resend the order email")
     def send_email(self, request, queryset):
         self._each(
             request,
             queryset,
-            lambda order: services.order_send_email(order=order, request=request),
+            lambda order: order_send_email(order=order, request=request),
             "Sent the order email for {}.",
         )
 
     @admin.action(permissions=["change"], description="Cancel (pending orders)")
     def cancel(self, request, queryset):
-        self._each(
-            request, queryset, lambda order: services.order_cancel(order=order), "Cancelled {}."
-        )
+        self._each(request, queryset, lambda order: order_cancel(order=order), "Cancelled {}.")
 
     @admin.action(permissions=["change"], description="Refund orders or lines…")
     def refund(self, request, queryset):
@@ -1451,8 +1490,8 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
                     continue
                 whole = picked == open_lines
                 try:
-                    services.order_refund(order=order, line_ids=None if whole else picked)
-                except services.ServiceError as exc:
+                    order_refund(order=order, line_ids=None if whole else picked)
+                except ServiceError as exc:
                     self.message_user(request, f"Order {order}: {exc.message}", messages.ERROR)
                     continue
                 if whole:
@@ -1491,7 +1530,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             self._each(
                 request,
                 queryset,
-                lambda order: services.order_attach_downloads(order=order, downloads=downloads),
+                lambda order: order_attach_downloads(order=order, downloads=downloads),
                 f"Attached {_plural(len(downloads), 'download')} to {{}}.",
             )
             return None
@@ -1514,7 +1553,7 @@ class OrderAdmin(ReadOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             self._each(
                 request,
                 orders,
-                lambda order: services.order_detach_downloads(order=order, downloads=downloads),
+                lambda order: order_detach_downloads(order=order, downloads=downloads),
                 f"Detached {_plural(len(downloads), 'download')} from {{}}.",
             )
             return None
@@ -1580,7 +1619,7 @@ class GrantForm(forms.ModelForm):
 class ExtendForm(forms.Form):
     days = forms.IntegerField(
         initial=7,
-        max_value=services.MAX_EXPIRY_DAYS,
+        max_value=MAX_EXPIRY_DAYS,
         help_text="From the current expiry, or from now if already expired. "
         "Grants that never expire stay so.",
     )
@@ -1656,11 +1695,11 @@ class DownloadGrantAdmin(
         ]
 
     def service_delete(self, obj):
-        services.grant_delete(grant=obj)
+        grant_delete(grant=obj)
 
     def service_create(self, request, form):
         data = form.cleaned_data
-        return services.grant_create(
+        return grant_create(
             order=data["order"],
             download=data["download"],
             download_limit=data.get("download_limit"),
@@ -1668,7 +1707,7 @@ class DownloadGrantAdmin(
         )
 
     def service_update(self, request, obj, form):
-        return services.grant_update(
+        return grant_update(
             grant=obj, **changed_fields(form, {"download_count", "download_limit", "expires_at"})
         )
 
@@ -1707,17 +1746,17 @@ class DownloadGrantAdmin(
 
     @admin.action(permissions=["change"], description="Reset the download count to 0")
     def reset(self, request, queryset):
-        changed = services.grants_reset(grants=queryset)
+        changed = grants_reset(grants=queryset)
         self._report(request, "Reset", changed, queryset.count(), "had no downloads")
 
     @admin.action(permissions=["change"], description="Revoke access")
     def revoke(self, request, queryset):
-        changed = services.grants_revoke(grants=queryset)
+        changed = grants_revoke(grants=queryset)
         self._report(request, "Revoked", changed, queryset.count(), "were revoked")
 
     @admin.action(permissions=["change"], description="Restore access")
     def restore(self, request, queryset):
-        changed = services.grants_restore(grants=queryset)
+        changed = grants_restore(grants=queryset)
         self._report(request, "Restored", changed, queryset.count(), "had access")
 
     @admin.action(permissions=["change"], description="Extend expiry by N days…")
@@ -1726,8 +1765,8 @@ class DownloadGrantAdmin(
         if form.is_bound and form.is_valid():
             days = form.cleaned_data["days"]
             try:
-                changed = services.grants_extend(grants=queryset, days=days)
-            except services.ServiceError as exc:
+                changed = grants_extend(grants=queryset, days=days)
+            except ServiceError as exc:
                 form.add_error("days", exc.message)
             else:
                 self._report(

@@ -12,7 +12,16 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
-from . import services, webhooks
+from downloads.services.backfills import backfill_resume, download_deliver_to_existing_orders
+from downloads.services.versions import download_replace_media
+from downloads.services.webhooks import (
+    webhook_delivery_retry,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
+)
+
 from .admin import ServiceErrorMixin, run_each
 from .models import (
     Backfill,
@@ -21,6 +30,7 @@ from .models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from .services import webhooks
 
 LIST_PER_PAGE = 50
 
@@ -92,7 +102,7 @@ class DownloadVersionAdmin(ServiceFormMixin, admin.ModelAdmin):
 
     def service_save(self, request, obj, form, change):
         data = form.cleaned_data
-        return services.download_replace_media(
+        return download_replace_media(
             download=data["download"],
             media=data["media"],
             changelog=data.get("changelog", ""),
@@ -167,7 +177,7 @@ class BackfillAdmin(ServiceFormMixin, admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def service_save(self, request, obj, form, change):
-        return services.download_deliver_to_existing_orders(
+        return download_deliver_to_existing_orders(
             download=form.cleaned_data["download"],
             notify_buyers=form.cleaned_data.get("notify_buyers", False),
         )
@@ -178,7 +188,7 @@ class BackfillAdmin(ServiceFormMixin, admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda backfill: services.backfill_resume(backfill=backfill),
+            lambda backfill: backfill_resume(backfill=backfill),
             noun="backfill",
             done="Queued {}.",
         )
@@ -246,7 +256,7 @@ class WebhookEndpointAdmin(ServiceFormMixin, admin.ModelAdmin):
     def service_save(self, request, obj, form, change):
         data = form.cleaned_data
         if not change:
-            return services.webhook_endpoint_create(
+            return webhook_endpoint_create(
                 url=data["url"],
                 event_types=data.get("event_types") or [],
                 description=data.get("description", ""),
@@ -255,7 +265,7 @@ class WebhookEndpointAdmin(ServiceFormMixin, admin.ModelAdmin):
         # The admin's form already set the fields on obj; reload to hand the service the
         # stored row and the wanted changes.
         stored = WebhookEndpoint.objects.get(pk=obj.pk)
-        return services.webhook_endpoint_update(
+        return webhook_endpoint_update(
             endpoint=stored,
             url=data["url"],
             event_types=data.get("event_types") or [],
@@ -264,16 +274,16 @@ class WebhookEndpointAdmin(ServiceFormMixin, admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        services.webhook_endpoint_delete(endpoint=obj)
+        webhook_endpoint_delete(endpoint=obj)
 
     def delete_queryset(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_endpoint_delete(endpoint=endpoint)
+            webhook_endpoint_delete(endpoint=endpoint)
 
     @admin.action(permissions=["change"], description="Rotate the signing secret")
     def rotate_secret(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_endpoint_rotate_secret(endpoint=endpoint)
+            webhook_endpoint_rotate_secret(endpoint=endpoint)
         self.message_user(
             request, f"New secrets for {queryset.count()} endpoint(s).", messages.SUCCESS
         )
@@ -349,7 +359,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda delivery: services.webhook_delivery_retry(delivery=delivery),
+            lambda delivery: webhook_delivery_retry(delivery=delivery),
             noun="delivery",
             done="Queued {} again.",
         )

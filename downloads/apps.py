@@ -9,4 +9,5 @@ class DownloadsConfig(AppConfig):
     def ready(self):
         # Signal receivers: webhook subscription cache invalidation, and the retry of
         # PostgreSQL statements a migration made stale.
-        from . import db, webhooks  # noqa: F401
+        from . import db  # noqa: F401
+        from .services import webhooks  # noqa: F401

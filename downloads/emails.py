@@ -1,16 +1,17 @@
-"""The order email: the files a buyer bought, linking to the order page.
+"""The emails buyers get: the order email, and the notices of files changed or added after
+their order. This module builds messages; the services decide who gets one and when
+(`services.orders.order_send_email`, `services.backfills`).
 
-It never links straight to /downloads/…: mail scanners follow links, and each visit would
-use up one of the buyer's downloads.
+Rule owned here: an email links to the buyer's order page, never straight to /downloads/…:
+mail scanners follow links, and each visit would use up one of the buyer's downloads.
 """
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 
-from .models import Order
+from .models import Download, DownloadVersion, Order, OrderNotification
 from .selectors import order_get_by_token
 
 
@@ -55,9 +56,39 @@ def order_email_message(*, order: Order, request=None, connection=None) -> Email
     return message
 
 
-def order_send_email(*, order: Order, request=None) -> Order:
-    """Send the order email and record `email_sent_at` (only once it was handed over)."""
-    order_email_message(order=order, request=request).send()
-    order.email_sent_at = timezone.now()
-    Order.objects.filter(pk=order.pk).update(email_sent_at=order.email_sent_at)
-    return order
+NOTIFICATION_TEMPLATES = {
+    OrderNotification.Kind.NEW_VERSION: "emails/file_updated",
+    OrderNotification.Kind.NEW_FILE: "emails/file_added",
+}
+
+
+def notification_message(
+    *,
+    order: Order,
+    kind: str,
+    download: Download,
+    version: DownloadVersion | None = None,
+    connection=None,
+) -> EmailMultiAlternatives:
+    """The email (text and HTML) for one order about one new version or new file."""
+    store = settings.DOWNLOADS_STORE_NAME
+    context = {
+        "order": order,
+        "store_name": store,
+        "order_url": order_page_url(order),
+        "file_name": download.display_name,
+        "changelog": version.changelog if version is not None else "",
+    }
+    if kind == OrderNotification.Kind.NEW_VERSION:
+        subject = f"{store}: a new version of {download.display_name} (order #{order.number})"
+    else:
+        subject = f"{store}: a new file for your order #{order.number}"
+    template = NOTIFICATION_TEMPLATES[kind]
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{template}.txt", context),
+        to=[order.email],
+        connection=connection,
+    )
+    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return message

@@ -262,7 +262,7 @@ class DownloadGrant(TimeStamped):
     """The right of one order (line) to one Download, with a limit and an expiry.
 
     `download_count` only moves through the conditional UPDATE in
-    `services.grant_consume`, so the database decides whether a download is allowed.
+    `grant_consume`, so the database decides whether a download is allowed.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

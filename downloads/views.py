@@ -23,7 +23,9 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
-from . import selectors, services, storage
+from downloads.services.consume import download_event_create, grant_consume
+
+from . import selectors, storage
 from .models import DownloadEvent, DownloadGrant
 
 logger = logging.getLogger(__name__)
@@ -123,18 +125,18 @@ def download(request, token: str):
     ip, user_agent = _client(request)
     refusal = grant.refusal()
     if refusal:  # refused by the row this request just read: log it, take nothing
-        services.event_log(grant=grant, outcome=refusal, ip=ip, user_agent=user_agent)
+        download_event_create(grant=grant, outcome=refusal, ip=ip, user_agent=user_agent)
         return _refused(request, grant, refusal)
     # The response is ready (URL presigned, file opened) before the count is taken, so a
     # failure to serve takes nothing and the count needs no open transaction.
     try:
         response = _deliver(request, grant, byte_range)
     except ServeError:
-        services.event_log(
+        download_event_create(
             grant=grant, outcome=DownloadEvent.Outcome.FAILED, ip=ip, user_agent=user_agent
         )
         return _unavailable(request, grant)
-    consumption = services.grant_consume(grant=grant, ip=ip, user_agent=user_agent)
+    consumption = grant_consume(grant=grant, ip=ip, user_agent=user_agent)
     if consumption.allowed:
         return response
     _discard(response)  # lost a race to the limit

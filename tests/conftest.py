@@ -172,7 +172,7 @@ def _no_webhook_subscribers():
     """Every test starts with an empty endpoint table, so the per-process memo of subscribed
     webhook event types starts empty too (rows of earlier tests were rolled back, which sends
     no delete signal). Without this, the hot path's query count would depend on test order."""
-    from downloads import webhooks
+    from downloads.services import webhooks
 
     webhooks.subscriptions_prime(())
 

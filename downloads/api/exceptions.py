@@ -3,8 +3,9 @@
     {"http_status": "unprocessable_entity", "code": "download.invalid", "message": "…",
      "validation_errors": [{"attribute": "url", "code": "blank", "message": "…"}]}
 
-Body validation answers 422, a bad query parameter or a malformed body 400, and the
-services' ServiceError/Conflict keep their own status and machine code.
+Body validation answers 422, a bad query parameter or a malformed body 400. The services'
+`ServiceError` carries a namespaced code and no HTTP status: `STATUS_BY_CODE` below is the one
+place that turns a domain code into a status (the admin's upload endpoints use it too).
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import set_rollback
 
-from downloads.services import ServiceError
+from downloads.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +99,48 @@ def _object_name(context) -> str:
     return getattr(view, "object_name", None) or "request"
 
 
-def _from_service_error(exc: ServiceError, object_name: str) -> tuple[int, str, list]:
-    code = exc.code if "." in exc.code else f"{object_name}.invalid"
-    if exc.status == status.HTTP_409_CONFLICT and "." not in exc.code:
-        code = f"{object_name}.conflict"
+# The HTTP status of each domain error code that is not a plain 422 (the input breaks a
+# rule). 409: valid, but the current state forbids it.
+STATUS_BY_CODE = {
+    "backfill.done": 409,
+    "download.archived": 409,
+    "download.in_use": 409,
+    "grant.exists": 409,
+    "grant.in_use": 409,
+    "media.in_use": 409,
+    "media.too_large": 413,
+    "media_upload.completed": 409,
+    "media_upload.expired": 403,
+    "media_upload.forbidden": 403,
+    "media_upload.incomplete": 400,
+    "media_upload.length_required": 411,
+    "media_upload.missing": 409,
+    "media_upload.not_found": 404,
+    "media_upload.not_local": 404,
+    "media_upload.received": 409,
+    "order.busy": 409,
+    "order.invalid_state": 409,
+    "order.number_taken": 409,
+    "product.in_use": 409,
+    "variant.in_use": 409,
+    "webhook_delivery.delivered": 409,
+}
+
+
+def service_error_status(exc: ServiceError) -> int:
+    """The HTTP status that answers a domain error."""
+    return STATUS_BY_CODE.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def service_error_body(exc: ServiceError) -> dict:
+    """The envelope of a domain error: its code, message and, when it names an attribute,
+    that attribute with the reason."""
     errors = []
     if exc.attribute:
-        errors.append({"attribute": exc.attribute, "code": exc.code, "message": exc.message})
-    return exc.status, code, errors
+        errors.append(
+            {"attribute": exc.attribute, "code": exc.reason or exc.code, "message": exc.message}
+        )
+    return error_body(service_error_status(exc), exc.code, exc.message, errors)
 
 
 def exception_handler(exc, context):
@@ -123,8 +158,10 @@ def exception_handler(exc, context):
         exc = exceptions.ParseError(str(exc) or None, code="request.malformed")
 
     if isinstance(exc, ServiceError):
-        status_code, code, errors = _from_service_error(exc, object_name)
-        message = exc.message
+        set_rollback()
+        from rest_framework.response import Response
+
+        return Response(service_error_body(exc), status=service_error_status(exc))
     elif isinstance(exc, ProtectedError | RestrictedError):
         status_code = status.HTTP_409_CONFLICT
         code = f"{object_name}.in_use"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from django.urls import NoReverseMatch, reverse
 from rest_framework import serializers
 
-from downloads import services, storage
+from downloads import storage
 from downloads.emails import order_page_url, site_url
 from downloads.models import (
     Download,
@@ -22,11 +22,13 @@ from downloads.models import (
     Product,
     Variant,
 )
+from downloads.services.catalogue import MAX_TAG_LENGTH, MAX_TAGS
+from downloads.services.common import MAX_EXPIRY_DAYS
 
 from .filters import BIGINT_MAX, BIGINT_MIN, UNIX_MAX, UNIX_MIN
 
 INT_MAX = 2**31 - 1
-MAX_DAYS = services.MAX_EXPIRY_DAYS
+MAX_DAYS = MAX_EXPIRY_DAYS
 
 
 # --- Fields -------------------------------------------------------------------------------------
@@ -135,7 +137,9 @@ class ProductInputSerializer(serializers.Serializer):
     name = text()
     sku = text(100, allow_blank=True, required=False)
     vendor = text(allow_blank=True, required=False)
-    tags = serializers.ListField(child=text(100, allow_blank=False), max_length=50, required=False)
+    tags = serializers.ListField(
+        child=text(MAX_TAG_LENGTH, allow_blank=False), max_length=MAX_TAGS, required=False
+    )
     description = text(100_000, allow_blank=True, required=False)
     external_id = bounded_int(BIGINT_MIN, BIGINT_MAX, allow_null=True, required=False)
     download_limit = bounded_int(

@@ -1,6 +1,6 @@
 """The merchant REST API (/api/v1/): thin viewsets. Each action validates its input with a
 serializer, calls a service (writes) or a queryset with its joins (reads), and renders the
-output serializer. Business rules live in downloads/services.py, shared with the admin."""
+output serializer. Business rules live in downloads/services/, shared with the admin."""
 
 import uuid
 
@@ -16,8 +16,8 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.models import User
-from downloads import services
 from downloads.emails import site_url
+from downloads.errors import ServiceError
 from downloads.models import (
     Download,
     DownloadEvent,
@@ -30,10 +30,53 @@ from downloads.models import (
     Variant,
 )
 from downloads.selectors import line_target
+from downloads.services.catalogue import (
+    download_create,
+    download_delete,
+    download_update,
+    product_create,
+    product_delete,
+    product_update,
+    variant_create,
+    variant_delete,
+    variant_update,
+)
+from downloads.services.grants import (
+    grant_create,
+    grant_delete,
+    grant_extend,
+    grant_update,
+    grants_reset,
+    grants_restore,
+    grants_revoke,
+)
+from downloads.services.media import (
+    media_create,
+    media_delete,
+    media_upload_complete,
+    media_upload_receive,
+    media_upload_start,
+)
+from downloads.services.orders import (
+    LineInput,
+    order_attach_downloads,
+    order_cancel,
+    order_create,
+    order_detach_downloads,
+    order_pay,
+    order_refund,
+    order_send_email,
+)
 
 from . import filters
 from . import serializers as s
-from .exceptions import PayloadTooLarge, QueryParameterError, error_body
+from .exceptions import (
+    PayloadTooLarge,
+    QueryParameterError,
+    error_body,
+    service_error_body,
+    service_error_status,
+)
 from .pagination import ApiPagination
 from .schema import api_docs
 from .throttling import ApiKeyRateThrottle, rate_limit_headers
@@ -192,17 +235,17 @@ class ProductViewSet(ApiViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request):
-        product = services.product_create(**self.validated(s.ProductInputSerializer))
+        product = product_create(**self.validated(s.ProductInputSerializer))
         return self.render(product, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         product = self.get_object()
         data = self.validated(s.ProductInputSerializer, partial=True)
-        return self.render(services.product_update(product=product, **data))
+        return self.render(product_update(product=product, **data))
 
     def destroy(self, request, pk=None):
         product = self.get_object()
-        services.product_delete(product=product)
+        product_delete(product=product)
         return self.deleted(pk)
 
 
@@ -228,16 +271,16 @@ class VariantViewSet(ApiViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request):
-        variant = services.variant_create(**self.validated(s.VariantInputSerializer))
+        variant = variant_create(**self.validated(s.VariantInputSerializer))
         return self.render(variant, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         variant = self.get_object()
         data = self.validated(s.VariantUpdateSerializer, partial=True)
-        return self.render(services.variant_update(variant=variant, **data))
+        return self.render(variant_update(variant=variant, **data))
 
     def destroy(self, request, pk=None):
-        services.variant_delete(variant=self.get_object())
+        variant_delete(variant=self.get_object())
         return self.deleted(pk)
 
 
@@ -282,7 +325,7 @@ class MediaViewSet(ApiViewSet):
                 f"The file is larger than the {limit} byte limit.", code="media.too_large"
             )
         data = self.validated(s.MediaCreateSerializer)
-        media = services.media_create(
+        media = media_create(
             file=data["file"],
             filename=data.get("filename") or data["file"].name,
             content_type=data.get("content_type") or data["file"].content_type,
@@ -290,7 +333,7 @@ class MediaViewSet(ApiViewSet):
         return self.render(media, status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
-        services.media_delete(media=self.get_object())
+        media_delete(media=self.get_object())
         return self.deleted(pk)
 
     @extend_schema(request=s.MediaUploadStartSerializer, responses={201: s.MediaUploadSerializer})
@@ -298,7 +341,7 @@ class MediaViewSet(ApiViewSet):
     def upload_start(self, request):
         """Start a direct upload: the client sends the bytes to `upload_url` itself."""
         data = self.validated(s.MediaUploadStartSerializer)
-        upload, instructions = services.media_upload_start(
+        upload, instructions = media_upload_start(
             filename=data["filename"],
             byte_size=data["byte_size"],
             content_type=data.get("content_type"),
@@ -322,7 +365,7 @@ class MediaViewSet(ApiViewSet):
             raise exceptions.NotFound(
                 f"No upload with id {upload_id!s:.64}.", code="media_upload.not_found"
             )
-        media = services.media_upload_complete(upload=upload)
+        media = media_upload_complete(upload=upload)
         return self.render(media)
 
 
@@ -341,15 +384,14 @@ def media_upload_content(request, upload_id):
     except ValueError:
         length = -1
     try:
-        services.media_upload_receive(
+        media_upload_receive(
             upload_id=upload_id,
             token=request.GET.get("token", ""),
             stream=request,
             content_length=length,
         )
-    except services.ServiceError as exc:
-        code = exc.code if "." in exc.code else f"media_upload.{exc.code}"
-        return JsonResponse(error_body(exc.status, code, exc.message), status=exc.status)
+    except ServiceError as exc:
+        return JsonResponse(service_error_body(exc), status=service_error_status(exc))
     return HttpResponse(status=204)
 
 
@@ -416,17 +458,17 @@ class DownloadViewSet(ApiViewSet):
 
     def create(self, request):
         data = self.validated(s.DownloadInputSerializer, data=self.payload())
-        download = services.download_create(**data)
+        download = download_create(**data)
         return self.render_fresh(download, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         download = self.get_object()
         data = self.validated(s.DownloadInputSerializer, data=self.payload(), partial=True)
-        services.download_update(download=download, **data)
+        download_update(download=download, **data)
         return self.render_fresh(download)
 
     def destroy(self, request, pk=None):
-        services.download_delete(download=self.get_object())
+        download_delete(download=self.get_object())
         return self.deleted(pk)
 
 
@@ -480,12 +522,10 @@ class OrderViewSet(ApiViewSet):
                 errors[index] = {given: [f"No {given} {line[given]}."]}
                 continue
             product, variant = target
-            lines.append(
-                services.LineInput(product=product, variant=variant, quantity=line["quantity"])
-            )
+            lines.append(LineInput(product=product, variant=variant, quantity=line["quantity"]))
         if errors:
             raise exceptions.ValidationError({"lines": errors}, code="does_not_exist")
-        order = services.order_create(
+        order = order_create(
             email=data["email"],
             lines=lines,
             number=data.get("number"),
@@ -501,7 +541,7 @@ class OrderViewSet(ApiViewSet):
     def pay(self, request, pk=None):
         """Mark paid and issue the grants (idempotent); emails the buyer the first time."""
         order = self.get_object()
-        services.order_pay(order=order)
+        order_pay(order=order)
         return self.render_fresh(order)
 
     @extend_schema(request=None, responses=s.OrderSerializer)
@@ -509,7 +549,7 @@ class OrderViewSet(ApiViewSet):
     def cancel(self, request, pk=None):
         """Cancel a pending order."""
         order = self.get_object()
-        services.order_cancel(order=order)
+        order_cancel(order=order)
         return self.render_fresh(order)
 
     @extend_schema(request=s.RefundSerializer, responses=s.OrderSerializer)
@@ -518,7 +558,7 @@ class OrderViewSet(ApiViewSet):
         """Refund the order, or only `line_ids` (revoking only those lines' grants)."""
         order = self.get_object()
         data = self.validated(s.RefundSerializer)
-        services.order_refund(order=order, line_ids=data.get("line_ids"))
+        order_refund(order=order, line_ids=data.get("line_ids"))
         return self.render_fresh(order)
 
     @extend_schema(request=s.AttachSerializer, responses=s.OrderSerializer)
@@ -528,7 +568,7 @@ class OrderViewSet(ApiViewSet):
         order = self.get_object()
         data = self.validated(s.AttachSerializer)
         downloads = self._downloads(data["ids"], "download_ids")
-        services.order_attach_downloads(order=order, downloads=downloads)
+        order_attach_downloads(order=order, downloads=downloads)
         return self.render_fresh(order)
 
     @extend_schema(request=s.AttachSerializer, responses=s.OrderSerializer)
@@ -538,14 +578,14 @@ class OrderViewSet(ApiViewSet):
         order = self.get_object()
         data = self.validated(s.AttachSerializer)
         downloads = self._downloads(data["ids"], "download_ids")
-        services.order_detach_downloads(order=order, downloads=downloads)
+        order_detach_downloads(order=order, downloads=downloads)
         return self.render_fresh(order)
 
     @extend_schema(request=None, responses=s.OrderSerializer)
     @action(detail=True, methods=["post"])
     def send_email(self, request, pk=None):
         """Send (again) the order email with the link to the buyer's order page."""
-        order = services.order_send_email(order=self.get_object(), request=request)
+        order = order_send_email(order=self.get_object(), request=request)
         return self.render_fresh(order)
 
 
@@ -591,7 +631,7 @@ class GrantViewSet(ApiViewSet):
 
     def create(self, request):
         data = self.validated(s.GrantCreateSerializer)
-        grant = services.grant_create(
+        grant = grant_create(
             order=data["order_id"],
             download=data["download"],
             line=data.get("line"),
@@ -604,14 +644,14 @@ class GrantViewSet(ApiViewSet):
     def update(self, request, pk=None, partial=False):
         grant = self.get_object()
         data = self.validated(s.GrantUpdateSerializer, partial=True)
-        services.grant_update(grant=grant, **data)
+        grant_update(grant=grant, **data)
         return self.render_fresh(grant)
 
     def partial_update(self, request, pk=None):
         return self.update(request, pk, partial=True)
 
     def destroy(self, request, pk=None):
-        services.grant_delete(grant=self.get_object())
+        grant_delete(grant=self.get_object())
         return self.deleted(pk)
 
     def _one(self, grant):
@@ -622,7 +662,7 @@ class GrantViewSet(ApiViewSet):
     def reset(self, request, pk=None):
         """Set the download count back to zero."""
         grant = self.get_object()
-        services.grants_reset(grants=self._one(grant))
+        grants_reset(grants=self._one(grant))
         return self.render_fresh(grant)
 
     @extend_schema(request=s.GrantExtendSerializer, responses=s.GrantSerializer)
@@ -630,7 +670,7 @@ class GrantViewSet(ApiViewSet):
     def extend(self, request, pk=None):
         """Extend by `days` (from now when already expired) or set `expires_at`."""
         grant = self.get_object()
-        services.grant_extend(grant=grant, **self.validated(s.GrantExtendSerializer))
+        grant_extend(grant=grant, **self.validated(s.GrantExtendSerializer))
         return self.render_fresh(grant)
 
     @extend_schema(request=None, responses=s.GrantSerializer)
@@ -638,7 +678,7 @@ class GrantViewSet(ApiViewSet):
     def revoke(self, request, pk=None):
         """Stop this grant from serving its file (the log is kept)."""
         grant = self.get_object()
-        services.grants_revoke(grants=self._one(grant))
+        grants_revoke(grants=self._one(grant))
         return self.render_fresh(grant)
 
     @extend_schema(request=None, responses=s.GrantSerializer)
@@ -646,7 +686,7 @@ class GrantViewSet(ApiViewSet):
     def restore(self, request, pk=None):
         """Undo a revocation."""
         grant = self.get_object()
-        services.grants_restore(grants=self._one(grant))
+        grants_restore(grants=self._one(grant))
         return self.render_fresh(grant)
 
 

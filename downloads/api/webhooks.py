@@ -10,7 +10,6 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from downloads import services, webhooks
 from downloads.models import (
     Backfill,
     Download,
@@ -19,6 +18,16 @@ from downloads.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+)
+from downloads.services import webhooks
+from downloads.services.backfills import backfill_resume, download_deliver_to_existing_orders
+from downloads.services.versions import CHANGELOG_MAX_LENGTH, download_replace_media
+from downloads.services.webhooks import (
+    webhook_delivery_retry,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
 )
 
 from .filters import ApiFilterSet, UUIDListFilter
@@ -108,7 +117,7 @@ class DownloadVersionSerializer(serializers.Serializer):
 
 class DownloadVersionInputSerializer(serializers.Serializer):
     media = UUIDRelatedField(queryset=Media.objects.all(), help_text="The new file.")
-    changelog = text(max_length=services.CHANGELOG_MAX_LENGTH, required=False, allow_blank=True)
+    changelog = text(max_length=CHANGELOG_MAX_LENGTH, required=False, allow_blank=True)
     notify_buyers = serializers.BooleanField(
         required=False, help_text="Email every order holding this file, once."
     )
@@ -198,18 +207,18 @@ class WebhookEndpointViewSet(ApiViewSet):
 
     def create(self, request):
         data = self.validated(WebhookEndpointInputSerializer)
-        endpoint = services.webhook_endpoint_create(**data)
+        endpoint = webhook_endpoint_create(**data)
         body = WebhookEndpointWithSecretSerializer(endpoint).data
         return self.respond(body, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         endpoint = self.get_object()
         data = self.validated(WebhookEndpointInputSerializer, partial=True)
-        services.webhook_endpoint_update(endpoint=endpoint, **data)
+        webhook_endpoint_update(endpoint=endpoint, **data)
         return self.render(endpoint)
 
     def destroy(self, request, pk=None):
-        services.webhook_endpoint_delete(endpoint=self.get_object())
+        webhook_endpoint_delete(endpoint=self.get_object())
         return self.deleted(pk)
 
     @extend_schema(
@@ -220,7 +229,7 @@ class WebhookEndpointViewSet(ApiViewSet):
     )
     @action(detail=True, methods=["post"])
     def rotate_secret(self, request, pk=None):
-        endpoint = services.webhook_endpoint_rotate_secret(endpoint=self.get_object())
+        endpoint = webhook_endpoint_rotate_secret(endpoint=self.get_object())
         return self.respond(WebhookEndpointWithSecretSerializer(endpoint).data)
 
     def respond(self, body, status_code=status.HTTP_200_OK):
@@ -260,7 +269,7 @@ class WebhookDeliveryViewSet(ApiViewSet):
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        delivery = services.webhook_delivery_retry(delivery=self.get_object())
+        delivery = webhook_delivery_retry(delivery=self.get_object())
         return self.render_fresh(delivery, status.HTTP_202_ACCEPTED)
 
 
@@ -284,7 +293,7 @@ class BackfillViewSet(ApiViewSet):
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        backfill = services.backfill_resume(backfill=self.get_object())
+        backfill = backfill_resume(backfill=self.get_object())
         return self.render(backfill, status.HTTP_202_ACCEPTED)
 
 
@@ -339,7 +348,7 @@ class DownloadVersionViewSet(DownloadChildViewSet):
     def create(self, request, *args, **kwargs):
         data = self.validated(DownloadVersionInputSerializer)
         user = request.user if getattr(request.user, "pk", None) else None
-        version = services.download_replace_media(
+        version = download_replace_media(
             download=self.download(),
             media=data["media"],
             changelog=data.get("changelog", ""),
@@ -376,7 +385,7 @@ class DownloadBackfillViewSet(DownloadChildViewSet):
     )
     def create(self, request, *args, **kwargs):
         data = self.validated(BackfillInputSerializer)
-        backfill = services.download_deliver_to_existing_orders(
+        backfill = download_deliver_to_existing_orders(
             download=self.download(), notify_buyers=data.get("notify_buyers", False)
         )
         return self.render(backfill, status.HTTP_202_ACCEPTED)

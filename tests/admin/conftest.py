@@ -3,16 +3,16 @@
 import pytest
 from django.contrib.messages import get_messages
 
-from downloads import services
 from downloads.models import Order
+from downloads.services.orders import LineInput, order_create
 from tests import factories
 
 
 def paid_order(*products, email="buyer@example.com", **kwargs):
     """An order paid through the services (grants issued), no email."""
-    return services.order_create(
+    return order_create(
         email=email,
-        lines=[services.LineInput(product=product) for product in products],
+        lines=[LineInput(product=product) for product in products],
         status=Order.Status.PAID,
         send_email=False,
         **kwargs,

@@ -3,8 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from downloads import services
 from downloads.models import Backfill
+from downloads.services.orders import order_refund
+from downloads.services.versions import download_replace_media
 from tests import factories
 from tests.admin.conftest import action, messages_of, paid_order
 
@@ -14,7 +15,7 @@ CHANGELIST = reverse("admin:downloads_download_changelist")
 @pytest.mark.django_db
 def test_the_change_page_lists_the_files_history(admin_client, admin_user):
     download = factories.DownloadFactory(media=factories.MediaFactory(filename="guide v1.pdf"))
-    services.download_replace_media(
+    download_replace_media(
         download=download,
         media=factories.MediaFactory(filename="guide v2.pdf"),
         changelog="Fixed chapter 3",
@@ -33,7 +34,7 @@ def test_the_action_delivers_a_new_file_to_every_paid_unrefunded_order(admin_cli
     factories.DownloadFactory(product=product)
     kept = paid_order(product, email="kept@example.com")
     refunded = paid_order(product, email="refunded@example.com")
-    services.order_refund(order=refunded)
+    order_refund(order=refunded)
     bonus = factories.DownloadFactory(product=product)
 
     response = admin_client.post(CHANGELIST, action("deliver_to_existing_orders", [bonus]))

@@ -1,11 +1,11 @@
-"""Orders in the back office: creating through services.order_create, and every action."""
+"""Orders in the back office: creating through order_create, and every action."""
 
 import pytest
 from django.core import mail
 from django.urls import reverse
 
-from downloads import services
 from downloads.models import DownloadGrant, Order
+from downloads.services.orders import order_refund
 from tests import factories
 from tests.admin.conftest import action, messages_of, paid_order, product_with_file
 
@@ -112,7 +112,7 @@ class TestActions:
         assert len(mail.outbox) == 1
 
     def test_mark_paid_on_a_refunded_order_reports_the_conflict(self, admin_client, order):
-        services.order_refund(order=order)
+        order_refund(order=order)
         response = admin_client.post(CHANGELIST, action("mark_paid", [order]))
         assert messages_of(response) == [f"Order {order}: A refunded order cannot be paid."]
 

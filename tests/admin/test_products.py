@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from downloads import services
 from downloads.models import Download, Media, Product
+from downloads.services.orders import LineInput, order_create
 from tests import factories
 from tests.admin.conftest import action, messages_of, paid_order, product_with_file
 
@@ -229,9 +229,7 @@ def test_replacing_a_downloads_file_keeps_the_old_one_as_a_version(admin_client,
 def test_deleting_a_variant_orders_use_is_refused(admin_client):
     variant = factories.VariantFactory(product=product_with_file())
     product = variant.product
-    services.order_create(
-        email="a@example.com", lines=[services.LineInput(product=product, variant=variant)]
-    )
+    order_create(email="a@example.com", lines=[LineInput(product=product, variant=variant)])
     data = inline_rows(product, **{"variants-0-DELETE": "on"})
     response = admin_client.post(reverse("admin:downloads_product_change", args=[product.pk]), data)
     assert response.status_code == 200

@@ -4,16 +4,25 @@ import pytest
 from django.utils import timezone
 from django_tasks.backends.database.models import DBTaskResult
 
-from downloads import services
+from downloads.errors import ServiceError
 from downloads.models import Backfill, Download, DownloadGrant, Order
+from downloads.services import backfills
+from downloads.services.backfills import (
+    _backfill_batch,
+    backfill_resume,
+    backfill_run,
+    download_deliver_to_existing_orders,
+)
+from downloads.services.catalogue import download_create, download_update
+from downloads.services.orders import LineInput, order_cancel, order_create, order_refund
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def paid(product, *, variant=None, quantity_lines=1, email=None, number=None):
-    lines = [services.LineInput(product=product, variant=variant)] * quantity_lines
-    return services.order_create(
+    lines = [LineInput(product=product, variant=variant)] * quantity_lines
+    return order_create(
         email=email or "buyer@example.com",
         lines=lines,
         number=number,
@@ -30,16 +39,12 @@ def store():
     factories.DownloadFactory(product=product)  # the file sold at the time
     eligible = [paid(product) for _ in range(4)]
     eligible.append(paid(product, quantity_lines=2))
-    refunded = services.order_refund(order=paid(product))
+    refunded = order_refund(order=paid(product))
     partly = paid(product, quantity_lines=2)
-    services.order_refund(order=partly, line_ids=[partly.lines.first().pk])
-    pending = services.order_create(
-        email="p@example.com", lines=[services.LineInput(product=product)]
-    )
-    cancelled = services.order_cancel(
-        order=services.order_create(
-            email="c@example.com", lines=[services.LineInput(product=product)]
-        )
+    order_refund(order=partly, line_ids=[partly.lines.first().pk])
+    pending = order_create(email="p@example.com", lines=[LineInput(product=product)])
+    cancelled = order_cancel(
+        order=order_create(email="c@example.com", lines=[LineInput(product=product)])
     )
     other = paid(factories.ProductFactory())
     added_later = factories.DownloadFactory(product=product)
@@ -66,8 +71,8 @@ def expected_lines(store):
 class TestBackfill:
     def test_issues_exactly_one_grant_per_unrefunded_line_of_each_paid_order(self, store):
         download = store["download"]
-        backfill = services.download_deliver_to_existing_orders(download=download)
-        backfill = services.download_backfill_run(backfill=backfill, batch_size=2)
+        backfill = download_deliver_to_existing_orders(download=download)
+        backfill = backfill_run(backfill=backfill, batch_size=2)
 
         assert sorted(grants_of(download).values_list("line_id", flat=True)) == expected_lines(
             store
@@ -84,28 +89,26 @@ class TestBackfill:
         settings.DOWNLOADS_DEFAULT_EXPIRY_DAYS = 30
         download = store["download"]
         Order.objects.update(paid_at=timezone.now() - timedelta(days=400))
-        backfill = services.download_deliver_to_existing_orders(download=download)
-        services.download_backfill_run(backfill=backfill)
+        backfill = download_deliver_to_existing_orders(download=download)
+        backfill_run(backfill=backfill)
         grant = grants_of(download).first()
         assert grant.download_limit == 3
         assert grant.expires_at > timezone.now() + timedelta(days=29)
 
     def test_running_twice_issues_nothing_more(self, store):
         download = store["download"]
-        services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(download=download)
-        )
+        backfill_run(backfill=download_deliver_to_existing_orders(download=download))
         before = set(grants_of(download).values_list("pk", flat=True))
         again = Backfill.objects.create(download=download)
-        again = services.download_backfill_run(backfill=again, batch_size=3)
+        again = backfill_run(backfill=again, batch_size=3)
         assert again.status == Backfill.Status.DONE
         assert again.grants_created == 0
         assert set(grants_of(download).values_list("pk", flat=True)) == before
 
     def test_a_crash_mid_run_resumes_from_the_cursor_without_duplicates(self, store, monkeypatch):
         download = store["download"]
-        backfill = services.download_deliver_to_existing_orders(download=download)
-        real_batch = services._backfill_batch
+        backfill = download_deliver_to_existing_orders(download=download)
+        real_batch = _backfill_batch
         calls = []
 
         def crash_on_second_batch(**kwargs):
@@ -115,9 +118,9 @@ class TestBackfill:
                 raise RuntimeError("worker killed")
             return real_batch(**kwargs)
 
-        monkeypatch.setattr(services, "_backfill_batch", crash_on_second_batch)
+        monkeypatch.setattr(backfills, "_backfill_batch", crash_on_second_batch)
         with pytest.raises(RuntimeError):
-            services.download_backfill_run(backfill=backfill, batch_size=2)
+            backfill_run(backfill=backfill, batch_size=2)
         backfill.refresh_from_db()
         # The second batch rolled back with its cursor move: only the first batch stayed.
         first_two = sorted(o.number for o in [*store["eligible"], store["partly"]])[:2]
@@ -126,10 +129,10 @@ class TestBackfill:
         assert "worker killed" in backfill.error
         assert set(grants_of(download).values_list("order__number", flat=True)) == set(first_two)
 
-        monkeypatch.setattr(services, "_backfill_batch", real_batch)
+        monkeypatch.setattr(backfills, "_backfill_batch", real_batch)
         # A killed worker leaves it "running"; resuming takes it over from the cursor.
         Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.RUNNING)
-        backfill = services.download_backfill_run(backfill=backfill, batch_size=2)
+        backfill = backfill_run(backfill=backfill, batch_size=2)
         assert backfill.status == Backfill.Status.DONE
         assert sorted(grants_of(download).values_list("line_id", flat=True)) == expected_lines(
             store
@@ -144,18 +147,14 @@ class TestBackfill:
         with_hardback = paid(product, variant=hardback)
         paid(product, variant=ebook)
         download = factories.DownloadFactory(product=product, variant=hardback)
-        services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(download=download)
-        )
+        backfill_run(backfill=download_deliver_to_existing_orders(download=download))
         assert list(grants_of(download).values_list("order_id", flat=True)) == [with_hardback.pk]
 
     def test_orders_paid_after_the_file_was_added_are_not_counted_twice(self, store):
         download = store["download"]
         later = paid(store["product"])  # paying issues every file of the product already
         assert grants_of(download).filter(order=later).count() == 1
-        backfill = services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(download=download)
-        )
+        backfill = backfill_run(backfill=download_deliver_to_existing_orders(download=download))
         assert grants_of(download).filter(order=later).count() == 1
         assert backfill.grants_created == 7
 
@@ -163,19 +162,19 @@ class TestBackfill:
 class TestStartingABackfill:
     def test_the_option_on_the_download_starts_one_backfill_task(self, store):
         download = store["download"]
-        services.download_update(download=download, deliver_to_existing_orders=True)
+        download_update(download=download, deliver_to_existing_orders=True)
         backfill = Backfill.objects.get(download=download)
         assert backfill.status == Backfill.Status.PENDING
         task = DBTaskResult.objects.get(task_path="downloads.tasks.backfill_run")
         assert task.args_kwargs["args"] == [str(backfill.pk)]
         # Asking again while it runs starts nothing new; switching off delivers nothing more.
-        services.download_update(download=download, deliver_to_existing_orders=True)
+        download_update(download=download, deliver_to_existing_orders=True)
         assert Backfill.objects.filter(download=download).count() == 1
-        services.download_update(download=download, deliver_to_existing_orders=False)
+        download_update(download=download, deliver_to_existing_orders=False)
         assert not Download.objects.get(pk=download.pk).deliver_to_existing_orders
 
     def test_a_new_product_file_can_go_to_existing_orders_from_the_start(self, store):
-        download = services.download_create(
+        download = download_create(
             product=store["product"],
             media=factories.MediaFactory(),
             deliver_to_existing_orders=True,
@@ -183,28 +182,28 @@ class TestStartingABackfill:
         assert Backfill.objects.get(download=download).status == Backfill.Status.PENDING
 
     def test_asking_again_while_one_is_pending_returns_it(self, store):
-        first = services.download_deliver_to_existing_orders(download=store["download"])
-        second = services.download_deliver_to_existing_orders(download=store["download"])
+        first = download_deliver_to_existing_orders(download=store["download"])
+        second = download_deliver_to_existing_orders(download=store["download"])
         assert first == second
         assert Download.objects.get(pk=store["download"].pk).deliver_to_existing_orders
 
     def test_a_file_without_a_product_or_archived_is_refused(self):
         loose = factories.DownloadFactory(product=None)
-        with pytest.raises(services.ServiceError) as exc:
-            services.download_deliver_to_existing_orders(download=loose)
+        with pytest.raises(ServiceError) as exc:
+            download_deliver_to_existing_orders(download=loose)
         assert exc.value.code == "download.no_product"
         archived = factories.DownloadFactory(archived=True)
-        with pytest.raises(services.Conflict) as exc:
-            services.download_deliver_to_existing_orders(download=archived)
+        with pytest.raises(ServiceError) as exc:
+            download_deliver_to_existing_orders(download=archived)
         assert exc.value.code == "download.archived"
         assert not Backfill.objects.exists()
 
     def test_resuming_a_finished_backfill_is_a_conflict(self, store):
-        backfill = services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(download=store["download"])
+        backfill = backfill_run(
+            backfill=download_deliver_to_existing_orders(download=store["download"])
         )
-        with pytest.raises(services.Conflict):
-            services.backfill_resume(backfill=backfill)
+        with pytest.raises(ServiceError):
+            backfill_resume(backfill=backfill)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -217,15 +216,15 @@ def test_the_worker_runs_the_backfill_in_one_short_transaction_per_batch(
 
     settings.DOWNLOADS_BACKFILL_BATCH_SIZE = 2
     download = store["download"]
-    backfill = services.download_deliver_to_existing_orders(download=download)
-    real_batch = services._backfill_batch
+    backfill = download_deliver_to_existing_orders(download=download)
+    real_batch = _backfill_batch
     batches = []
 
     def watch(**kwargs):
         batches.append((connection.in_atomic_block, list(connection.savepoint_ids)))
         return real_batch(**kwargs)
 
-    monkeypatch.setattr(services, "_backfill_batch", watch)
+    monkeypatch.setattr(backfills, "_backfill_batch", watch)
     run_worker()
     backfill.refresh_from_db()
     assert backfill.status == Backfill.Status.DONE
@@ -245,7 +244,7 @@ class TestAdmin:
         assert response.status_code == 302
         backfill = Backfill.objects.get()
         assert backfill.notify_buyers
-        services.download_backfill_run(backfill=backfill)
+        backfill_run(backfill=backfill)
         with django_assert_max_num_queries(8):
             listing = client.get("/admin/downloads/backfill/")
         assert listing.status_code == 200
@@ -291,7 +290,7 @@ class TestApi:
             "pending",
             "deliver_to_existing_orders",
         )
-        services.download_backfill_run(backfill=Backfill.objects.get(pk=body["id"]))
+        backfill_run(backfill=Backfill.objects.get(pk=body["id"]))
         done = api.get(f"/api/v1/backfills/{body['id']}").json()
         assert (done["status"], done["grants_created"], done["emails_sent"]) == ("done", 7, 6)
         listing = api.get(f"/api/v1/downloads/{download.pk}/backfills").json()

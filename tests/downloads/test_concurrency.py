@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from downloads import services
 from downloads.models import DownloadEvent, DownloadGrant
+from downloads.services.consume import grant_consume
+from downloads.services.orders import LineInput, order_create
 from tests import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -22,7 +23,7 @@ def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_
         try:
             mine = DownloadGrant.objects.get(pk=grant.pk)
             barrier.wait(timeout=30)
-            allowed = services.grant_consume(grant=mine, ip="127.0.0.1").allowed
+            allowed = grant_consume(grant=mine, ip="127.0.0.1").allowed
             with lock:
                 results.append(allowed)
         finally:
@@ -54,9 +55,7 @@ def test_concurrent_orders_get_distinct_sequential_numbers(postgres_only):
     def place():
         try:
             barrier.wait(timeout=30)
-            order = services.order_create(
-                email="race@example.com", lines=[services.LineInput(product=product)]
-            )
+            order = order_create(email="race@example.com", lines=[LineInput(product=product)])
             with lock:
                 numbers.append(order.number)
         except Exception as exc:  # collected and asserted below

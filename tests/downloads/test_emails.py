@@ -5,8 +5,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from downloads import emails, services
 from downloads.models import Order
+from downloads.services.orders import LineInput, order_create, order_pay, order_send_email
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -21,11 +21,9 @@ def product_with_files():
 
 def test_paying_an_order_sends_one_email_after_commit(django_capture_on_commit_callbacks):
     product = product_with_files()
-    order = services.order_create(
-        email="buyer@example.com", lines=[services.LineInput(product=product)]
-    )
+    order = order_create(email="buyer@example.com", lines=[LineInput(product=product)])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.order_pay(order=order)
+        order_pay(order=order)
     assert mail.outbox == []  # nothing leaves before the payment is committed
     for callback in callbacks:
         callback()
@@ -44,9 +42,9 @@ def test_the_email_lists_the_files_and_links_only_to_the_order_page(
         product=None, media=factories.MediaFactory(filename="Bonus.zip")
     )
     with django_capture_on_commit_callbacks(execute=True):
-        order = services.order_create(
+        order = order_create(
             email="buyer@example.com",
-            lines=[services.LineInput(product=product)],
+            lines=[LineInput(product=product)],
             downloads=[extra],
             status=Order.Status.PAID,
         )
@@ -70,10 +68,10 @@ def test_the_email_lists_the_files_and_links_only_to_the_order_page(
 def test_an_unpaid_order_or_send_email_false_sends_nothing(django_capture_on_commit_callbacks):
     product = product_with_files()
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_create(email="a@example.com", lines=[services.LineInput(product=product)])
-        services.order_create(
+        order_create(email="a@example.com", lines=[LineInput(product=product)])
+        order_create(
             email="b@example.com",
-            lines=[services.LineInput(product=product)],
+            lines=[LineInput(product=product)],
             status=Order.Status.PAID,
             send_email=False,
         )
@@ -82,19 +80,17 @@ def test_an_unpaid_order_or_send_email_false_sends_nothing(django_capture_on_com
 
 def test_paying_twice_sends_one_email(django_capture_on_commit_callbacks):
     product = product_with_files()
-    order = services.order_create(
-        email="a@example.com", lines=[services.LineInput(product=product)]
-    )
+    order = order_create(email="a@example.com", lines=[LineInput(product=product)])
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_pay(order=order)
-        services.order_pay(order=order)
+        order_pay(order=order)
+        order_pay(order=order)
     assert len(mail.outbox) == 1
 
 
 def test_sending_on_request_records_when(django_capture_on_commit_callbacks):
     order = factories.paid_order_with_files(lines=2, attached=1)
     before = timezone.now()
-    emails.order_send_email(order=order)
+    order_send_email(order=order)
     (message,) = mail.outbox
     assert f"#{order.number}" in message.subject
     order.refresh_from_db()
@@ -105,7 +101,7 @@ def test_html_in_names_is_escaped_in_the_html_part():
     order = factories.paid_order_with_files(lines=0, attached=0)
     download = factories.LinkDownloadFactory(product=None, name="<script>alert(1)</script>")
     factories.GrantFactory(order=order, line=None, download=download)
-    emails.order_send_email(order=order)
+    order_send_email(order=order)
     html = mail.outbox[0].alternatives[0][0]
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
@@ -116,16 +112,14 @@ def test_a_mail_server_failure_does_not_undo_the_payment(
     django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     product = product_with_files()
-    order = services.order_create(
-        email="a@example.com", lines=[services.LineInput(product=product)]
-    )
+    order = order_create(email="a@example.com", lines=[LineInput(product=product)])
 
     def refuse(self, *args, **kwargs):
         raise ConnectionRefusedError("smtp is down")
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
     with django_capture_on_commit_callbacks(execute=True):
-        services.order_pay(order=order)
+        order_pay(order=order)
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
     assert order.grants.count() == 2

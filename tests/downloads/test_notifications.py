@@ -1,17 +1,19 @@
 import pytest
 from django.core import mail
 
-from downloads import services
 from downloads.models import Backfill, Order, OrderNotification
+from downloads.services.backfills import backfill_run, download_deliver_to_existing_orders
+from downloads.services.orders import LineInput, order_create, order_refund
+from downloads.services.versions import download_replace_media
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def paid(product, email, lines=1):
-    return services.order_create(
+    return order_create(
         email=email,
-        lines=[services.LineInput(product=product)] * lines,
+        lines=[LineInput(product=product)] * lines,
         status=Order.Status.PAID,
         send_email=False,
     )
@@ -27,7 +29,7 @@ def sold():
         paid(product, "b@example.com", lines=2),
         paid(product, "c@example.com"),
     ]
-    refunded = services.order_refund(order=paid(product, "refunded@example.com"))
+    refunded = order_refund(order=paid(product, "refunded@example.com"))
     return {"download": download, "product": product, "orders": orders, "refunded": refunded}
 
 
@@ -38,8 +40,8 @@ def recipients():
 class TestNewFileEmails:
     def test_one_email_per_order_linking_to_the_order_page_never_to_a_download(self, sold):
         extra = factories.DownloadFactory(product=sold["product"], name="Bonus chapter")
-        backfill = services.download_deliver_to_existing_orders(download=extra, notify_buyers=True)
-        backfill = services.download_backfill_run(backfill=backfill, batch_size=2)
+        backfill = download_deliver_to_existing_orders(download=extra, notify_buyers=True)
+        backfill = backfill_run(backfill=backfill, batch_size=2)
 
         assert recipients() == ["a@example.com", "b@example.com", "c@example.com"]
         assert backfill.emails_sent == 3
@@ -55,13 +57,11 @@ class TestNewFileEmails:
 
     def test_running_again_sends_nothing_more(self, sold):
         extra = factories.DownloadFactory(product=sold["product"])
-        services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(
-                download=extra, notify_buyers=True
-            )
+        backfill_run(
+            backfill=download_deliver_to_existing_orders(download=extra, notify_buyers=True)
         )
         again = Backfill.objects.create(download=extra, notify_buyers=True)
-        again = services.download_backfill_run(backfill=again)
+        again = backfill_run(backfill=again)
         assert len(mail.outbox) == 3
         assert again.emails_sent == 0
 
@@ -79,40 +79,36 @@ class TestNewFileEmails:
             return real_send(self, *args, **kwargs)
 
         monkeypatch.setattr(EmailMultiAlternatives, "send", smtp_refuses_b)
-        backfill = services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(
-                download=extra, notify_buyers=True
-            )
+        backfill = backfill_run(
+            backfill=download_deliver_to_existing_orders(download=extra, notify_buyers=True)
         )
         assert backfill.status == Backfill.Status.FAILED
         assert "1 email(s) could not be sent" in backfill.error
         assert recipients() == ["a@example.com", "c@example.com"]
 
         monkeypatch.setattr(EmailMultiAlternatives, "send", real_send)
-        backfill = services.download_backfill_run(backfill=backfill)
+        backfill = backfill_run(backfill=backfill)
         assert backfill.status == Backfill.Status.DONE
         assert recipients() == ["a@example.com", "b@example.com", "c@example.com"]
         assert backfill.emails_sent == 3
 
     def test_without_notify_buyers_no_email_is_sent(self, sold):
         extra = factories.DownloadFactory(product=sold["product"])
-        services.download_backfill_run(
-            backfill=services.download_deliver_to_existing_orders(download=extra)
-        )
+        backfill_run(backfill=download_deliver_to_existing_orders(download=extra))
         assert mail.outbox == []
         assert not OrderNotification.objects.exists()
 
 
 class TestNewVersionEmails:
     def test_each_order_holding_the_file_gets_one_email_with_the_changelog(self, sold):
-        version = services.download_replace_media(
+        version = download_replace_media(
             download=sold["download"],
             media=factories.MediaFactory(),
             changelog="Fixed the typos in chapter 2",
             notify_buyers=True,
         )
         backfill = Backfill.objects.get(version=version)
-        backfill = services.download_backfill_run(backfill=backfill, batch_size=2)
+        backfill = backfill_run(backfill=backfill, batch_size=2)
 
         assert recipients() == ["a@example.com", "b@example.com", "c@example.com"]
         assert all("Fixed the typos in chapter 2" in m.body for m in mail.outbox)
@@ -121,20 +117,20 @@ class TestNewVersionEmails:
         assert backfill.grants_created == 0
 
         # The same change never emails twice, even through a second run...
-        services.download_backfill_run(
+        backfill_run(
             backfill=Backfill.objects.create(
                 download=sold["download"], version=version, notify_buyers=True
             )
         )
         assert len(mail.outbox) == 3
         # ...while the next version is a new change, told once more.
-        services.download_replace_media(
+        download_replace_media(
             download=sold["download"], media=factories.MediaFactory(), notify_buyers=True
         )
-        services.download_backfill_run(backfill=Backfill.objects.get(status="pending"))
+        backfill_run(backfill=Backfill.objects.get(status="pending"))
         assert len(mail.outbox) == 6
 
     def test_a_version_without_notify_buyers_sends_nothing(self, sold):
-        services.download_replace_media(download=sold["download"], media=factories.MediaFactory())
+        download_replace_media(download=sold["download"], media=factories.MediaFactory())
         assert not Backfill.objects.exists()
         assert mail.outbox == []

@@ -1,17 +1,20 @@
 import pytest
 from django.utils import timezone
 
-from downloads import services
+from downloads.errors import ServiceError
 from downloads.models import Backfill, DownloadVersion, Order, WebhookDelivery
+from downloads.services.orders import LineInput, order_create
+from downloads.services.versions import download_replace_media
+from downloads.services.webhooks import webhook_endpoint_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def paid_order_of(product, email="buyer@example.com"):
-    return services.order_create(
+    return order_create(
         email=email,
-        lines=[services.LineInput(product=product)],
+        lines=[LineInput(product=product)],
         status=Order.Status.PAID,
         send_email=False,
     )
@@ -30,7 +33,7 @@ class TestDownloadReplaceMedia:
 
         new = factories.MediaFactory(content=b"edition two", filename="book-v2.pdf")
         before = timezone.now()
-        version = services.download_replace_media(
+        version = download_replace_media(
             download=download, media=new, changelog="Fixed chapter 3", created_by=staff
         )
 
@@ -50,23 +53,23 @@ class TestDownloadReplaceMedia:
 
     def test_each_later_replacement_adds_one_version(self):
         download = factories.DownloadFactory()
-        services.download_replace_media(download=download, media=factories.MediaFactory())
+        download_replace_media(download=download, media=factories.MediaFactory())
         third = factories.MediaFactory()
-        services.download_replace_media(download=download, media=third, changelog="v3")
+        download_replace_media(download=download, media=third, changelog="v3")
         assert download.versions.count() == 3
         assert download.versions.first().media == third  # newest first
 
     def test_replacing_with_the_current_file_is_refused_and_changes_nothing(self):
         download = factories.DownloadFactory()
-        with pytest.raises(services.ServiceError) as exc:
-            services.download_replace_media(download=download, media=download.media)
+        with pytest.raises(ServiceError) as exc:
+            download_replace_media(download=download, media=download.media)
         assert (exc.value.code, exc.value.attribute) == ("download.media_unchanged", "media")
         assert DownloadVersion.objects.count() == 0
 
     def test_a_changelog_longer_than_500_characters_is_refused(self):
         download = factories.DownloadFactory()
-        with pytest.raises(services.ServiceError) as exc:
-            services.download_replace_media(
+        with pytest.raises(ServiceError) as exc:
+            download_replace_media(
                 download=download, media=factories.MediaFactory(), changelog="x" * 501
             )
         assert exc.value.attribute == "changelog"
@@ -75,7 +78,7 @@ class TestDownloadReplaceMedia:
         download = factories.LinkDownloadFactory()
         link = download.url
         media = factories.MediaFactory()
-        services.download_replace_media(download=download, media=media)
+        download_replace_media(download=download, media=media)
         download.refresh_from_db()
         assert (download.media, download.url) == (media, None)
         assert download.versions.last().url == link
@@ -84,7 +87,7 @@ class TestDownloadReplaceMedia:
         from accounts.authentication import ApiKeyUser
 
         key, _raw = factories.api_key()
-        version = services.download_replace_media(
+        version = download_replace_media(
             download=factories.DownloadFactory(),
             media=factories.MediaFactory(),
             created_by=ApiKeyUser(key),
@@ -93,7 +96,7 @@ class TestDownloadReplaceMedia:
 
     def test_notify_buyers_queues_one_email_run_for_the_version(self):
         download = factories.DownloadFactory()
-        version = services.download_replace_media(
+        version = download_replace_media(
             download=download, media=factories.MediaFactory(), notify_buyers=True
         )
         backfill = Backfill.objects.get()
@@ -104,12 +107,12 @@ class TestDownloadReplaceMedia:
         )
 
     def test_version_created_event_goes_to_subscribed_endpoints(self):
-        services.webhook_endpoint_create(
+        webhook_endpoint_create(
             url="https://hooks.example.com/a", event_types=["download.version_created"]
         )
         download = factories.DownloadFactory()
         media = factories.MediaFactory(filename="v2.pdf")
-        version = services.download_replace_media(download=download, media=media, changelog="v2")
+        version = download_replace_media(download=download, media=media, changelog="v2")
         delivery = WebhookDelivery.objects.get()
         assert delivery.event_type == "download.version_created"
         assert delivery.payload["data"]["id"] == str(version.pk)
@@ -216,7 +219,7 @@ class TestBuyersSeeUpdatedFiles:
     def test_the_storefront_json_and_the_order_page_say_updated_on_for_older_orders(self, client):
         download = factories.DownloadFactory()
         before = paid_order_of(download.product, email="early@example.com")
-        services.download_replace_media(download=download, media=factories.MediaFactory())
+        download_replace_media(download=download, media=factories.MediaFactory())
         download.refresh_from_db()
         after = paid_order_of(download.product, email="late@example.com")
 

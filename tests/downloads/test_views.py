@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from downloads import selectors, services, storage
+from downloads import selectors, storage
 from downloads.models import DownloadEvent, DownloadGrant
+from downloads.services.media import media_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def local_grant(content=CONTENT, filename="Field Guide (2nd édition).pdf", **kw
 
 
 def s3_grant(filename="My Book — part 1.pdf", content=b"s3 bytes of the book", **kwargs):
-    media = services.media_create(file=ContentFile(content), filename=filename)
+    media = media_create(file=ContentFile(content), filename=filename)
     line = factories.OrderLineFactory(order=factories.OrderFactory(status="paid"))
     download = factories.DownloadFactory(product=line.product, media=media)
     kwargs.setdefault("download_limit", 5)

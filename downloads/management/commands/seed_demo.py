@@ -8,9 +8,10 @@ from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import User
-from downloads import services
 from downloads.emails import site_url
 from downloads.models import Download, Order, Product, Variant
+from downloads.services.media import media_create
+from downloads.services.orders import LineInput, order_create
 
 MERCHANT = ("merchant@example.com", "merchant-demo-password")
 CUSTOMER = ("buyer@example.com", "buyer-demo-password")
@@ -88,7 +89,7 @@ class Command(BaseCommand):
                 defaults={"name": "Personal licence", "external_id": 70022, "price": 1900},
             )
             if not Download.objects.filter(variant=commercial).exists():
-                licence = services.media_create(
+                licence = media_create(
                     file=ContentFile(b"Commercial licence for Line Icon Pack.\n"),
                     filename="Commercial licence.txt",
                 )
@@ -109,13 +110,13 @@ class Command(BaseCommand):
                 )
             order = Order.objects.filter(number=DEMO_ORDER_NUMBER).first()
             if order is None:
-                order = services.order_create(
+                order = order_create(
                     email=CUSTOMER[0],
                     number=DEMO_ORDER_NUMBER,
                     lines=[
-                        services.LineInput(product=guide),
-                        services.LineInput(product=icons, variant=commercial),
-                        services.LineInput(product=podcast),
+                        LineInput(product=guide),
+                        LineInput(product=icons, variant=commercial),
+                        LineInput(product=podcast),
                     ],
                     status=Order.Status.PAID,
                     send_email=False,
@@ -161,6 +162,6 @@ class Command(BaseCommand):
         )
         if created:
             for position, (filename, content) in enumerate(files):
-                media = services.media_create(file=ContentFile(content), filename=filename)
+                media = media_create(file=ContentFile(content), filename=filename)
                 Download.objects.create(product=product, media=media, position=position)
         return product

@@ -33,12 +33,17 @@ from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .. import tasks
+from ..errors import ServiceError
+from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, new_grant_token
+from .common import UNSET, enqueue_in_transaction, save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +214,7 @@ def emit_many(event_type: str, items: Iterable) -> list[WebhookDelivery]:
 
 def enqueue_delivery(*, delivery_id, run_after: datetime | None = None) -> None:
     """Enqueue the delivery task; with the database backend, inside the current transaction."""
-    from .tasks import enqueue_in_transaction, webhook_deliver
-
-    enqueue_in_transaction(webhook_deliver, str(delivery_id), run_after=run_after)
+    enqueue_in_transaction(tasks.webhook_deliver, str(delivery_id), run_after=run_after)
 
 
 # --- Delivering -------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-def deliver(*, delivery_id) -> WebhookDelivery | None:
+def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     """Make one attempt at a pending delivery, log it, and schedule the next one if it failed.
 
     Runs in the worker, never in a request. No transaction is held during the HTTP call.
@@ -390,3 +393,103 @@ def version_data(version) -> dict:
 def emit_grants(event_type: str, grants: Iterable) -> None:
     """Emit one event per grant (grant.created, grant.revoked, grant.limit_reached)."""
     emit_many(event_type, [partial(grant_data, grant) for grant in grants])
+
+
+# --- Endpoints (admin and API) ---
+
+
+def _webhook_validate(*, url=UNSET, event_types=UNSET) -> dict:
+    clean = {}
+    if url is not UNSET:
+        url = (url or "").strip()
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError as exc:
+            raise ServiceError(
+                "Enter a valid http or https URL.",
+                code="webhook_endpoint.invalid",
+                reason="invalid",
+                attribute="url",
+            ) from exc
+        if len(url) > 2048:
+            raise ServiceError(
+                "The URL is too long.",
+                code="webhook_endpoint.invalid",
+                reason="max_length",
+                attribute="url",
+            )
+        clean["url"] = url
+    if event_types is not UNSET:
+        if event_types is None:
+            event_types = []
+        if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
+            raise ServiceError(
+                "event_types is a list of event type names.",
+                code="webhook_endpoint.invalid",
+                reason="invalid",
+                attribute="event_types",
+            )
+        unknown = sorted(set(event_types) - set(EVENT_TYPES))
+        if unknown:
+            raise ServiceError(
+                f"Unknown event types: {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)}.",
+                code="webhook_endpoint.invalid",
+                reason="invalid_choice",
+                attribute="event_types",
+            )
+        clean["event_types"] = list(dict.fromkeys(event_types))
+    return clean
+
+
+def webhook_endpoint_create(
+    *, url: str, event_types=(), description: str = "", is_active: bool = True
+) -> WebhookEndpoint:
+    """Register a receiver; it gets a fresh 256-bit signing secret. No event types: all."""
+    clean = _webhook_validate(url=url, event_types=event_types)
+    return WebhookEndpoint.objects.create(
+        description=(description or "")[:255], is_active=is_active, **clean
+    )
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url=UNSET,
+    event_types=UNSET,
+    description=UNSET,
+    is_active=UNSET,
+) -> WebhookEndpoint:
+    """Change an endpoint's URL, event types, description or active flag."""
+    clean = _webhook_validate(url=url, event_types=event_types)
+    if description is not UNSET:
+        clean["description"] = (description or "")[:255]
+    if is_active is not UNSET:
+        clean["is_active"] = bool(is_active)
+    save_fields(endpoint, clean)
+    return endpoint
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Give the endpoint a new signing secret; pending retries are signed with it."""
+    endpoint.secret = new_grant_token()
+    endpoint.save(update_fields=["secret", "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint and its delivery log."""
+    endpoint.delete()
+
+
+def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Queue one more attempt now (a failed delivery gets one try; a pending one is hurried)."""
+    if delivery.status == WebhookDelivery.Status.DELIVERED:
+        raise ServiceError("This delivery already succeeded.", code="webhook_delivery.delivered")
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at=now
+        )
+        enqueue_delivery(delivery_id=delivery.pk)
+    delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, now
+    return delivery

@@ -1,0 +1,170 @@
+"""Consume: the download rule and its log.
+
+Rules owned here: a download is taken by ONE conditional UPDATE whose WHERE clause is the
+whole rule (`DownloadGrant.available_q`: not revoked, not expired, under the limit), so
+concurrent requests never overshoot a limit; every attempt, served or refused, is logged as
+a DownloadEvent; a refusal's reason comes from the row already read.
+"""
+
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import (
+    DownloadEvent,
+    DownloadGrant,
+)
+from . import webhooks
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """What `grant_consume` decided: served, or the reason it was refused."""
+
+    outcome: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == DownloadEvent.Outcome.SERVED
+
+
+CONSUMED_EVENTS = frozenset({"download.served", "grant.limit_reached"})
+
+
+# PostgreSQL takes the count and logs the download in ONE statement, in autocommit: no
+# BEGIN/COMMIT round trips, no second statement (see bench/). The WHERE clause is
+# `DownloadGrant.available_q()` written out in SQL; tests check that both agree on every
+# state of a grant. The row stays locked by the UPDATE until the statement commits, so
+# the count it returns is the one this download left.
+_CONSUME_SQL = """
+WITH taken AS (
+    UPDATE downloads_downloadgrant
+    SET download_count = download_count + 1,
+        last_downloaded_at = %(now)s,
+        updated_at = %(now)s
+    WHERE id = %(grant)s
+      AND revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND (download_limit IS NULL OR download_count < download_limit)
+    RETURNING id, download_count
+), logged AS (
+    INSERT INTO downloads_downloadevent (id, grant_id, at, ip, user_agent, outcome)
+    SELECT %(event)s, id, %(now)s, %(ip)s::inet, %(user_agent)s::text, %(outcome)s::text
+    FROM taken
+)
+SELECT download_count FROM taken
+"""
+
+
+def grant_consume(
+    *, grant: DownloadGrant, ip: str | None = None, user_agent: str = ""
+) -> Consumption:
+    """Take one download from a grant, if the database agrees, and log the attempt.
+
+    The count moves in ONE conditional UPDATE whose WHERE clause holds the whole rule (not
+    revoked, not expired, under the limit), so concurrent requests can never overshoot the
+    limit. When no row changed, the reason comes from the loaded row (a row that looked
+    available lost a race to the limit), without reading it again. On PostgreSQL the UPDATE
+    and the event's INSERT are one statement; elsewhere they share a transaction.
+    `download.served` and `grant.limit_reached` join that transaction when an endpoint wants
+    them. Deliver nothing until this has answered: a served download is committed.
+    """
+    now = timezone.now()
+    user_agent = _stored_user_agent(user_agent)
+    subscribed = CONSUMED_EVENTS & webhooks.subscribed_types()
+    one_statement = connection.vendor == "postgresql"
+    # A single statement is atomic by itself; anything more needs a transaction around it.
+    atomic = (
+        transaction.atomic(savepoint=False) if subscribed or not one_statement else nullcontext()
+    )
+    with atomic:
+        if one_statement:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _CONSUME_SQL,
+                    {
+                        "grant": grant.pk,
+                        "now": now,
+                        "event": uuid.uuid4(),
+                        "ip": ip or None,
+                        "user_agent": user_agent,
+                        "outcome": DownloadEvent.Outcome.SERVED.value,
+                    },
+                )
+                row = cursor.fetchone()
+            count = row[0] if row else None
+        else:
+            count = _consume_in_transaction(
+                grant=grant, now=now, exact="grant.limit_reached" in subscribed
+            )
+            if count is not None:
+                download_event_create(
+                    grant=grant,
+                    outcome=DownloadEvent.Outcome.SERVED,
+                    ip=ip,
+                    user_agent=user_agent,
+                    at=now,
+                )
+        if count is None:
+            outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+            download_event_create(
+                grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now
+            )
+            return Consumption(outcome=outcome)
+        grant.download_count = count
+        grant.last_downloaded_at = now
+        if subscribed:
+            _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent, subscribed=subscribed)
+    return Consumption(outcome=DownloadEvent.Outcome.SERVED)
+
+
+def _consume_in_transaction(*, grant: DownloadGrant, now, exact: bool) -> int | None:
+    """The count taken by the ORM's conditional UPDATE (None: refused). The count left is
+    read back only when it must be `exact`: the UPDATE locked the row for our transaction."""
+    taken = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).update(
+        download_count=F("download_count") + 1, last_downloaded_at=now, updated_at=now
+    )
+    if not taken:
+        return None
+    if exact:
+        return DownloadGrant.objects.values_list("download_count", flat=True).get(pk=grant.pk)
+    return grant.download_count + 1
+
+
+def _stored_user_agent(user_agent: str | None) -> str:
+    # NUL cannot be stored in a PostgreSQL text column; clients can send it.
+    return (user_agent or "").replace("\x00", "")[:512]
+
+
+def download_event_create(
+    *, grant: DownloadGrant, outcome: str, ip: str | None = None, user_agent: str = "", at=None
+) -> DownloadEvent:
+    """Record one download attempt."""
+    return DownloadEvent.objects.create(
+        grant=grant,
+        outcome=outcome,
+        ip=ip or None,
+        user_agent=_stored_user_agent(user_agent),
+        at=at or timezone.now(),
+    )
+
+
+def _emit_consumed(*, grant: DownloadGrant, at, ip, user_agent, subscribed) -> None:
+    """`download.served` and `grant.limit_reached` for a served download, in its transaction.
+
+    `grant.download_count` is the count this download left, read while the UPDATE held the
+    row: only the download that takes the last one sees count == limit, so
+    `grant.limit_reached` is sent once.
+    """
+    if "download.served" in subscribed:
+        webhooks.emit(
+            "download.served",
+            partial(webhooks.served_data, grant, at=at, ip=ip, user_agent=user_agent),
+        )
+    if "grant.limit_reached" in subscribed and grant.download_count == grant.download_limit:
+        webhooks.emit_grants("grant.limit_reached", [grant])
