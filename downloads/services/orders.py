@@ -101,7 +101,9 @@ def order_create(
                 attribute="lines",
             )
     if number is not None and Order.objects.filter(number=number).exists():
-        raise ServiceError(f"Order number {number} is taken.", code="order.number_taken")
+        raise ServiceError(
+            f"Order number {number} is taken.", code="order.number_taken", attribute="number"
+        )
 
     customer = User.objects.filter(email=email).first()
     with transaction.atomic():
@@ -142,7 +144,9 @@ def _order_insert(*, email, customer, number, placed_at) -> Order:
         except IntegrityError as exc:
             if number is not None or not Order.objects.filter(number=candidate).exists():
                 raise ServiceError(
-                    f"Order number {candidate} is taken.", code="order.number_taken"
+                    f"Order number {candidate} is taken.",
+                    code="order.number_taken",
+                    attribute="number" if number is not None else None,
                 ) from exc
     raise ServiceError("Could not allocate an order number; try again.", code="order.busy")
 
