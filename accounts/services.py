@@ -3,6 +3,8 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from downloads.models import Order
+
 from . import tokens
 from .models import ApiKey, User, normalize_email
 
@@ -33,8 +35,6 @@ def api_keys_revoke(*, keys) -> int:
 @transaction.atomic
 def user_claim_orders(*, user: User) -> int:
     """Give a customer the orders placed with their email before they registered."""
-    from downloads.models import Order
-
     return Order.objects.filter(customer__isnull=True, email=user.email).update(customer=user)
 
 
@@ -45,8 +45,6 @@ def customer_ensure_for_orders(*, email: str) -> User | None:
     the address follows a password reset link sent there. Returns None for an address with
     neither an account nor an order (no account is ever created for those).
     """
-    from downloads.models import Order
-
     email = normalize_email(email)
     user = User.objects.filter(email=email).first()
     if user is not None or not Order.objects.filter(email=email).exists():

@@ -40,10 +40,6 @@ def buyer_page(view):
     return wrapped
 
 
-def _owns(user, order) -> bool:
-    return user.is_authenticated and (order.customer_id == user.pk or order.email == user.email)
-
-
 @require_safe
 @buyer_page
 def order_detail(request, access_token: str):
@@ -58,7 +54,7 @@ def order_detail(request, access_token: str):
             "order": order,
             "lines": order.lines.all(),
             "order_grants": order.order_grants,
-            "is_owner": _owns(request.user, order),
+            "is_owner": order.is_owned_by(request.user),
         },
     )
 

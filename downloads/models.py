@@ -7,6 +7,7 @@ of media or url, counts never go negative, one grant per order line and download
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+
+from accounts.models import normalize_email
 
 
 def new_order_token() -> str:
@@ -230,6 +233,24 @@ class Order(TimeStamped):
     def __str__(self):
         return f"#{self.number}"
 
+    # Who owns an order, written once: the customer it is linked to, or the account whose
+    # email it carries (emails are stored normalised, see accounts.models.normalize_email).
+    # `owned_by_q` is the rule as a filter, `is_owned_by` the same rule on a loaded order;
+    # tests/downloads/test_models.py checks that they agree.
+
+    @staticmethod
+    def owned_by_q(user) -> Q:
+        """The orders `user` owns, as a filter (nothing for an anonymous user)."""
+        if not user.is_authenticated:
+            return Q(pk__in=[])
+        return Q(customer_id=user.pk) | Q(email=normalize_email(user.email))
+
+    def is_owned_by(self, user) -> bool:
+        """Whether `user` owns this order (never an anonymous user)."""
+        return user.is_authenticated and (
+            self.customer_id == user.pk or self.email == normalize_email(user.email)
+        )
+
 
 class OrderLine(models.Model):
     """One line of an order; name and sku are snapshots taken when the order was placed."""
@@ -306,43 +327,59 @@ class DownloadGrant(TimeStamped):
     def __str__(self):
         return f"{self.order} – {self.download}"
 
-    # The state below reads the loaded row; the consume UPDATE is what enforces it.
+    # A grant's availability, written once. REFUSAL_ORDER lists the reasons a grant cannot be
+    # downloaded, in the order they are reported (a revoked grant that also ran out says
+    # "revoked"); `refusal_q` is each one as a filter (list filters, and the conditional
+    # UPDATE through `available_q`) and `refusal()` the same conditions on a loaded row. The
+    # PostgreSQL statement in services/consume.py must stay hand-written SQL for speed;
+    # tests/downloads/test_models.py proves all of them agree on every state, on SQLite and
+    # PostgreSQL. What enforces the rule is the conditional UPDATE, never a read.
+
+    @staticmethod
+    def refusal_q(reason: str, now) -> Q:
+        """The grants refused for `reason` (a DownloadEvent.Outcome refusal) at `now`."""
+        if reason == DownloadEvent.Outcome.REVOKED:
+            return Q(revoked_at__isnull=False)
+        if reason == DownloadEvent.Outcome.EXPIRED:
+            return Q(expires_at__isnull=False, expires_at__lte=now)
+        if reason == DownloadEvent.Outcome.LIMIT_REACHED:
+            return Q(download_limit__isnull=False, download_count__gte=F("download_limit"))
+        raise ValueError(f"not a refusal: {reason!r}")
+
+    @staticmethod
+    def available_q(now) -> Q:
+        """The grants that may be downloaded at `now`: refused for no reason. It is the WHERE
+        clause of the conditional UPDATE that takes a download."""
+        available = Q()
+        for reason in REFUSAL_ORDER:
+            available &= ~DownloadGrant.refusal_q(reason, now)
+        return available
+
+    def refusal(self, now=None) -> str | None:
+        """Why this loaded grant cannot be downloaded at `now` (a DownloadEvent.Outcome), or None."""
+        if self.revoked_at is not None:
+            return DownloadEvent.Outcome.REVOKED
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return DownloadEvent.Outcome.EXPIRED
+        if self.download_limit is not None and self.download_count >= self.download_limit:
+            return DownloadEvent.Outcome.LIMIT_REACHED
+        return None
+
+    @property
+    def refusal_labels(self) -> "RefusalLabels | None":
+        """The words for why this grant cannot be downloaded now, or None when it can."""
+        reason = self.refusal()
+        return REFUSAL_LABELS[reason] if reason else None
 
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
-
-    def is_expired(self, now=None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
-
-    @property
-    def is_used_up(self) -> bool:
-        return self.download_limit is not None and self.download_count >= self.download_limit
 
     @property
     def downloads_remaining(self) -> int | None:
         if self.download_limit is None:
             return None
         return max(self.download_limit - self.download_count, 0)
-
-    def refusal(self, now=None) -> str | None:
-        """Why this grant cannot be downloaded now (an Outcome value), or None."""
-        if self.is_revoked:
-            return DownloadEvent.Outcome.REVOKED
-        if self.is_expired(now):
-            return DownloadEvent.Outcome.EXPIRED
-        if self.is_used_up:
-            return DownloadEvent.Outcome.LIMIT_REACHED
-        return None
-
-    @staticmethod
-    def available_q(now) -> Q:
-        """The condition under which a grant may be consumed, for the conditional UPDATE."""
-        return (
-            Q(revoked_at__isnull=True)
-            & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            & (Q(download_limit__isnull=True) | Q(download_count__lt=F("download_limit")))
-        )
 
 
 class DownloadEvent(models.Model):
@@ -368,6 +405,44 @@ class DownloadEvent(models.Model):
 
     def __str__(self):
         return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# The reasons a grant is refused, in the order `DownloadGrant.refusal` reports them.
+REFUSAL_ORDER = (
+    DownloadEvent.Outcome.REVOKED,
+    DownloadEvent.Outcome.EXPIRED,
+    DownloadEvent.Outcome.LIMIT_REACHED,
+)
+
+
+@dataclass(frozen=True)
+class RefusalLabels:
+    """The words for one refusal, for each place that shows it."""
+
+    state: str  # the back office's name of the state ("used up")
+    filter: str  # the back office's list filter parameter ("used_up")
+    title: str  # the title of the buyer's 410 page
+    reason: str  # the buyer's order page, beside the disabled button
+
+
+# The one map of refusal labels: the download endpoint, the order page and the admin read it.
+REFUSAL_LABELS = {
+    DownloadEvent.Outcome.REVOKED: RefusalLabels(
+        state="revoked", filter="revoked", title="Access revoked", reason="Access revoked"
+    ),
+    DownloadEvent.Outcome.EXPIRED: RefusalLabels(
+        state="expired",
+        filter="expired",
+        title="Download expired",
+        reason="Download period ended",
+    ),
+    DownloadEvent.Outcome.LIMIT_REACHED: RefusalLabels(
+        state="used up",
+        filter="used_up",
+        title="Download limit reached",
+        reason="Download limit reached",
+    ),
+}
 
 
 class MediaUpload(models.Model):

@@ -14,6 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .models import (
+    REFUSAL_LABELS,
     Download,
     DownloadEvent,
     DownloadGrant,
@@ -270,10 +271,8 @@ def order_storefront_by_token(*, access_token: str) -> StorefrontOrder | None:
 
 
 def order_list_for_customer(*, user) -> QuerySet[Order]:
-    """A customer's orders, newest first: those linked to them or carrying their email."""
-    return Order.objects.filter(Q(customer=user) | Q(email=user.email.lower())).order_by(
-        "-placed_at", "-number"
-    )
+    """A customer's orders, newest first (`Order.owned_by_q`: linked, or their email)."""
+    return Order.objects.filter(Order.owned_by_q(user)).order_by("-placed_at", "-number")
 
 
 def order_list_page_for_customer(*, user) -> QuerySet[Order]:
@@ -314,19 +313,17 @@ def downloads_for_product(*, product: Product) -> QuerySet[Download]:
 
 # --- Back office ------------------------------------------------------------------------------
 
-GRANT_STATES = ("revoked", "used_up", "expired")
+# The back office's list filters, by name ("revoked", "expired", "used_up").
+_REFUSAL_BY_FILTER = {labels.filter: reason for reason, labels in REFUSAL_LABELS.items()}
+GRANT_STATES = tuple(_REFUSAL_BY_FILTER)
 
 
 def grant_state_q(state: str, *, now=None) -> Q:
-    """The grants in one state, for list filters: "revoked", "used_up" or "expired"."""
-    now = now or timezone.now()
-    if state == "revoked":
-        return Q(revoked_at__isnull=False)
-    if state == "used_up":
-        return Q(download_limit__isnull=False, download_count__gte=F("download_limit"))
-    if state == "expired":
-        return Q(expires_at__isnull=False, expires_at__lte=now)
-    raise ValueError(f"unknown grant state {state!r}")
+    """The grants in one state, for list filters: "revoked", "used_up" or "expired"
+    (`DownloadGrant.refusal_q`, the one definition)."""
+    if state not in _REFUSAL_BY_FILTER:
+        raise ValueError(f"unknown grant state {state!r}")
+    return DownloadGrant.refusal_q(_REFUSAL_BY_FILTER[state], now or timezone.now())
 
 
 def downloads_per_day(*, days: int = 30, now=None) -> list[tuple]:
@@ -370,3 +367,14 @@ def top_products_by_downloads(*, limit: int = 5, days: int = 30, now=None) -> li
             name=F("grant__download__product__name"),
         )[:limit]
     )
+
+
+def order_line_targets(*, lines: list[dict]) -> list[tuple[Product, Variant | None] | None]:
+    """What each line of a new order sells (`line_target` of its `variant`, `product` or
+    `sku`), in the lines' order; None for a line that names nothing in the catalogue."""
+    return [
+        line_target(
+            product_id=line.get("product"), variant_id=line.get("variant"), sku=line.get("sku")
+        )
+        for line in lines
+    ]

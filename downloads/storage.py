@@ -1,17 +1,33 @@
 """The only module that knows whether media lives on the local disk or on S3.
 
-The storage object is Django's `default_storage`, built once per process (django-storages
-builds its boto3 client on first use and keeps it), never per request.
+Everyone else asks it for what they need: a response that delivers a file (`media_response`:
+a 302 to a presigned URL on S3, the file streamed with Range support locally), the byte range
+a request may be served (`request_range`), an upload form (`direct_upload_instructions`),
+whether the app itself receives uploads (`receives_uploads`). The storage object is Django's
+`default_storage`, built once per process (django-storages builds its boto3 client on first
+use and keeps it), never per request.
+
+Rules owned here: RFC 6266 Content-Disposition with the original filename, in one place; one
+byte range per request (anything else serves the whole file); a resume of another version of
+a file (If-Range not matching) gets the whole current file; S3 media never passes through the
+app.
 """
 
 import hashlib
+import logging
+import re
 import string
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import quote
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+
+logger = logging.getLogger(__name__)
 
 # What may stand in the quoted ASCII `filename="…"` fallback: letters, digits and harmless
 # punctuation. Never a quote or backslash (they end or escape the quoted string), nor `;`,
@@ -25,7 +41,27 @@ def is_s3() -> bool:
 
 
 def storage_kind() -> str:
+    """ "s3" or "local": what the API's media objects report as their `storage`."""
     return "s3" if is_s3() else "local"
+
+
+def on_s3(media) -> bool:
+    """Whether `media` (None for an external link) is delivered from S3 (EasyCart's
+    `is_amazon`)."""
+    return media is not None and is_s3()
+
+
+def receives_uploads() -> bool:
+    """Whether direct uploads are sent to the app itself (local storage) rather than
+    straight to the store with a presigned POST (S3)."""
+    return not is_s3()
+
+
+def preview_note() -> str:
+    """How the back office's preview link delivers a file, for its help text."""
+    if is_s3():
+        return f": a presigned URL valid for {settings.DOWNLOADS_URL_TTL} seconds"
+    return ""
 
 
 def clean_filename(filename: str) -> str:
@@ -58,6 +94,7 @@ def presigned_download_url(
     content_type: str | None = None,
     byte_range: str | None = None,
     http_method: str = "GET",
+    disposition: str = "attachment",
 ) -> str:
     """A short-lived (DOWNLOADS_URL_TTL seconds, SigV4) URL that makes S3 serve the file as an
     attachment under its original name. No network call: boto3 signs locally.
@@ -67,7 +104,7 @@ def presigned_download_url(
     took no count cannot be turned into a whole new copy of the file. Likewise a URL signed
     for HEAD (`http_method`) cannot be used to GET the file.
     """
-    parameters = {"ResponseContentDisposition": content_disposition(filename)}
+    parameters = {"ResponseContentDisposition": content_disposition(filename, disposition)}
     if content_type:
         parameters["ResponseContentType"] = content_type
     if byte_range:
@@ -133,8 +170,6 @@ def direct_upload_instructions(
 def stored_size(key: str) -> int | None:
     """The size of a stored object, or None when there is none."""
     if is_s3():
-        from botocore.exceptions import ClientError
-
         try:
             head = _s3_client().head_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))
         except ClientError as exc:
@@ -199,3 +234,161 @@ def receive_upload(*, key: str, stream, byte_size: int) -> None:
     if reader.read_bytes != byte_size:
         default_storage.delete(saved)
         raise EOFError(f"{reader.read_bytes} of {byte_size} bytes received")
+
+
+# --- Serving a file -------------------------------------------------------------------------
+
+# One range only: `bytes=first-[last]` or the suffix form `bytes=-length`. Anything else
+# (several ranges, other units, garbage) is ignored and the whole file is served.
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d{0,18})\s*-\s*(\d{0,18})\s*$", re.IGNORECASE)
+STREAM_BLOCK_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """A parsed `Range` header: `first` is None for a suffix range (the last `last` bytes)."""
+
+    first: int | None
+    last: int | None
+    header: str
+
+    @property
+    def resumes(self) -> bool:
+        """True when the range starts past byte 0: a resumed download, which takes no count.
+        A suffix range may cover the whole file, so it counts like a plain GET."""
+        return self.first is not None and self.first > 0
+
+    def resolve(self, size: int) -> tuple[int, int] | None:
+        """(start, end) inclusive within a file of `size` bytes, or None if unsatisfiable."""
+        if self.first is None:
+            length = min(self.last or 0, size)
+            return (size - length, size - 1) if length else None
+        if self.first >= size:
+            return None
+        last = size - 1 if self.last is None else min(self.last, size - 1)
+        return self.first, last
+
+
+def parse_range(header: str | None) -> ByteRange | None:
+    """The single byte range of a `Range` header, or None (absent, invalid or several)."""
+    if not header:
+        return None
+    match = _RANGE_RE.match(header)
+    if match is None:
+        return None
+    first, last = (int(value) if value else None for value in match.groups())
+    if first is None and not last:  # "bytes=-" or "bytes=-0"
+        return None
+    if first is not None and last is not None and last < first:
+        return None
+    # The header as sent: S3 checks a signed Range against exactly what the client sends.
+    return ByteRange(first=first, last=last, header=header.strip())
+
+
+class ServeError(Exception):
+    """The file could not be delivered (missing locally, or the URL could not be signed)."""
+
+
+def request_range(request, media) -> ByteRange | None:
+    """The byte range this GET may be served: its single `Range`, or None for the whole file.
+
+    Local files are served by the app: a resume of another version of the file (If-Range not
+    matching the current ETag) gets, and pays for, the whole current file. S3 checks If-Range
+    itself against the signed request.
+    """
+    byte_range = parse_range(request.headers.get("Range"))
+    if byte_range is None or request.method == "HEAD":
+        return None
+    if media is not None and not is_s3():
+        if_range = request.headers.get("If-Range")
+        if if_range is not None and not (media.sha256 and if_range == _etag(media)):
+            return None
+    return byte_range
+
+
+def media_response(
+    request, media, byte_range: ByteRange | None = None, *, disposition: str = "attachment"
+) -> HttpResponse:
+    """The response that delivers `media`: on S3 a 302 to a presigned URL (the file never
+    passes through the app), locally the file streamed (200, 206 for a range, 416 past the
+    end). Raises ServeError when it cannot be delivered; nothing has been sent then."""
+    if is_s3():
+        try:
+            url = presigned_download_url(
+                key=media.key,
+                filename=media.filename,
+                content_type=media.content_type,
+                byte_range=byte_range.header if byte_range else None,
+                http_method=request.method,
+                disposition=disposition,
+            )
+        except Exception as exc:  # botocore raises many kinds (credentials, configuration)
+            logger.exception("Could not presign media %s", media.pk)
+            raise ServeError from exc
+        return HttpResponseRedirect(url)
+    return _local_file_response(request, media, byte_range, disposition)
+
+
+def _etag(media) -> str:
+    return f'"{media.sha256}"'
+
+
+def _local_file_response(request, media, byte_range: ByteRange | None, disposition: str):
+    """Stream a local file: 200 whole, 206 one range, 416 a range past the end."""
+    try:
+        file = open_local(media.key)
+        size = file.size
+    except OSError as exc:
+        logger.error("Media %s is missing from local storage (%s)", media.pk, media.key)
+        raise ServeError from exc
+
+    span = byte_range.resolve(size) if byte_range is not None else None
+    if byte_range is not None and span is None and byte_range.resumes:
+        file.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    # A range from byte 0 that cannot be satisfied (an empty file) gets the whole file.
+
+    if request.method == "HEAD":
+        file.close()
+        response = HttpResponse()
+        length = size
+    elif span is None:
+        response = FileResponse(file)
+        length = size
+    else:
+        start, end = span
+        file.seek(start)
+        response = FileResponse(_BoundedReader(file, end - start + 1), status=206)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        length = end - start + 1
+    response.block_size = STREAM_BLOCK_SIZE
+    response["Content-Type"] = media.content_type or "application/octet-stream"
+    response["Content-Length"] = str(length)
+    response["Content-Disposition"] = content_disposition(media.filename, disposition)
+    response["Accept-Ranges"] = "bytes"
+    if media.sha256:
+        response["ETag"] = _etag(media)
+    return response
+
+
+class _BoundedReader:
+    """Reads at most `remaining` bytes of a file, then reports end of file. It has no fileno,
+    so a WSGI server cannot sendfile() past the end of the range."""
+
+    def __init__(self, file, remaining: int):
+        self._file = file
+        self._remaining = remaining
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > self._remaining:
+            size = self._remaining
+        data = self._file.read(size)
+        self._remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()

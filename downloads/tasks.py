@@ -13,6 +13,8 @@ try:  # Django 6 ships the Tasks API; on Django 5.2 the django-tasks backport pr
 except ImportError:  # pragma: no cover - depends on the Django version
     from django_tasks import task
 
+from .models import Backfill
+
 
 @task
 def webhook_deliver(delivery_id: str) -> str | None:
@@ -26,7 +28,6 @@ def webhook_deliver(delivery_id: str) -> str | None:
 @task
 def backfill_run(backfill_id: str) -> str | None:
     """Run or resume a backfill (grants for existing orders, and/or buyer emails)."""
-    from .models import Backfill
     from .services.backfills import backfill_run as run
 
     backfill = Backfill.objects.filter(pk=backfill_id).first()

@@ -1,5 +1,7 @@
 """factory-boy factories for the domain. Media factories store real bytes in the storage."""
 
+from datetime import timedelta
+
 import factory
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -151,3 +153,29 @@ def paid_order_with_files(lines=1, *, email="buyer@example.com", attached=1, **o
         order.downloads.add(download)
         GrantFactory(order=order, line=None, download=download, download_limit=None)
     return order
+
+
+# Every state a grant can be in, as field values (timedeltas are from `now`): the tests that
+# prove each form of the availability rule agrees with the others walk all of them.
+GRANT_STATES = {
+    "available": {},
+    "unlimited": {"download_limit": None, "download_count": 40},
+    "one left": {"download_limit": 3, "download_count": 2},
+    "used up": {"download_limit": 3, "download_count": 3},
+    "over a lowered limit": {"download_limit": 2, "download_count": 3},
+    "revoked": {"revoked_at": timedelta(seconds=-5)},
+    "expired": {"expires_at": timedelta(seconds=-1)},
+    "expires later": {"expires_at": timedelta(hours=1)},
+    "expired and used up": {"expires_at": timedelta(seconds=-1), "download_count": 10},
+    "revoked and used up": {"revoked_at": timedelta(0), "download_limit": 1, "download_count": 1},
+    "revoked and expired": {"revoked_at": timedelta(0), "expires_at": timedelta(seconds=-1)},
+}
+
+
+def grant_in_state(state: str, now):
+    """A grant in one of GRANT_STATES at `now`."""
+    fields = {
+        key: now + value if isinstance(value, timedelta) else value
+        for key, value in GRANT_STATES[state].items()
+    }
+    return GrantFactory(**fields)

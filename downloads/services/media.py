@@ -141,7 +141,7 @@ def media_upload_receive(*, upload_id, token: str, stream, content_length: int) 
     """Local storage: take the bytes of a direct upload (the signed URL's PUT), streamed in
     chunks to its key. The token must be valid, unexpired and for this upload; the body must
     be exactly the announced size; an upload is received once."""
-    if storage.is_s3():
+    if not storage.receives_uploads():
         raise ServiceError("Uploads go straight to S3.", code="media_upload.not_local")
     try:
         signed_id = _upload_signer().unsign(token or "", max_age=settings.DOWNLOADS_UPLOAD_URL_TTL)

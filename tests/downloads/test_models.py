@@ -1,7 +1,10 @@
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from downloads.models import Download, DownloadGrant
+from downloads.models import REFUSAL_LABELS, REFUSAL_ORDER, Download, DownloadGrant, Order
+from downloads.selectors import GRANT_STATES, grant_state_q
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +57,57 @@ def test_media_keys_cannot_collide_and_keep_the_original_filename():
     second = factories.MediaFactory(filename="My Book.pdf")
     assert first.file.name != second.file.name
     assert first.filename == "My Book.pdf"
+
+
+# --- Each rule once: every form of a rule agrees with the others, on both databases -------
+
+
+@pytest.mark.parametrize("state", factories.GRANT_STATES)
+def test_a_grants_refusal_on_the_row_is_the_first_refusal_filter_that_matches_it(state):
+    now = timezone.now()
+    grant = factories.grant_in_state(state, now)
+    rows = DownloadGrant.objects.filter(pk=grant.pk)
+    matching = [r for r in REFUSAL_ORDER if rows.filter(DownloadGrant.refusal_q(r, now)).exists()]
+    assert grant.refusal(now) == (matching[0] if matching else None)
+    assert rows.filter(DownloadGrant.available_q(now)).exists() is (grant.refusal(now) is None)
+
+
+@pytest.mark.parametrize("state", factories.GRANT_STATES)
+def test_the_back_offices_state_filters_are_the_refusal_filters(state):
+    now = timezone.now()
+    grant = factories.grant_in_state(state, now)
+    rows = DownloadGrant.objects.filter(pk=grant.pk)
+    in_states = {name for name in GRANT_STATES if rows.filter(grant_state_q(name, now=now))}
+    assert in_states == {
+        REFUSAL_LABELS[r].filter
+        for r in REFUSAL_ORDER
+        if rows.filter(DownloadGrant.refusal_q(r, now))
+    }
+
+
+def test_every_refusal_has_its_labels():
+    assert set(REFUSAL_LABELS) == set(REFUSAL_ORDER)
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["linked customer", "same email", "email in other case", "other customer", "anonymous"],
+)
+def test_who_owns_an_order_is_the_same_on_a_loaded_order_and_in_a_filter(who):
+    order = factories.OrderFactory(email="buyer@example.com")
+    if who == "linked customer":
+        user = factories.UserFactory(email="renamed@example.com")
+        Order.objects.filter(pk=order.pk).update(customer=user)
+        order.refresh_from_db()
+    elif who == "same email":
+        user = factories.UserFactory(email="buyer@example.com")
+    elif who == "email in other case":
+        user = factories.UserFactory(email="other@example.com")
+        user.email = "Buyer@Example.com"  # as a backend might hand it over, unnormalised
+    elif who == "other customer":
+        user = factories.UserFactory(email="other@example.com")
+    else:
+        user = AnonymousUser()
+    in_filter = Order.objects.filter(Order.owned_by_q(user), pk=order.pk).exists()
+    assert order.is_owned_by(user) is in_filter
+    assert in_filter is (who in ("linked customer", "same email", "email in other case"))
