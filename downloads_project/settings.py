@@ -2,47 +2,128 @@
 
 With no configuration at all it runs on SQLite (`var/db.sqlite3`), keeps files private under
 `var/media` and prints email to the console. Production switches each part by environment
-variable; see README.md ("Configuration").
+variable; see README.md ("Configuration"). Every variable is read through `env` (django-environ)
+below, and every setting the code reads has its default here: code says `settings.X`.
 """
 
+import logging
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class Env(environ.Env):
+    """django-environ's reader, with the rules this project keeps for every variable.
+
+    - An empty variable counts as unset: `DJANGO_SECURE_COOKIES=` keeps the default.
+    - A value is taken as written: django-environ alone would read `$NAME` as the value of the
+      variable NAME (and a secret key or password may start with `$`).
+    - A value that does not parse stops the start with ImproperlyConfigured naming the
+      variable. Booleans are 1/0, true/false, yes/no, on/off (also y/n, ok); anything else is
+      refused. Lists are comma-separated, with spaces around items and empty items dropped.
+    - URLs (`db_url`, `cache_url`, `email_url`) are parsed by django-environ; an unknown scheme
+      or a bad port names the variable too, never echoing the URL (it may hold a password).
+      `smtps://` is TLS from the first byte (RFC 8314), like `smtp+ssl://`; django-environ
+      alone reads it as STARTTLS, which is `smtp+tls://` (or `submission://`) here.
+    """
+
+    BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "n", "0")
+    EMAIL_SCHEMES = {
+        **environ.Env.EMAIL_SCHEMES,
+        "submission": environ.Env.EMAIL_SCHEMES["smtp+tls"],
+    }
+    _KINDS = {int: "an integer", bool: "a boolean (1 or 0, true or false, yes or no, on or off)"}
+
+    @classmethod
+    def parse_value(cls, value, cast):
+        words = cls.BOOLEAN_TRUE_STRINGS + cls.BOOLEAN_FALSE_STRINGS
+        if cast is bool and isinstance(value, str) and value.strip().lower() not in words:
+            raise ValueError(f"not a boolean: {value!r}")
+        return super().parse_value(value, cast)
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        value = self.ENVIRON.get(var, "")
+        if not value.strip():
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"Set the {var} environment variable.")
+            if not parse_default or default is None:
+                return default
+            value = default
+        if cast is None and default is not None and default is not self.NOTSET:
+            cast = type(default)
+        try:
+            return self.parse_value(value, cast)
+        except (ValueError, TypeError) as exc:
+            if cast in self._KINDS:
+                message = f"{var} must be {self._KINDS[cast]}, got {value!r}."
+            else:
+                message = f"{var} cannot be read: {exc}"
+            raise ImproperlyConfigured(message) from exc
+
+    def list(self, var, cast=None, default=environ.Env.NOTSET):
+        return [item for item in super().list(var, cast or str.strip, default) if item != ""]
+
+    @contextmanager
+    def _reading_url(self, var):
+        try:
+            yield
+        except ImproperlyConfigured as exc:
+            if var in str(exc):
+                raise
+            raise ImproperlyConfigured(f"{var} cannot be read: {exc}") from exc
+        except (ValueError, KeyError) as exc:
+            raise ImproperlyConfigured(f"{var} cannot be read: {exc}") from exc
+
+    def db_url(self, var="DATABASE_URL", default=environ.Env.NOTSET, engine=None):
+        with self._reading_url(var):
+            url = self.str(var, default=default)
+            scheme = urlparse(url).scheme
+            if engine is None and scheme not in self.DB_SCHEMES:
+                raise ImproperlyConfigured(
+                    f"{var} has the unknown scheme {scheme!r}: use postgres://user:pass@host:5432/db"
+                    " or sqlite:////absolute/path.sqlite3."
+                )
+            return self.db_url_config(url, engine=engine)
+
+    def cache_url(self, var="CACHE_URL", default=environ.Env.NOTSET, backend=None):
+        with self._reading_url(var):
+            return super().cache_url(var, default, backend)
+
+    def email_url(self, var="EMAIL_URL", default=environ.Env.NOTSET, backend=None):
+        with self._reading_url(var):
+            return super().email_url(var, default, backend)
+
+    @classmethod
+    def email_url_config(cls, url, backend=None):
+        config = super().email_url_config(url, backend)
+        scheme = (url if isinstance(url, cls.URL_CLASS) else urlparse(url)).scheme
+        if scheme == "smtps":
+            config.pop("EMAIL_USE_TLS", None)
+            config["EMAIL_USE_SSL"] = True
+        elif scheme == "submission":
+            config["EMAIL_USE_TLS"] = True
+        return config
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return int(value) if value.strip() else default
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
-
-
-def env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
+env = Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("DOWNLOADS_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(env.str("DOWNLOADS_VAR_DIR", default=str(BASE_DIR / "var")))
 
 # --- Core -------------------------------------------------------------------------------------
 
-DEBUG = env_bool("DJANGO_DEBUG", default=False)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # pytest sets PYTEST_VERSION before settings load; the test suite runs with dev defaults.
 TESTING = "PYTEST_VERSION" in os.environ
 # Development: DEBUG, the test suite, or DOWNLOADS_DEV=1 (production-like without a secret).
-DEV = DEBUG or TESTING or env_bool("DOWNLOADS_DEV", default=False)
+DEV = DEBUG or TESTING or env.bool("DOWNLOADS_DEV", default=False)
 _DEV_SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEV:
         raise ImproperlyConfigured(
@@ -53,10 +134,10 @@ if not SECRET_KEY:
 elif not DEV and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure")):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters.")
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[]) or (
     ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEV else []
 )
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,7 +154,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks",
-    "django_tasks.backends.database",
+    "django_tasks_db",
     "accounts",
     "downloads",
 ]
@@ -90,7 +171,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = os.environ.get("DOWNLOADS_URLCONF", "downloads_project.urls")
+ROOT_URLCONF = env.str("DOWNLOADS_URLCONF", default="downloads_project.urls")
 WSGI_APPLICATION = "downloads_project.wsgi.application"
 
 TEMPLATES = [
@@ -112,21 +193,22 @@ TEMPLATES = [
 # DATABASE_URL=postgres://user:pass@host:5432/db switches to PostgreSQL. Connections are kept
 # (a new PostgreSQL connection costs 11-15 ms here, a query 0.1-0.3 ms).
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
-        conn_health_checks=True,
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+# A kept connection is checked before a request reuses it (a server restart is not an error).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters travel apart from the SQL text, so psycopg can prepare a statement it has run
     # 5 times on a connection and PostgreSQL stops parsing and planning it again: planning was
     # 0.3-0.4 ms of a 0.1 ms storefront query. DATABASE_PREPARED_STATEMENTS=0 turns preparing
     # off for a pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+    # Options given in the URL (`?sslmode=require`) are kept beside these.
     DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
         "server_side_binding": True,
-        "prepare_threshold": 5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None,
+        "prepare_threshold": (
+            5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+        ),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -152,14 +234,30 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:order_list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
+# --- Downloads (the store's rules) ------------------------------------------------------------
+
+DOWNLOADS_URL_TTL = min(max(env.int("DOWNLOADS_URL_TTL", default=60), 1), 3600)
+DOWNLOADS_DEFAULT_LIMIT = max(env.int("DOWNLOADS_DEFAULT_LIMIT", default=10), 0)
+DOWNLOADS_DEFAULT_EXPIRY_DAYS = max(env.int("DOWNLOADS_DEFAULT_EXPIRY_DAYS", default=0), 0)
+DOWNLOADS_MAX_UPLOAD_SIZE = env.int("DOWNLOADS_MAX_UPLOAD_SIZE", default=5 * 1024**3)
+DOWNLOADS_STORE_NAME = env.str("DOWNLOADS_STORE_NAME", default="Digital Downloads")
+# Absolute links in emails and the storefront JSON; falls back to the request's host.
+DOWNLOADS_SITE_URL = env.str("DOWNLOADS_SITE_URL", default="").rstrip("/")
+# After the sale (issue 7): backfills and webhooks; see README.md ("Webhooks").
+DOWNLOADS_BACKFILL_BATCH_SIZE = max(env.int("DOWNLOADS_BACKFILL_BATCH_SIZE", default=500), 1)
+DOWNLOADS_WEBHOOK_TIMEOUT = max(env.int("DOWNLOADS_WEBHOOK_TIMEOUT", default=10), 1)
+DOWNLOADS_WEBHOOK_RETRY_BASE = max(env.int("DOWNLOADS_WEBHOOK_RETRY_BASE", default=30), 0)
+DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env.int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", default=86400), 0)
+DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env.int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", default=30), 0)
+
 # --- Files ------------------------------------------------------------------------------------
 # Without AWS_STORAGE_BUCKET_NAME, media lives under var/media and is never served at a public
 # URL: buyers get it only through /downloads/<grant token>/. With a bucket, media is private on
 # S3 (or any S3-compatible store) and buyers get short-lived presigned URLs.
 
-MEDIA_ROOT = Path(os.environ.get("DOWNLOADS_MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = Path(env.str("DOWNLOADS_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = None
-AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 
 
 def s3_storage_options(bucket: str) -> dict:
@@ -170,22 +268,24 @@ def s3_storage_options(bucket: str) -> dict:
     transfer.max_in_memory_upload_chunks = (
         2  # s3transfer's knob; boto3 does not take it as an argument
     )
-    endpoint = os.environ.get("AWS_S3_ENDPOINT_URL") or None
+    endpoint = env.str("AWS_S3_ENDPOINT_URL", default=None)
     return {
         "bucket_name": bucket,
         "endpoint_url": endpoint,
-        "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
-        "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
-        "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-        "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,
+        # None: boto3's own chain (its environment variables, ~/.aws, the instance role).
+        "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+        "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
+        "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
+        "custom_domain": env.str("AWS_S3_CUSTOM_DOMAIN", default=None),
         "default_acl": None,
         "querystring_auth": True,
-        "querystring_expire": env_int("DOWNLOADS_URL_TTL", 60),
+        "querystring_expire": DOWNLOADS_URL_TTL,
         # boto3 still signs SigV2 by default; SigV4 is what every region accepts.
         "signature_version": "s3v4",
         "file_overwrite": False,
-        "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE")
-        or ("path" if endpoint else None),
+        "addressing_style": env.str(
+            "AWS_S3_ADDRESSING_STYLE", default="path" if endpoint else None
+        ),
         "object_parameters": {"CacheControl": "private, max-age=0"},
         # Uploads from an open file hold each 8 MiB part in memory until it is sent; boto3's
         # default of 10 parts in flight made a 200 MiB upload cost ~150 MiB of RAM.
@@ -222,34 +322,24 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-# --- Downloads (the store's rules) ------------------------------------------------------------
-
-DOWNLOADS_URL_TTL = min(max(env_int("DOWNLOADS_URL_TTL", 60), 1), 3600)
-DOWNLOADS_DEFAULT_LIMIT = max(env_int("DOWNLOADS_DEFAULT_LIMIT", 10), 0)
-DOWNLOADS_DEFAULT_EXPIRY_DAYS = max(env_int("DOWNLOADS_DEFAULT_EXPIRY_DAYS", 0), 0)
-DOWNLOADS_MAX_UPLOAD_SIZE = env_int("DOWNLOADS_MAX_UPLOAD_SIZE", 5 * 1024**3)
-DOWNLOADS_STORE_NAME = os.environ.get("DOWNLOADS_STORE_NAME", "Digital Downloads")
-# Absolute links in emails and the storefront JSON; falls back to the request's host.
-DOWNLOADS_SITE_URL = os.environ.get("DOWNLOADS_SITE_URL", "").rstrip("/")
-# After the sale (issue 7): backfills and webhooks; see README.md ("Webhooks").
-DOWNLOADS_BACKFILL_BATCH_SIZE = max(env_int("DOWNLOADS_BACKFILL_BATCH_SIZE", 500), 1)
-DOWNLOADS_WEBHOOK_TIMEOUT = max(env_int("DOWNLOADS_WEBHOOK_TIMEOUT", 10), 1)
-DOWNLOADS_WEBHOOK_RETRY_BASE = max(env_int("DOWNLOADS_WEBHOOK_RETRY_BASE", 30), 0)
-DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env_int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", 86400), 0)
-DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env_int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", 30), 0)
-
 # --- CORS (storefront JSON only) --------------------------------------------------------------
 
-CORS_ALLOWED_ORIGINS = env_list("DOWNLOADS_CORS_ORIGINS")
+CORS_ALLOWED_ORIGINS = env.list("DOWNLOADS_CORS_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/v2/.*$"
 CORS_ALLOW_METHODS = ("GET", "OPTIONS")
 
 # --- REST API ---------------------------------------------------------------------------------
 
 # Requests per API key (per staff user, or per IP before authentication) and period.
-DOWNLOADS_API_THROTTLE = os.environ.get("DOWNLOADS_API_THROTTLE", "60/min")
+DOWNLOADS_API_THROTTLE = env.str("DOWNLOADS_API_THROTTLE", default="60/min")
+if not re.fullmatch(r"\d+/[smhd][a-z]*", DOWNLOADS_API_THROTTLE):
+    raise ImproperlyConfigured(
+        f"DOWNLOADS_API_THROTTLE must be N/sec, N/min, N/hour or N/day, got {DOWNLOADS_API_THROTTLE!r}."
+    )
 # Direct uploads (presigned S3 POST, or the app's signed upload URL) stay open this long.
-DOWNLOADS_UPLOAD_URL_TTL = min(max(env_int("DOWNLOADS_UPLOAD_URL_TTL", 3600), 60), 7 * 86400)
+DOWNLOADS_UPLOAD_URL_TTL = min(
+    max(env.int("DOWNLOADS_UPLOAD_URL_TTL", default=3600), 60), 7 * 86400
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -273,7 +363,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Callers not yet identified are throttled by address: trust X-Forwarded-For only as far
     # as the proxies in front of the app (0: use REMOTE_ADDR; a client cannot spoof it).
-    "NUM_PROXIES": env_int("DOWNLOADS_NUM_PROXIES", 0),
+    "NUM_PROXIES": env.int("DOWNLOADS_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Digital Downloads API",
@@ -295,45 +385,55 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [],
 }
 
-# --- Background tasks (django-tasks, database backend) ----------------------------------------
+# --- Background tasks (django-tasks, database backend from django-tasks-db) -------------------
+# Workers: `manage.py db_worker` (django-tasks-db). The task table keeps its app label
+# (django_tasks_database) from when the backend was part of django-tasks.
 
 TASKS = {
     "default": {
-        "BACKEND": os.environ.get(
-            "DOWNLOADS_TASKS_BACKEND", "django_tasks.backends.database.DatabaseBackend"
-        ),
+        "BACKEND": env.str("DOWNLOADS_TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
     }
 }
+if TASKS["default"]["BACKEND"] == "django_tasks.backends.database.DatabaseBackend":
+    raise ImproperlyConfigured(
+        "DOWNLOADS_TASKS_BACKEND: the database backend moved to django_tasks_db.DatabaseBackend"
+        " (package django-tasks-db); unset the variable to use it."
+    )
 
-# --- Cache (throttling); set CACHE_URL-like Redis in multi-server deployments -----------------
+# --- Cache (API throttling, the webhook subscription memo) -----------------------------------
+# Per process by default; with more than one app server, a shared one (Redis):
+# DJANGO_CACHE_BACKEND=django.core.cache.backends.redis.RedisCache
+# DJANGO_CACHE_LOCATION=redis://127.0.0.1:6379/0. (A single cache URL would be read the same way
+# as the database's and the email's: env.cache_url(NAME, default="locmemcache://downloads").)
 
 CACHES = {
     "default": {
-        "BACKEND": os.environ.get(
-            "DJANGO_CACHE_BACKEND", "django.core.cache.backends.locmem.LocMemCache"
+        "BACKEND": env.str(
+            "DJANGO_CACHE_BACKEND", default="django.core.cache.backends.locmem.LocMemCache"
         ),
-        "LOCATION": os.environ.get("DJANGO_CACHE_LOCATION", "downloads"),
+        "LOCATION": env.str("DJANGO_CACHE_LOCATION", default="downloads"),
     }
 }
 
 # --- Email ------------------------------------------------------------------------------------
 
-if os.environ.get("EMAIL_URL"):
-    from urllib.parse import unquote, urlsplit
+# EMAIL_URL=smtp://user:pass@host:587 (smtp+tls:// STARTTLS, smtps:// TLS from the first byte;
+# user and password percent-encoded); without it, EMAIL_BACKEND (the console by default).
 
-    _email = urlsplit(os.environ["EMAIL_URL"])
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = _email.hostname or "localhost"
-    EMAIL_PORT = _email.port or 25
-    EMAIL_HOST_USER = unquote(_email.username or "")
-    EMAIL_HOST_PASSWORD = unquote(_email.password or "")
-    EMAIL_USE_TLS = _email.scheme in {"smtp+tls", "submission"}
-    EMAIL_USE_SSL = _email.scheme == "smtps"
+if env.str("EMAIL_URL", default=""):
+    _email = env.email_url("EMAIL_URL")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+    EMAIL_PORT = _email["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 else:
-    EMAIL_BACKEND = os.environ.get(
-        "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
     )
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Digital Downloads <store@localhost>")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Digital Downloads <store@localhost>")
 
 # --- Security ---------------------------------------------------------------------------------
 
@@ -343,26 +443,31 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if not DEV:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=True)
-    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=True)
-    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
 # --- Internationalisation ---------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------------------------
 
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
+if not isinstance(logging.getLevelName(LOG_LEVEL), int):
+    raise ImproperlyConfigured(
+        f"DJANGO_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -35,9 +35,6 @@ from .grants import default_expiry, default_limit
 logger = logging.getLogger(__name__)
 
 
-BACKFILL_BATCH_SIZE = 500
-
-
 NOTIFICATION_CHUNK = 100
 
 
@@ -109,7 +106,7 @@ def backfill_run(*, backfill: Backfill, batch_size: int | None = None) -> Backfi
     `_backfill_send_emails`). Returns the backfill, refreshed.
     """
     if batch_size is None:
-        batch_size = getattr(settings, "DOWNLOADS_BACKFILL_BATCH_SIZE", BACKFILL_BATCH_SIZE)
+        batch_size = settings.DOWNLOADS_BACKFILL_BATCH_SIZE
     if batch_size < 1:
         raise ServiceError(
             "batch_size must be at least 1.", code="backfill.invalid", reason="min_value"

@@ -59,10 +59,6 @@ USER_AGENT = "DigitalDownloads-Webhooks/1"
 MAX_BACKOFF = timedelta(hours=6)
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 # --- Signing ----------------------------------------------------------------------------------
 
 
@@ -114,7 +110,7 @@ def subscribed_types() -> frozenset:
     event type reads the endpoints from the database when it happens and is never missed.
     """
     version = cache.get(_VERSION_KEY)
-    ttl = _setting("DOWNLOADS_WEBHOOK_CACHE_SECONDS", 30)
+    ttl = settings.DOWNLOADS_WEBHOOK_CACHE_SECONDS
     memo = _memo
     if (
         memo.types is not None
@@ -247,7 +243,7 @@ def _post(url: str, body: bytes, headers: dict, timeout: float) -> tuple[int | N
 
 def backoff(attempts: int) -> timedelta:
     """Wait before the next try after `attempts` failures: base × 2^(attempts-1), ≤ 6 hours."""
-    base = _setting("DOWNLOADS_WEBHOOK_RETRY_BASE", 30)
+    base = settings.DOWNLOADS_WEBHOOK_RETRY_BASE
     return min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
@@ -280,9 +276,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
             SIGNATURE_HEADER: sign(secret=endpoint.secret, timestamp=timestamp, body=body),
         }
         started = time.monotonic()
-        status_code, error = _post(
-            endpoint.url, body, headers, _setting("DOWNLOADS_WEBHOOK_TIMEOUT", 10)
-        )
+        status_code, error = _post(endpoint.url, body, headers, settings.DOWNLOADS_WEBHOOK_TIMEOUT)
         duration_ms = int((time.monotonic() - started) * 1000)
     else:
         status_code, error, duration_ms = None, "The endpoint is disabled.", 0
@@ -291,9 +285,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     ok = status_code is not None and 200 <= status_code < 300
     error = "" if ok else (error or f"HTTP {status_code}")
     attempts = delivery.attempts + 1
-    give_up_at = delivery.created_at + timedelta(
-        seconds=_setting("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", 86400)
-    )
+    give_up_at = delivery.created_at + timedelta(seconds=settings.DOWNLOADS_WEBHOOK_GIVE_UP_AFTER)
     with transaction.atomic():
         WebhookAttempt.objects.create(
             delivery=delivery,
