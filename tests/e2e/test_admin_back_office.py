@@ -14,7 +14,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from downloads.admin import DIRECT_UPLOAD_MIN_BYTES
+from downloads.admin.media import DIRECT_UPLOAD_MIN_BYTES
 from downloads.models import Media, MediaUpload, Order
 from tests import factories
 

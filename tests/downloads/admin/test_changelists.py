@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from accounts.services import api_key_create
 from tests import factories
-from tests.admin.conftest import paid_order, product_with_file
+from tests.downloads.admin.conftest import paid_order, product_with_file
 
 pytestmark = pytest.mark.django_db
 

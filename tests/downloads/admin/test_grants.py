@@ -1,5 +1,9 @@
-"""Grants in the back office: search, state filters, and the bulk actions of the API."""
+"""Grants and the download log in the back office: grants' search, state filters and the
+bulk actions of the API; the log read-only, filtered, and exported as CSV for support and
+disputes."""
 
+import csv
+import io
 from datetime import timedelta
 
 import pytest
@@ -8,15 +12,19 @@ from django.utils import timezone
 
 from downloads.models import DownloadGrant
 from tests import factories
-from tests.admin.conftest import action, messages_of
+from tests.downloads.admin.conftest import action, messages_of
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = reverse("admin:downloads_downloadgrant_changelist")
+
+# --- Grants ---------------------------------------------------------------------------------------
+
+
+GRANTS = reverse("admin:downloads_downloadgrant_changelist")
 
 
 def listed(client, **params) -> set:
-    response = client.get(CHANGELIST, params)
+    response = client.get(GRANTS, params)
     assert response.status_code == 200
     return {grant.pk for grant in response.context["cl"].result_list}
 
@@ -69,24 +77,24 @@ def test_state_filters_pick_their_grants(admin_client, grants, state):
 
 
 def test_the_list_shows_counts_as_used_of_limit_and_the_state(admin_client, grants):
-    html = admin_client.get(CHANGELIST).content.decode()
+    html = admin_client.get(GRANTS).content.decode()
     assert "5 / 5" in html and "used up" in html and "expired" in html and "revoked" in html
 
 
 def test_reset_sets_counts_to_zero_and_says_how_many_changed(admin_client, grants):
     selected = [grants["active"], grants["used_up"], grants["revoked"]]
-    response = admin_client.post(CHANGELIST, action("reset", selected))
+    response = admin_client.post(GRANTS, action("reset", selected))
     assert messages_of(response) == ["Reset 2 grants. 1 already had no downloads."]
     assert set(DownloadGrant.objects.values_list("download_count", flat=True)) == {0}
 
 
 def test_revoke_and_restore(admin_client, grants):
     selected = [grants["active"], grants["revoked"]]
-    response = admin_client.post(CHANGELIST, action("revoke", selected))
+    response = admin_client.post(GRANTS, action("revoke", selected))
     assert messages_of(response) == ["Revoked 1 grant. 1 already were revoked."]
     grants["active"].refresh_from_db()
     assert grants["active"].revoked_at is not None
-    response = admin_client.post(CHANGELIST, action("restore", selected))
+    response = admin_client.post(GRANTS, action("restore", selected))
     assert messages_of(response) == ["Restored 2 grants."]
     assert not DownloadGrant.objects.filter(
         pk__in=[g.pk for g in selected], revoked_at__isnull=False
@@ -95,10 +103,10 @@ def test_revoke_and_restore(admin_client, grants):
 
 def test_extend_asks_for_days_then_extends_those_that_expire(admin_client, grants):
     selected = [grants["expired"], grants["active"]]
-    form = admin_client.post(CHANGELIST, action("extend", selected))
+    form = admin_client.post(GRANTS, action("extend", selected))
     assert form.status_code == 200 and 'name="days"' in form.content.decode()
     before = timezone.now()
-    response = admin_client.post(CHANGELIST, action("extend", selected, apply="1", days="7"))
+    response = admin_client.post(GRANTS, action("extend", selected, apply="1", days="7"))
     assert response.status_code == 302
     assert messages_of(response) == ["Extended by 7 days: 1 grant. 1 already never expire."]
     grants["expired"].refresh_from_db()
@@ -108,9 +116,7 @@ def test_extend_asks_for_days_then_extends_those_that_expire(admin_client, grant
 
 
 def test_extend_by_zero_days_shows_the_services_message(admin_client, grants):
-    response = admin_client.post(
-        CHANGELIST, action("extend", [grants["expired"]], apply="1", days="0")
-    )
+    response = admin_client.post(GRANTS, action("extend", [grants["expired"]], apply="1", days="0"))
     assert response.status_code == 200
     assert response.context["form"].errors["days"] == ["days must be between 1 and 36500."]
 
@@ -171,3 +177,120 @@ def test_a_grant_with_downloads_in_the_log_is_kept_an_unused_one_deleted(admin_c
         )
     assert DownloadGrant.objects.filter(pk=used.pk).exists()
     assert not DownloadGrant.objects.filter(pk=unused.pk).exists()
+
+
+# --- Download log ---------------------------------------------------------------------------------
+
+
+EVENTS = reverse("admin:downloads_downloadevent_changelist")
+EXPORT = reverse("admin:downloads_downloadevent_export")
+
+
+def export(client, **params) -> list[dict]:
+    response = client.get(EXPORT, params)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="downloads-')
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+@pytest.fixture
+def events(db):
+    grant = factories.GrantFactory(order__email="ann@example.com", order__number=7001)
+    other = factories.GrantFactory(order__email="bob@example.com", order__number=7002)
+    now = timezone.now()
+    return {
+        "served": factories.EventFactory(grant=grant, ip="198.51.100.4", at=now),
+        "refused": factories.EventFactory(
+            grant=grant, outcome="limit_reached", at=now - timedelta(days=3)
+        ),
+        "other": factories.EventFactory(grant=other, ip="192.0.2.9", at=now - timedelta(days=40)),
+    }
+
+
+def test_the_log_is_read_only(admin_client, events):
+    event = events["served"]
+    assert admin_client.get(reverse("admin:downloads_downloadevent_add")).status_code == 403
+    change = admin_client.get(reverse("admin:downloads_downloadevent_change", args=[event.pk]))
+    assert change.status_code == 200
+    assert change.context["has_change_permission"] is False
+    delete = reverse("admin:downloads_downloadevent_delete", args=[event.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"q": "ann@example.com"}, {"served", "refused"}),
+        ({"q": "198.51.100"}, {"served"}),
+        ({"q": "7002"}, {"other"}),
+        ({"outcome__exact": "limit_reached"}, {"refused"}),
+        (
+            {"at__gte": str(timezone.now().replace(microsecond=0) - timedelta(days=7))},
+            {"served", "refused"},
+        ),
+        # the date hierarchy's month
+        ({"at__year": str(timezone.now().year), "at__month": str(timezone.now().month)}, None),
+    ],
+)
+def test_search_and_filters(admin_client, events, params, expected):
+    response = admin_client.get(EVENTS, params)
+    assert response.status_code == 200
+    found = {name for name, event in events.items() if event in response.context["cl"].result_list}
+    if expected is None:  # the date hierarchy: this month's events
+        month = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        expected = {name for name, event in events.items() if event.at >= month}
+    assert found == expected
+
+
+def test_the_csv_export_holds_the_filtered_rows(admin_client, events):
+    rows = export(admin_client, q="ann@example.com")
+    assert [row["outcome"] for row in rows] == ["served", "limit_reached"]
+    first = rows[0]
+    grant = events["served"].grant
+    assert first["order"] == "7001"
+    assert first["email"] == "ann@example.com"
+    assert first["file"] == grant.download.display_name
+    assert first["product"] == grant.download.product.name
+    assert first["ip"] == "198.51.100.4"
+    assert first["user_agent"] == "pytest"
+    assert first["grant"] == str(grant.pk)
+    assert first["at"] == events["served"].at.isoformat()
+    assert list(first) == [
+        "at",
+        "outcome",
+        "order",
+        "email",
+        "product",
+        "file",
+        "ip",
+        "user_agent",
+        "grant",
+    ]
+
+
+def test_the_changelist_links_to_the_export_with_its_filters(admin_client, events):
+    html = admin_client.get(EVENTS, {"outcome__exact": "served"}).content.decode()
+    assert f'href="{EXPORT}?outcome__exact=served"' in html
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_defused(admin_client, db):
+    factories.EventFactory(user_agent='=HYPERLINK("http://evil.example")')
+    (row,) = export(admin_client)
+    assert row["user_agent"] == '\'=HYPERLINK("http://evil.example")'
+
+
+def test_the_export_needs_a_staff_login(client, events):
+    response = client.get(EXPORT)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("rows", [1, 50])
+def test_the_export_streams_in_constant_queries(admin_client, django_assert_num_queries, rows):
+    grant = factories.GrantFactory()
+    factories.EventFactory.create_batch(rows, grant=grant)
+    # session, user, the changelist's count and page, then the export's single SELECT
+    with django_assert_num_queries(5):
+        assert len(export(admin_client)) == rows

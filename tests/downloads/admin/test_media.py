@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from downloads.models import Media
 from tests import factories
-from tests.admin.conftest import messages_of
+from tests.downloads.admin.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 

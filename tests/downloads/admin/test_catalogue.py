@@ -1,4 +1,6 @@
-"""Products in the back office: inlines, store defaults, archive instead of delete."""
+"""The catalogue in the back office: products (inlines, store defaults, archive instead of
+delete), variants on their own page (variant_create, variant_update) and downloads (version
+history, delivering a file to existing orders)."""
 
 import hashlib
 
@@ -6,14 +8,19 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from downloads.models import Download, Media, Product
-from downloads.services.orders import LineInput, order_create
+from downloads.models import Backfill, Download, Media, Product
+from downloads.services.orders import LineInput, order_create, order_refund
+from downloads.services.versions import download_replace_media
 from tests import factories
-from tests.admin.conftest import action, messages_of, paid_order, product_with_file
+from tests.downloads.admin.conftest import action, messages_of, paid_order, product_with_file
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = reverse("admin:downloads_product_changelist")
+
+# --- Products -------------------------------------------------------------------------------------
+
+
+PRODUCTS = reverse("admin:downloads_product_changelist")
 
 
 def product_form(name="Field Guide", downloads=(), variants=(), **fields):
@@ -131,10 +138,10 @@ def test_an_unused_product_is_deleted(admin_client):
 def test_bulk_delete_deletes_the_unused_and_names_those_orders_use(admin_client):
     used, unused = product_with_file(name="Used"), product_with_file(name="Unused")
     paid_order(used)
-    confirm = admin_client.post(CHANGELIST, action("delete_selected", [used, unused]))
+    confirm = admin_client.post(PRODUCTS, action("delete_selected", [used, unused]))
     assert confirm.status_code == 200
     assert "Are you sure" in confirm.content.decode()
-    response = admin_client.post(CHANGELIST, action("delete_selected", [used, unused], post="yes"))
+    response = admin_client.post(PRODUCTS, action("delete_selected", [used, unused], post="yes"))
     assert response.status_code == 302
     assert list(Product.objects.values_list("name", flat=True)) == ["Used"]
     assert set(messages_of(response)) == {
@@ -145,11 +152,11 @@ def test_bulk_delete_deletes_the_unused_and_names_those_orders_use(admin_client)
 
 def test_archive_and_unarchive_actions_go_through_the_service(admin_client):
     product = product_with_file()
-    response = admin_client.post(CHANGELIST, action("archive", [product]))
+    response = admin_client.post(PRODUCTS, action("archive", [product]))
     product.refresh_from_db()
     assert product.archived and product.archived_at is not None
     assert messages_of(response) == ["Archived 1 product."]
-    admin_client.post(CHANGELIST, action("unarchive", [product]))
+    admin_client.post(PRODUCTS, action("unarchive", [product]))
     product.refresh_from_db()
     assert not product.archived and product.archived_at is None
 
@@ -242,3 +249,75 @@ def test_tags_are_typed_comma_separated(admin_client):
     data = product_form(tags="ebooks, design ,, ebooks")
     admin_client.post(reverse("admin:downloads_product_add"), data)
     assert Product.objects.get().tags == ["ebooks", "design"]
+
+
+# --- Variants -------------------------------------------------------------------------------------
+
+
+def test_adding_a_variant_goes_through_variant_create(admin_client):
+    product = factories.ProductFactory()
+    data = {"product": str(product.pk), "name": "Paperback", "sku": "", "price": "900"}
+    response = admin_client.post(reverse("admin:downloads_variant_add"), {**data, "position": "5"})
+    assert response.status_code == 302
+    variant = product.variants.get()
+    assert (variant.name, variant.price, variant.position) == ("Paperback", 900, 5)
+
+
+def test_a_variant_stays_on_its_product(admin_client):
+    variant = factories.VariantFactory()
+    other = factories.ProductFactory()
+    url = reverse("admin:downloads_variant_change", args=[variant.pk])
+    data = {"product": str(other.pk), "name": "Renamed", "sku": "X", "price": "0", "position": "0"}
+    assert admin_client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert (variant.name, variant.product_id) == ("Renamed", variant.product.pk)
+    assert variant.product != other
+
+
+# --- Downloads ------------------------------------------------------------------------------------
+
+
+DOWNLOADS = reverse("admin:downloads_download_changelist")
+
+
+@pytest.mark.django_db
+def test_the_change_page_lists_the_files_history(admin_client, admin_user):
+    download = factories.DownloadFactory(media=factories.MediaFactory(filename="guide v1.pdf"))
+    download_replace_media(
+        download=download,
+        media=factories.MediaFactory(filename="guide v2.pdf"),
+        changelog="Fixed chapter 3",
+        created_by=admin_user,
+    )
+    page = admin_client.get(reverse("admin:downloads_download_change", args=[download.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "guide v1.pdf" in html and "guide v2.pdf" in html
+    assert "Fixed chapter 3" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_action_delivers_a_new_file_to_every_paid_unrefunded_order(admin_client, run_worker):
+    product = factories.ProductFactory()
+    factories.DownloadFactory(product=product)
+    kept = paid_order(product, email="kept@example.com")
+    refunded = paid_order(product, email="refunded@example.com")
+    order_refund(order=refunded)
+    bonus = factories.DownloadFactory(product=product)
+
+    response = admin_client.post(DOWNLOADS, action("deliver_to_existing_orders", [bonus]))
+    assert response.status_code == 302
+    assert any("Delivering 1 download" in text for text in messages_of(response))
+    run_worker()
+
+    assert Backfill.objects.get(download=bonus).status == Backfill.Status.DONE
+    assert kept.grants.filter(download=bonus).count() == 1
+    assert not refunded.grants.filter(download=bonus).exists()
+
+
+@pytest.mark.django_db
+def test_a_file_without_a_product_cannot_be_delivered_to_existing_orders(admin_client):
+    loose = factories.DownloadFactory(product=None)
+    response = admin_client.post(DOWNLOADS, action("deliver_to_existing_orders", [loose]))
+    assert any("attach it to single orders" in text for text in messages_of(response))
+    assert not Backfill.objects.exists()

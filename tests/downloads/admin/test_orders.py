@@ -7,7 +7,7 @@ from django.urls import reverse
 from downloads.models import DownloadGrant, Order
 from downloads.services.orders import order_refund
 from tests import factories
-from tests.admin.conftest import action, messages_of, paid_order, product_with_file
+from tests.downloads.admin.conftest import action, messages_of, paid_order, product_with_file
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from downloads import selectors
-from downloads.templatetags.downloads_admin import bar_chart, nice_ceiling
+from downloads.admin.site import bar_chart, nice_ceiling
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.models import ApiKey
 from tests import factories
-from tests.admin.conftest import action, messages_of
+from tests.downloads.admin.conftest import action, messages_of
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,398 @@
+"""Grants and the download log in the back office: who may download what (search, state
+filters, reset, extend, revoke, restore) and every download served (read-only, exported as
+CSV for support and disputes).
+
+Every change goes through `downloads.services.grants`; what a grant's state is comes from the
+grant itself (`DownloadGrant.refusal`).
+"""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+
+from downloads import selectors
+from downloads.errors import ServiceError
+from downloads.models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
+from downloads.services.common import MAX_EXPIRY_DAYS
+from downloads.services.grants import (
+    grant_create,
+    grant_delete,
+    grant_update,
+    grants_extend,
+    grants_reset,
+    grants_restore,
+    grants_revoke,
+)
+
+from .mixins import (
+    LIST_PER_PAGE,
+    ObjectActionsMixin,
+    ServiceDeleteMixin,
+    ServiceFormMixin,
+    StripNulSearchMixin,
+    action_form_response,
+    admin_url,
+    changed_fields,
+    plural,
+)
+
+
+def grant_count(grant) -> str:
+    """ "3 / 10", or "3 / ∞" when unlimited."""
+    limit = "∞" if grant.download_limit is None else grant.download_limit
+    return f"{grant.download_count} / {limit}"
+
+
+def grant_state(grant) -> str:
+    """The back office's word for a grant's state now (REFUSAL_LABELS, the one map)."""
+    labels = grant.refusal_labels
+    return labels.state if labels else "active"
+
+
+class GrantColumnsMixin:
+    """The columns a grant shows wherever it is listed (the grants' list, an order's page)."""
+
+    @admin.display(description="file")
+    def file(self, obj):
+        return obj.download.display_name
+
+    @admin.display(description="downloads", ordering="download_count")
+    def count(self, obj):
+        return grant_count(obj)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return grant_state(obj)
+
+
+# --- Grants -----------------------------------------------------------------------------------
+
+
+class GrantStateFilter(admin.SimpleListFilter):
+    """Yes/no on one state; the three filters combine."""
+
+    state = ""
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        condition = selectors.grant_state_q(self.state)
+        if self.value() == "yes":
+            return queryset.filter(condition)
+        if self.value() == "no":
+            return queryset.exclude(condition)
+        return queryset
+
+
+def _state_filter(reason: str) -> type[GrantStateFilter]:
+    labels = REFUSAL_LABELS[reason]
+    return type(
+        f"{labels.filter.title().replace('_', '')}Filter",
+        (GrantStateFilter,),
+        {"title": labels.state, "parameter_name": labels.filter, "state": labels.filter},
+    )
+
+
+RevokedFilter = _state_filter(DownloadEvent.Outcome.REVOKED)
+UsedUpFilter = _state_filter(DownloadEvent.Outcome.LIMIT_REACHED)
+ExpiredFilter = _state_filter(DownloadEvent.Outcome.EXPIRED)
+
+
+class GrantForm(forms.ModelForm):
+    """The service decides what a grant may hold (limits, one per order and download), with
+    messages a merchant understands, so the model's own constraint check is not repeated."""
+
+    class Meta:
+        model = DownloadGrant
+        fields = ["order", "download", "download_count", "download_limit", "expires_at"]
+
+    def _get_validation_exclusions(self):
+        return {field.name for field in self._meta.model._meta.fields}
+
+
+class ExtendForm(forms.Form):
+    days = forms.IntegerField(
+        initial=7,
+        max_value=MAX_EXPIRY_DAYS,
+        help_text="From the current expiry, or from now if already expired. "
+        "Grants that never expire stay so.",
+    )
+
+
+@admin.register(DownloadGrant)
+class DownloadGrantAdmin(
+    GrantColumnsMixin,
+    ServiceFormMixin,
+    ServiceDeleteMixin,
+    ObjectActionsMixin,
+    StripNulSearchMixin,
+    admin.ModelAdmin,
+):
+    form = GrantForm
+    list_display = [
+        "order_number",
+        "email",
+        "file",
+        "count",
+        "expires_at",
+        "state",
+        "last_downloaded_at",
+    ]
+    list_filter = [RevokedFilter, UsedUpFilter, ExpiredFilter]
+    search_fields = [
+        "=order__number",
+        "order__email",
+        "download__media__filename",
+        "download__name",
+    ]
+    list_select_related = ["order", "download__media"]
+    autocomplete_fields = ["order", "download"]
+    list_per_page = LIST_PER_PAGE
+    actions = ["reset", "extend", "revoke", "restore", "delete_selected"]
+    object_actions = ("reset", "extend", "revoke", "restore")
+    object_action_labels = {
+        "reset": "Reset count",
+        "extend": "Extend expiry…",
+        "revoke": "Revoke",
+        "restore": "Restore",
+    }
+    readonly_fields = [
+        "order_link",
+        "line",
+        "file",
+        "count",
+        "state",
+        "revoked_at",
+        "last_downloaded_at",
+        "created_at",
+    ]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["order", "download", "download_limit", "expires_at"]
+        return [
+            "order_link",
+            "line",
+            "file",
+            "count",
+            "state",
+            "download_count",
+            "download_limit",
+            "expires_at",
+            "revoked_at",
+            "last_downloaded_at",
+            "created_at",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def service_delete(self, obj):
+        grant_delete(grant=obj)
+
+    def service_create(self, request, form):
+        data = form.cleaned_data
+        return grant_create(
+            order=data["order"],
+            download=data["download"],
+            download_limit=data.get("download_limit"),
+            expires_at=data.get("expires_at"),
+        )
+
+    def service_update(self, request, obj, form):
+        return grant_update(
+            grant=obj, **changed_fields(form, {"download_count", "download_limit", "expires_at"})
+        )
+
+    @admin.display(description="order", ordering="order__number")
+    def order_number(self, obj):
+        return str(obj.order)
+
+    @admin.display(description="email", ordering="order__email")
+    def email(self, obj):
+        return obj.order.email
+
+    @admin.display(description="order")
+    def order_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a> ({})', admin_url(obj.order), obj.order, obj.order.email
+        )
+
+    def _report(self, request, verb: str, changed: int, selected: int, extra: str = ""):
+        unchanged = selected - changed
+        text = f"{verb} {plural(changed, 'grant')}."
+        if unchanged:
+            text += f" {unchanged} already {extra or 'were so'}."
+        self.message_user(request, text, messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Reset the download count to 0")
+    def reset(self, request, queryset):
+        changed = grants_reset(grants=queryset)
+        self._report(request, "Reset", changed, queryset.count(), "had no downloads")
+
+    @admin.action(permissions=["change"], description="Revoke access")
+    def revoke(self, request, queryset):
+        changed = grants_revoke(grants=queryset)
+        self._report(request, "Revoked", changed, queryset.count(), "were revoked")
+
+    @admin.action(permissions=["change"], description="Restore access")
+    def restore(self, request, queryset):
+        changed = grants_restore(grants=queryset)
+        self._report(request, "Restored", changed, queryset.count(), "had access")
+
+    @admin.action(permissions=["change"], description="Extend expiry by N days…")
+    def extend(self, request, queryset):
+        form = ExtendForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            days = form.cleaned_data["days"]
+            try:
+                changed = grants_extend(grants=queryset, days=days)
+            except ServiceError as exc:
+                form.add_error("days", exc.message)
+            else:
+                self._report(
+                    request,
+                    f"Extended by {plural(days, 'day')}:",
+                    changed,
+                    queryset.count(),
+                    "never expire",
+                )
+                return None
+        return action_form_response(
+            self,
+            request,
+            queryset,
+            action="extend",
+            title="Extend expiry",
+            form=form,
+            submit="Extend",
+            objects=list(queryset.select_related("order", "download__media")),
+        )
+
+
+# --- Download log -----------------------------------------------------------------------------
+
+
+def _csv_cell(value) -> str:
+    """Spreadsheets run a cell starting with = + - @ as a formula; the log holds text buyers
+    control (user agents), so such cells are quoted with a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
+
+    def write(self, value):
+        return value
+
+
+class DateFilter(admin.DateFieldListFilter):
+    title = "date"
+
+
+@admin.register(DownloadEvent)
+class DownloadEventAdmin(StripNulSearchMixin, admin.ModelAdmin):
+    list_display = ["at", "outcome", "order", "email", "file", "ip", "agent"]
+    list_filter = ["outcome", ("at", DateFilter)]
+    search_fields = ["grant__order__email", "ip", "=grant__order__number"]
+    list_select_related = ["grant__order", "grant__download__media"]
+    date_hierarchy = "at"
+    list_per_page = LIST_PER_PAGE
+
+    csv_columns = [
+        "at",
+        "outcome",
+        "order",
+        "email",
+        "product",
+        "file",
+        "ip",
+        "user_agent",
+        "grant",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="order", ordering="grant__order__number")
+    def order(self, obj):
+        return format_html('<a href="{}">{}</a>', admin_url(obj.grant.order), obj.grant.order)
+
+    @admin.display(description="email", ordering="grant__order__email")
+    def email(self, obj):
+        return obj.grant.order.email
+
+    @admin.display(description="file")
+    def file(self, obj):
+        return obj.grant.download.display_name
+
+    @admin.display(description="user agent")
+    def agent(self, obj):
+        text = obj.user_agent
+        if len(text) <= 40:
+            return text
+        return format_html('<span title="{}">{}…</span>', text, text[:39])
+
+    def get_urls(self):
+        return [
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="downloads_downloadevent_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        """The changelist's rows as CSV, with the same filters and search, streamed."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        rows = (
+            changelist.get_queryset(request)
+            .select_related("grant__order", "grant__download__media", "grant__download__product")
+            .iterator(chunk_size=2000)
+        )
+
+        def lines():
+            writer = csv.writer(_Echo())
+            yield writer.writerow(self.csv_columns)
+            for event in rows:
+                grant = event.grant
+                product = grant.download.product
+                yield writer.writerow(
+                    [
+                        _csv_cell(value)
+                        for value in (
+                            event.at.isoformat(),
+                            event.outcome,
+                            grant.order.number,
+                            grant.order.email,
+                            product.name if product else "",
+                            grant.download.display_name,
+                            event.ip,
+                            event.user_agent,
+                            grant.pk,
+                        )
+                    ]
+                )
+
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="downloads-{stamp}.csv"'
+        response["Cache-Control"] = "private, no-store"
+        return response
