@@ -17,6 +17,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from downloads.errors import ServiceError
@@ -159,8 +160,6 @@ def exception_handler(exc, context):
 
     if isinstance(exc, ServiceError):
         set_rollback()
-        from rest_framework.response import Response
-
         return Response(service_error_body(exc), status=service_error_status(exc))
     elif isinstance(exc, ProtectedError | RestrictedError):
         status_code = status.HTTP_409_CONFLICT
@@ -213,8 +212,6 @@ def exception_handler(exc, context):
         return None
 
     set_rollback()
-    from rest_framework.response import Response
-
     return Response(
         error_body(status_code, code, str(message), errors), status=status_code, headers=headers
     )

@@ -1,4 +1,4 @@
-"""List filters (django-filter), `search` and `sort` for the merchant API.
+"""List filters (django-filter), `search` and `sort` for every list of the merchant API.
 
 Every value is validated before it reaches the database: ids must be UUIDs, integers must fit
 their columns, times must be representable; a bad value answers 400 naming the parameter.
@@ -16,7 +16,18 @@ from rest_framework.filters import BaseFilterBackend
 
 from accounts.models import User
 from downloads import selectors
-from downloads.models import Download, DownloadEvent, DownloadGrant, Media, Order, Product, Variant
+from downloads.models import (
+    Backfill,
+    Download,
+    DownloadEvent,
+    DownloadGrant,
+    Media,
+    Order,
+    Product,
+    Variant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 from .exceptions import QueryParameterError
 
@@ -115,6 +126,8 @@ class TextFilter(django_filters.CharFilter):
 
 
 class ApiFilterSet(django_filters.FilterSet):
+    """`ids[]` on every list; as it is, the filter set of a resource with no other filters."""
+
     ids = UUIDListFilter(field_name="pk", help_text="Only these ids.")
 
 
@@ -214,12 +227,30 @@ class EventFilterSet(ApiFilterSet):
         fields: list = []
 
 
-class CustomerFilterSet(django_filters.FilterSet):
-    ids = UUIDListFilter(field_name="pk", help_text="Only these ids.")
+class CustomerFilterSet(ApiFilterSet):
     email = TextFilter(field_name="email", lookup_expr="iexact", max_length=254)
 
     class Meta:
         model = User
+        fields: list = []
+
+
+class WebhookDeliveryFilterSet(ApiFilterSet):
+    endpoint_ids = UUIDListFilter(field_name="endpoint_id", help_text="Deliveries to these.")
+    status = django_filters.ChoiceFilter(choices=WebhookDelivery.Status.choices)
+    event_type = django_filters.ChoiceFilter(choices=WebhookEndpoint.EventType.choices)
+
+    class Meta:
+        model = WebhookDelivery
+        fields: list = []
+
+
+class BackfillFilterSet(ApiFilterSet):
+    download_ids = UUIDListFilter(field_name="download_id", help_text="Backfills of these.")
+    status = django_filters.ChoiceFilter(choices=Backfill.Status.choices)
+
+    class Meta:
+        model = Backfill
         fields: list = []
 
 
@@ -268,6 +299,15 @@ class SearchBackend(BaseFilterBackend):
                 "schema": {"type": "string", "maxLength": self.max_length},
             }
         ]
+
+
+def or_order_number(condition: Q, term: str, number_field: str) -> Q:
+    """A `search_q` helper: `condition`, or else the order numbered `term` (`1042` or `#1042`)
+    when the term is such a number (below 19 characters: it fits a bigint)."""
+    digits = term.lstrip("#")
+    if digits.isdigit() and len(term) < 19:
+        condition |= Q(**{number_field: int(digits)})
+    return condition
 
 
 class SortBackend(BaseFilterBackend):

@@ -21,6 +21,7 @@ from .filters import (
     UnixTimeFilter,
     UUIDListFilter,
 )
+from .serializers import DeletedSerializer, DownloadInputSerializer, ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed request or invalid query parameter.",
@@ -54,8 +55,6 @@ class ApiAutoSchema(AutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation is None or not self.path.startswith("/api/v1/"):
             return operation
-        from .serializers import ErrorSerializer
-
         error_ref = self.resolve_serializer(ErrorSerializer, "response").ref
         statuses = {400, 401, 403, 406, 429}
         if "{" in self.path:
@@ -142,8 +141,6 @@ class DownloadCreateExtension(OpenApiSerializerExtension):
     target_class = "downloads.api.serializers.DownloadCreateSerializer"
 
     def map_serializer(self, auto_schema, direction):
-        from .serializers import DownloadInputSerializer
-
         inner = auto_schema.resolve_serializer(DownloadInputSerializer, direction).ref
         return {
             "anyOf": [
@@ -222,8 +219,6 @@ def api_docs(
 ):
     """extend_schema_view for a resource's standard actions (custom actions carry their own
     extend_schema)."""
-    from .serializers import DeletedSerializer
-
     plural = name if name == "media" else f"{name}s"
     tag = [plural]
     expand_parameters = (

@@ -1,8 +1,12 @@
-"""Input and output serializers of the merchant API.
+"""Input and output serializers of the merchant API, for every resource: the catalogue,
+media, orders, grants and events, customers, and what comes after the sale (webhook
+endpoints and deliveries, a download's versions, backfills).
 
 Inputs are plain serializers that validate and bound every value (so nothing a client sends
-can make the database fail) and resolve ids to objects; outputs render the vendors' shapes:
-SureCart's download, EasyCart's DownloadItem (our grant), times as Unix seconds.
+can make the database fail) and resolve ids to objects (order lines through
+`selectors.order_line_targets`), so a view hands the service objects; outputs render the
+vendors' shapes: SureCart's download, EasyCart's DownloadItem (our grant), times as Unix
+seconds.
 """
 
 from datetime import UTC, datetime
@@ -22,8 +26,12 @@ from downloads.models import (
     Product,
     Variant,
 )
+from downloads.selectors import order_line_targets
 from downloads.services.catalogue import MAX_TAG_LENGTH, MAX_TAGS
 from downloads.services.common import MAX_EXPIRY_DAYS
+from downloads.services.orders import LineInput
+from downloads.services.versions import CHANGELOG_MAX_LENGTH
+from downloads.services.webhooks import EVENT_TYPES
 
 from .filters import BIGINT_MAX, BIGINT_MIN, UNIX_MAX, UNIX_MIN
 
@@ -199,6 +207,12 @@ class MediaCreateSerializer(serializers.Serializer):
     filename = text(required=False, help_text="Defaults to the uploaded file's name.")
     content_type = text(required=False, help_text="Defaults to a guess from the filename.")
 
+    def validate(self, attrs):
+        # Unnamed, the file keeps the name and the type its multipart part was sent with.
+        attrs["filename"] = attrs.get("filename") or attrs["file"].name
+        attrs["content_type"] = attrs.get("content_type") or attrs["file"].content_type
+        return attrs
+
 
 class MediaUploadStartSerializer(serializers.Serializer):
     filename = text()
@@ -331,6 +345,16 @@ class OrderSerializer(TimestampsMixin, serializers.Serializer):
         return [str(download.pk) for download in order.downloads.all()]
 
 
+def existing_downloads(ids, attribute: str) -> list[Download]:
+    """The downloads of `ids`, in their order, or a 422 on `attribute` naming the unknown."""
+    found = {download.pk: download for download in Download.objects.filter(pk__in=ids)}
+    if missing := [str(pk) for pk in ids if pk not in found]:
+        raise serializers.ValidationError(
+            {attribute: [f"No such download: {', '.join(missing)}."]}, code="does_not_exist"
+        )
+    return [found[pk] for pk in ids]
+
+
 class LineInputSerializer(serializers.Serializer):
     """One of `variant`, `product` or `sku` says what is sold."""
 
@@ -361,6 +385,24 @@ class OrderCreateSerializer(serializers.Serializer):
     )
     send_email = serializers.BooleanField(required=False, default=True)
 
+    def validate(self, attrs):
+        """Resolve the lines to LineInputs and the downloads to objects, in that order."""
+        lines = attrs["lines"]
+        targets = order_line_targets(lines=lines)
+        errors = {}
+        for index, (line, target) in enumerate(zip(lines, targets, strict=True)):
+            if target is None:
+                given = next(name for name in ("variant", "product", "sku") if line.get(name))
+                errors[index] = {given: [f"No {given} {line[given]}."]}
+        if errors:
+            raise serializers.ValidationError({"lines": errors}, code="does_not_exist")
+        attrs["lines"] = [
+            LineInput(product=product, variant=variant, quantity=line["quantity"])
+            for line, (product, variant) in zip(lines, targets, strict=True)
+        ]
+        attrs["downloads"] = existing_downloads(attrs.get("downloads", []), "downloads")
+        return attrs
+
 
 class RefundSerializer(serializers.Serializer):
     line_ids = serializers.ListField(
@@ -387,12 +429,8 @@ class AttachSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"download_ids": ["Name at least one download."]}, code="required"
             )
-        attrs["ids"] = list(dict.fromkeys(ids))
+        attrs["downloads"] = existing_downloads(list(dict.fromkeys(ids)), "download_ids")
         return attrs
-
-
-class EmptySerializer(serializers.Serializer):
-    pass
 
 
 # --- Grants (EasyCart's DownloadItem) ----------------------------------------------------------
@@ -439,7 +477,7 @@ class GrantSerializer(TimestampsMixin, serializers.Serializer):
         return download.media.filename if download.media_id else (download.name or "")
 
     def get_is_amazon(self, grant) -> bool:
-        return grant.download.media_id is not None and storage.is_s3()
+        return storage.on_s3(grant.download.media if grant.download.media_id else None)
 
     def get_amazon_key(self, grant) -> str | None:
         return grant.download.media.key if self.get_is_amazon(grant) else None
@@ -452,7 +490,7 @@ class GrantSerializer(TimestampsMixin, serializers.Serializer):
 
 
 class GrantCreateSerializer(serializers.Serializer):
-    order_id = UUIDRelatedField(queryset=Order.objects.all())
+    order_id = UUIDRelatedField(queryset=Order.objects.all(), source="order")
     download = UUIDRelatedField(queryset=Download.objects.all())
     line = UUIDRelatedField(queryset=OrderLine.objects.all(), required=False, allow_null=True)
     download_count = bounded_int(required=False, default=0)
@@ -502,3 +540,118 @@ class CustomerSerializer(serializers.Serializer):
     name = serializers.CharField()
     orders_count = serializers.IntegerField()
     created_at = UnixTimeField(source="date_joined")
+
+
+# --- After the sale: webhooks, a download's versions, backfills -------------------------------
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("webhook_endpoint")
+    url = serializers.URLField()
+    description = serializers.CharField()
+    event_types = serializers.ListField(
+        child=serializers.CharField(), help_text="Empty: every event type."
+    )
+    is_active = serializers.BooleanField()
+    created_at = UnixTimeField()
+    updated_at = UnixTimeField()
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    """Shown when the endpoint is created and when its secret is rotated, never in lists."""
+
+    secret = serializers.CharField(help_text="The HMAC-SHA256 signing key (Webhook-Signature).")
+
+
+class WebhookEndpointInputSerializer(serializers.Serializer):
+    # The service validates the URL scheme and the event types, with its own codes.
+    url = text(max_length=2048)
+    description = text(required=False, allow_blank=True)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        required=False,
+        max_length=len(EVENT_TYPES) * 2,
+    )
+    is_active = serializers.BooleanField(required=False)
+
+
+class WebhookAttemptSerializer(serializers.Serializer):
+    object = ConstantField("webhook_attempt")
+    at = UnixTimeField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    duration_ms = serializers.IntegerField()
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="Also the Webhook-Id header: the idempotency key.")
+    object = ConstantField("webhook_delivery")
+    endpoint = serializers.UUIDField(source="endpoint_id")
+    event_type = serializers.CharField()
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    created_at = UnixTimeField()
+    next_attempt_at = UnixTimeField(allow_null=True)
+    delivered_at = UnixTimeField(allow_null=True)
+    payload = serializers.JSONField(help_text="The JSON body sent.")
+    attempt_log = WebhookAttemptSerializer(many=True, help_text="Every attempt, oldest first.")
+
+
+class DownloadVersionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("download_version")
+    download = serializers.UUIDField(source="download_id")
+    media = serializers.UUIDField(source="media_id", allow_null=True)
+    filename = serializers.SerializerMethodField()
+    url = serializers.CharField(allow_null=True)
+    changelog = serializers.CharField()
+    created_by = serializers.SerializerMethodField()
+    notify_buyers = serializers.BooleanField()
+    current = serializers.SerializerMethodField()
+    created_at = UnixTimeField()
+
+    def get_filename(self, version) -> str | None:
+        return version.media.filename if version.media_id else None
+
+    def get_created_by(self, version) -> str | None:
+        return version.created_by.email if version.created_by_id else None
+
+    def get_current(self, version) -> bool:
+        download = version.download
+        return version.media_id is not None and version.media_id == download.media_id
+
+
+class DownloadVersionInputSerializer(serializers.Serializer):
+    media = UUIDRelatedField(queryset=Media.objects.all(), help_text="The new file.")
+    changelog = text(max_length=CHANGELOG_MAX_LENGTH, required=False, allow_blank=True)
+    notify_buyers = serializers.BooleanField(
+        required=False, help_text="Email every order holding this file, once."
+    )
+
+
+class BackfillSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = ConstantField("backfill")
+    download = serializers.UUIDField(source="download_id")
+    version = serializers.UUIDField(source="version_id", allow_null=True)
+    kind = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    notify_buyers = serializers.BooleanField()
+    cursor = serializers.IntegerField(help_text="The last order number done.")
+    orders_seen = serializers.IntegerField()
+    grants_created = serializers.IntegerField()
+    emails_sent = serializers.IntegerField()
+    error = serializers.CharField()
+    created_at = UnixTimeField()
+    started_at = UnixTimeField(allow_null=True)
+    finished_at = UnixTimeField(allow_null=True)
+
+    def get_kind(self, backfill) -> str:
+        return "new_version_emails" if backfill.version_id else "deliver_to_existing_orders"
+
+
+class BackfillInputSerializer(serializers.Serializer):
+    notify_buyers = serializers.BooleanField(
+        required=False, help_text="Email each order that receives the file, once."
+    )

@@ -5,38 +5,44 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from . import views, webhooks
+from .views.catalogue import DownloadViewSet, ProductViewSet, VariantViewSet
+from .views.customers import CustomerViewSet
+from .views.grants import EventViewSet, GrantViewSet
+from .views.media import MediaViewSet, media_upload_content
+from .views.orders import OrderViewSet
+from .views.versions import BackfillViewSet, DownloadBackfillViewSet, DownloadVersionViewSet
+from .views.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
 app_name = "api"
 
 router = SimpleRouter(trailing_slash=False)
-router.register("products", views.ProductViewSet, basename="product")
-router.register("variants", views.VariantViewSet, basename="variant")
-router.register("media", views.MediaViewSet, basename="media")
-router.register("downloads", views.DownloadViewSet, basename="download")
-router.register("orders", views.OrderViewSet, basename="order")
-router.register("grants", views.GrantViewSet, basename="grant")
-router.register("events", views.EventViewSet, basename="event")
-router.register("customers", views.CustomerViewSet, basename="customer")
-# After the sale (issue 7): webhooks, a download's versions and backfills.
-router.register("webhook_endpoints", webhooks.WebhookEndpointViewSet, basename="webhook_endpoint")
-router.register("webhook_deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook_delivery")
-router.register("backfills", webhooks.BackfillViewSet, basename="backfill")
+router.register("products", ProductViewSet, basename="product")
+router.register("variants", VariantViewSet, basename="variant")
+router.register("media", MediaViewSet, basename="media")
+router.register("downloads", DownloadViewSet, basename="download")
+router.register("orders", OrderViewSet, basename="order")
+router.register("grants", GrantViewSet, basename="grant")
+router.register("events", EventViewSet, basename="event")
+router.register("customers", CustomerViewSet, basename="customer")
+# After the sale: webhooks, a download's versions and backfills.
+router.register("webhook_endpoints", WebhookEndpointViewSet, basename="webhook_endpoint")
+router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook_delivery")
+router.register("backfills", BackfillViewSet, basename="backfill")
 router.register(
     r"downloads/(?P<download_id>[^/]+)/versions",
-    webhooks.DownloadVersionViewSet,
+    DownloadVersionViewSet,
     basename="download_version",
 )
 router.register(
     r"downloads/(?P<download_id>[^/]+)/backfills",
-    webhooks.DownloadBackfillViewSet,
+    DownloadBackfillViewSet,
     basename="download_backfill",
 )
 
 urlpatterns = [
     path(
         "v1/media/uploads/<str:upload_id>/content",
-        views.media_upload_content,
+        media_upload_content,
         name="media-upload-content",
     ),
     path("v1/", include(router.urls)),

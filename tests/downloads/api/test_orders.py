@@ -68,6 +68,48 @@ def test_unknown_line_target_is_422_naming_the_line(api):
     assert response.json()["validation_errors"][0]["attribute"] == "lines[0].sku"
 
 
+def test_every_unknown_line_target_is_named_and_nothing_is_created(api):
+    product = factories.ProductFactory()
+    missing = "00000000-0000-0000-0000-000000000000"
+    response = api.post(
+        "/api/v1/orders",
+        {
+            "email": "b@example.com",
+            "lines": [{"variant": missing}, {"product": str(product.pk)}, {"sku": "NOPE"}],
+        },
+        format="json",
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "order.invalid"
+    assert [
+        (error["attribute"], error["code"], error["message"]) for error in body["validation_errors"]
+    ] == [
+        ("lines[0].variant", "does_not_exist", f"No variant {missing}."),
+        ("lines[2].sku", "does_not_exist", "No sku NOPE."),
+    ]
+    assert not Order.objects.exists()
+
+
+def test_an_unknown_download_to_attach_on_create_is_422_naming_it(api):
+    product = factories.ProductFactory()
+    missing = "00000000-0000-0000-0000-000000000000"
+    response = api.post(
+        "/api/v1/orders",
+        {"email": "b@example.com", "lines": [{"product": str(product.pk)}], "downloads": [missing]},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert response.json()["validation_errors"] == [
+        {
+            "attribute": "downloads",
+            "code": "does_not_exist",
+            "message": f"No such download: {missing}.",
+        }
+    ]
+    assert not Order.objects.exists()
+
+
 @pytest.mark.parametrize(
     "line",
     [

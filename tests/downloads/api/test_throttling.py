@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
+from downloads_project import settings as project_settings
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -16,8 +17,6 @@ def _client(raw):
 
 
 def test_the_default_rate_is_60_a_minute():
-    from downloads_project import settings as project_settings
-
     assert project_settings.DOWNLOADS_API_THROTTLE == "60/min"
 
 

@@ -3,13 +3,23 @@
 import time
 
 import pytest
+import schemathesis
 import yaml
 from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from openapi_spec_validator import validate
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from accounts.models import ApiKey
 from downloads.models import Order
+from downloads_project.wsgi import application
 from tests import factories
 
 
@@ -137,18 +147,6 @@ def _seed() -> dict[str, str]:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     postgres_only, transactional_db, capsys
 ):
-    import schemathesis
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.generation import GenerationMode
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_headers_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    from downloads_project.wsgi import application
-
     raw = factories.api_key(ApiKey.Scope.WRITE, name="schemathesis")[1]
     headers = {"Authorization": f"Bearer {raw}"}
     seeded = _seed()

@@ -1,4 +1,5 @@
-"""Every list: the envelope, and a query count that does not grow with the rows."""
+"""Every list: the envelope and its pages (pagination.py), ids, search and sort (filters.py),
+and a query count that does not grow with the rows."""
 
 import pytest
 from django.db import connection
@@ -77,6 +78,17 @@ def test_ids_filter_on_every_list(api, resource, build, query, queries):
     first = api.get(f"/api/v1/{resource}").json()["data"][0]["id"]
     body = api.get(f"/api/v1/{resource}?ids[]={first}").json()
     assert [row["id"] for row in body["data"]] == [first]
+
+
+def test_huge_page_number_answers_an_empty_page(api):
+    factories.ProductFactory()
+    body = api.get("/api/v1/products?page=99999999999999999999").json()
+    assert body["data"] == [] and body["pagination"]["count"] == 1
+
+
+def test_limit_is_capped_at_100_and_perpage_is_an_alias(api):
+    assert api.get("/api/v1/products?limit=1000").json()["pagination"]["limit"] == 100
+    assert api.get("/api/v1/products?perpage=7").json()["pagination"]["limit"] == 7
 
 
 def test_pages_do_not_overlap_and_sort_breaks_ties_by_id(api):

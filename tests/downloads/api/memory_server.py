@@ -1,6 +1,6 @@
 """A one-process WSGI server for measuring an upload's memory from the outside.
 
-Run as `python tests/api/memory_server.py`: prints its port, then serves one request per line
+Run as `python tests/downloads/api/memory_server.py`: prints its port, then serves one request per line
 read on stdin and prints "<RSS before> <peak RSS during>" in KiB for it: Linux's peak (VmHWM)
 is reset before each request (`/proc/self/clear_refs`), so imports and earlier requests do
 not hide the request's own peak. Configured by the environment like any deployment.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "downloads_project.settings")
 
 from django.core.wsgi import get_wsgi_application

@@ -7,6 +7,7 @@ import pytest
 from storages.backends.s3 import S3Storage
 
 from downloads import storage
+from downloads.api.storefront import compact_size
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ SEED_NAME = "fileflare-customer-account-orders-v2.txt"
 # A copy of the vendor page kept with the tests, so the suite runs from the repository alone;
 # the spec of record is in shared/seeds/ beside the repository (checked below when present).
 SEED = Path(__file__).resolve().parent / "seeds" / SEED_NAME
-SHARED_SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / SEED_NAME
+SHARED_SEED = Path(__file__).resolve().parents[4] / "shared" / "seeds" / SEED_NAME
 
 
 def seed_response() -> dict:
@@ -113,8 +114,6 @@ def test_values_come_from_the_order_its_lines_and_grants(client):
     [(0, "0B"), (20, "20B"), (1536, "1.5KB"), (10 * 1024**2, "10MB"), (3 * 1024**3, "3GB")],
 )
 def test_sizes_are_written_like_fileflares(size, text):
-    from downloads.api.storefront import compact_size
-
     assert compact_size(size) == text
 
 

@@ -1,0 +1,3 @@
+"""The merchant REST API's viewsets (/api/v1/), one module per concept: `base` (what every
+resource shares), `catalogue`, `media`, `orders`, `grants`, `customers`, `webhooks` and
+`versions`. Callers import each view from the module that owns it."""
