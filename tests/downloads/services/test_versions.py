@@ -2,8 +2,7 @@ import pytest
 from django.utils import timezone
 
 from downloads.errors import ServiceError
-from downloads.models import Backfill, DownloadVersion, Order, WebhookDelivery
-from downloads.services.orders import LineInput, order_create
+from downloads.models import Backfill, DownloadVersion, WebhookDelivery
 from downloads.services.versions import download_replace_media
 from downloads.services.webhooks import webhook_endpoint_create
 from tests import factories
@@ -11,24 +10,17 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-def paid_order_of(product, email="buyer@example.com"):
-    return order_create(
-        email=email,
-        lines=[LineInput(product=product)],
-        status=Order.Status.PAID,
-        send_email=False,
-    )
-
-
 def body_of(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
 class TestDownloadReplaceMedia:
-    def test_history_keeps_the_original_and_the_grant_serves_the_new_file(self, client, staff):
+    def test_history_keeps_the_original_and_the_grant_serves_the_new_file(
+        self, client, staff, paid_order
+    ):
         old = factories.MediaFactory(content=b"edition one", filename="book.pdf")
         download = factories.DownloadFactory(media=old)
-        grant = paid_order_of(download.product).grants.get()
+        grant = paid_order(download.product).grants.get()
         assert body_of(client.get(f"/downloads/{grant.token}/")) == b"edition one"
 
         new = factories.MediaFactory(content=b"edition two", filename="book-v2.pdf")
@@ -216,12 +208,14 @@ class TestApi:
 
 
 class TestBuyersSeeUpdatedFiles:
-    def test_the_storefront_json_and_the_order_page_say_updated_on_for_older_orders(self, client):
+    def test_the_storefront_json_and_the_order_page_say_updated_on_for_older_orders(
+        self, client, paid_order
+    ):
         download = factories.DownloadFactory()
-        before = paid_order_of(download.product, email="early@example.com")
+        before = paid_order(download.product, email="early@example.com")
         download_replace_media(download=download, media=factories.MediaFactory())
         download.refresh_from_db()
-        after = paid_order_of(download.product, email="late@example.com")
+        after = paid_order(download.product, email="late@example.com")
 
         def storefront_asset(order):
             body = client.get("/api/v2/customer-account-orders", {"id": order.access_token}).json()

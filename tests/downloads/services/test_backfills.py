@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_tasks.backends.database.models import DBTaskResult
+from django_tasks_db.models import DBTaskResult
 
 from downloads.errors import ServiceError
 from downloads.models import Backfill, Download, DownloadGrant, Order
@@ -20,33 +20,22 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-def paid(product, *, variant=None, quantity_lines=1, email=None, number=None):
-    lines = [LineInput(product=product, variant=variant)] * quantity_lines
-    return order_create(
-        email=email or "buyer@example.com",
-        lines=lines,
-        number=number,
-        status=Order.Status.PAID,
-        send_email=False,
-    )
-
-
 @pytest.fixture
-def store():
+def store(paid_order):
     """A product sold to: 5 paid orders (one with two lines), one refunded, one with its only
     line refunded (so refunded), one pending, one cancelled, and one order of another product."""
     product = factories.ProductFactory(download_limit=3)
     factories.DownloadFactory(product=product)  # the file sold at the time
-    eligible = [paid(product) for _ in range(4)]
-    eligible.append(paid(product, quantity_lines=2))
-    refunded = order_refund(order=paid(product))
-    partly = paid(product, quantity_lines=2)
+    eligible = [paid_order(product) for _ in range(4)]
+    eligible.append(paid_order(product, product))
+    refunded = order_refund(order=paid_order(product))
+    partly = paid_order(product, product)
     order_refund(order=partly, line_ids=[partly.lines.first().pk])
     pending = order_create(email="p@example.com", lines=[LineInput(product=product)])
     cancelled = order_cancel(
         order=order_create(email="c@example.com", lines=[LineInput(product=product)])
     )
-    other = paid(factories.ProductFactory())
+    other = paid_order(factories.ProductFactory())
     added_later = factories.DownloadFactory(product=product)
     return {
         "product": product,
@@ -140,19 +129,19 @@ class TestBackfill:
         assert backfill.grants_created == 7
         assert backfill.orders_seen == 6
 
-    def test_a_variant_file_goes_only_to_lines_of_that_variant(self):
+    def test_a_variant_file_goes_only_to_lines_of_that_variant(self, paid_order):
         hardback = factories.VariantFactory()
         product = hardback.product
         ebook = factories.VariantFactory(product=product)
-        with_hardback = paid(product, variant=hardback)
-        paid(product, variant=ebook)
+        with_hardback = paid_order(LineInput(product=product, variant=hardback))
+        paid_order(LineInput(product=product, variant=ebook))
         download = factories.DownloadFactory(product=product, variant=hardback)
         backfill_run(backfill=download_deliver_to_existing_orders(download=download))
         assert list(grants_of(download).values_list("order_id", flat=True)) == [with_hardback.pk]
 
-    def test_orders_paid_after_the_file_was_added_are_not_counted_twice(self, store):
+    def test_orders_paid_after_the_file_was_added_are_not_counted_twice(self, store, paid_order):
         download = store["download"]
-        later = paid(store["product"])  # paying issues every file of the product already
+        later = paid_order(store["product"])  # paying issues every file of the product already
         assert grants_of(download).filter(order=later).count() == 1
         backfill = backfill_run(backfill=download_deliver_to_existing_orders(download=download))
         assert grants_of(download).filter(order=later).count() == 1

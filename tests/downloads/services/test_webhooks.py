@@ -14,16 +14,10 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
-from django_tasks.backends.database.models import DBTaskResult
+from django_tasks_db.models import DBTaskResult
 
 from downloads.errors import ServiceError
-from downloads.models import (
-    DownloadGrant,
-    Order,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from downloads.models import DownloadGrant, Order, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from downloads.services import webhooks
 from downloads.services.consume import grant_consume
 from downloads.services.grants import grants_revoke
@@ -113,15 +107,6 @@ def receiver():
         server.thread.join(timeout=5)
 
 
-def paid_order(product=None, email="buyer@example.com"):
-    return order_create(
-        email=email,
-        lines=[LineInput(product=product or factories.DownloadFactory().product)],
-        status=Order.Status.PAID,
-        send_email=False,
-    )
-
-
 class TestSignature:
     def test_a_signature_verifies_with_the_readme_snippet(self):
         body = webhooks.encode({"id": "x", "type": "order.paid", "data": {"number": 1001}})
@@ -142,7 +127,7 @@ class TestSignature:
 @pytest.mark.django_db(transaction=True)
 class TestDeliveryByTheWorker:
     def test_a_receiver_that_fails_twice_gets_the_event_exactly_once(
-        self, receiver, run_worker, settings
+        self, receiver, run_worker, settings, paid_order
     ):
         settings.DOWNLOADS_WEBHOOK_RETRY_BASE = 0  # retry at once, so one worker run sees all
         hook = receiver(statuses=[500, 503])
@@ -197,7 +182,7 @@ class TestRetries:
         assert webhooks.backoff(5) == timedelta(seconds=480)
         assert webhooks.backoff(20) == timedelta(hours=6)
 
-    def test_a_failure_schedules_the_next_attempt_as_a_deferred_task(self, receiver):
+    def test_a_failure_schedules_the_next_attempt_as_a_deferred_task(self, receiver, paid_order):
         hook = receiver(statuses=[500])
         webhook_endpoint_create(url=hook.url, event_types=["order.paid"])
         paid_order()
@@ -213,7 +198,7 @@ class TestRetries:
         assert retry.run_after >= before + timedelta(seconds=30)
 
     def test_it_gives_up_when_the_next_attempt_would_be_more_than_a_day_after_the_event(
-        self, receiver
+        self, receiver, paid_order
     ):
         hook = receiver(statuses=[500])
         webhook_endpoint_create(url=hook.url, event_types=["order.paid"])
@@ -228,7 +213,7 @@ class TestRetries:
         assert delivery.next_attempt_at is None
         assert delivery.attempt_log.count() == 1
 
-    def test_a_dead_receiver_is_logged_as_a_connection_error(self, receiver):
+    def test_a_dead_receiver_is_logged_as_a_connection_error(self, receiver, paid_order):
         hook = receiver()
         hook.server.shutdown()
         hook.server.server_close()
@@ -239,7 +224,7 @@ class TestRetries:
         assert attempt.status_code is None
         assert "refused" in attempt.error.lower()
 
-    def test_a_redirect_is_a_failure_not_followed(self, receiver):
+    def test_a_redirect_is_a_failure_not_followed(self, receiver, paid_order):
         hook = receiver(statuses=[302])
         webhook_endpoint_create(url=hook.url, event_types=["order.paid"])
         paid_order()
@@ -248,7 +233,9 @@ class TestRetries:
         assert delivery.attempt_log.get().status_code == 302
         assert len(hook.requests) == 1
 
-    def test_retry_now_queues_a_failed_delivery_and_refuses_a_delivered_one(self, receiver):
+    def test_retry_now_queues_a_failed_delivery_and_refuses_a_delivered_one(
+        self, receiver, paid_order
+    ):
         hook = receiver()
         webhook_endpoint_create(url=hook.url, event_types=["order.paid"])
         paid_order()
@@ -293,7 +280,7 @@ class TestEvents:
         assert self.types() == ["grant.revoked"]
         assert WebhookDelivery.objects.get().endpoint == endpoint
 
-    def test_only_subscribed_active_endpoints_get_an_event(self):
+    def test_only_subscribed_active_endpoints_get_an_event(self, paid_order):
         paid_only = webhook_endpoint_create(
             url="https://a.example.com/", event_types=["order.paid"]
         )
@@ -487,7 +474,7 @@ class TestAdmin:
         assert not WebhookEndpoint.objects.exists()
 
     def test_the_delivery_log_lists_attempts_and_retry_now_queues_one(
-        self, client, staff, django_assert_max_num_queries
+        self, client, staff, django_assert_max_num_queries, paid_order
     ):
         client.force_login(staff)
         endpoint = webhook_endpoint_create(url="http://127.0.0.1:9/")
@@ -581,7 +568,7 @@ class TestApi:
 
     @pytest.mark.parametrize("rows", [1, 20])
     def test_the_delivery_log_lists_attempts_in_constant_queries(
-        self, rows, django_assert_num_queries
+        self, rows, django_assert_num_queries, paid_order
     ):
         api = api_client()
         api.get("/api/v1/webhook_deliveries")  # the key's last_used_at is written once
@@ -597,7 +584,7 @@ class TestApi:
         assert all(len(row["attempt_log"]) == 1 for row in body["data"])
         assert body["data"][0]["attempt_log"][0]["status_code"] is None
 
-    def test_retry_answers_202_and_a_delivered_one_409(self, receiver):
+    def test_retry_answers_202_and_a_delivered_one_409(self, receiver, paid_order):
         api = api_client()
         hook = receiver()
         webhook_endpoint_create(url=hook.url, event_types=["order.paid"])

@@ -1,0 +1,132 @@
+"""Consume (services.consume): the download rule, taken in one conditional UPDATE, and its log."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from downloads.models import DownloadEvent, DownloadGrant
+from downloads.services.consume import grant_consume
+from downloads.services.grants import grants_revoke
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+class TestConsume:
+    def test_consume_counts_and_logs_until_the_limit(self):
+        grant = factories.GrantFactory(download_limit=2)
+        outcomes = [grant_consume(grant=grant, ip="203.0.113.1").outcome for _ in range(3)]
+        assert outcomes == ["served", "served", "limit_reached"]
+        grant.refresh_from_db()
+        assert grant.download_count == 2
+        assert (
+            list(grant.events.order_by("at", "outcome").values_list("outcome", flat=True)).count(
+                "served"
+            )
+            == 2
+        )
+
+    def test_consume_refuses_after_expiry(self):
+        grant = factories.GrantFactory(expires_at=timezone.now() - timedelta(seconds=1))
+        result = grant_consume(grant=grant)
+        assert not result.allowed and result.outcome == DownloadEvent.Outcome.EXPIRED
+        grant.refresh_from_db()
+        assert grant.download_count == 0
+
+    def test_consume_refuses_after_revocation(self):
+        grant = factories.GrantFactory()
+        grants_revoke(grants=DownloadGrant.objects.filter(pk=grant.pk))
+        grant.refresh_from_db()
+        assert grant_consume(grant=grant).outcome == DownloadEvent.Outcome.REVOKED
+        grant.refresh_from_db()
+        assert grant.download_count == 0
+
+    def test_a_stale_row_that_lost_the_race_reads_as_limit_reached(self):
+        grant = factories.GrantFactory(download_limit=1)
+        DownloadGrant.objects.filter(pk=grant.pk).update(download_count=1)
+        # `grant` in memory still says 0 used: the UPDATE decides, not Python.
+        assert grant_consume(grant=grant).outcome == "limit_reached"
+
+    def test_the_database_decides_even_when_the_loaded_row_says_revoked_is_false(self):
+        grant = factories.GrantFactory()
+        DownloadGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
+        assert not grant_consume(grant=grant).allowed
+
+    def test_unlimited_grants_always_serve(self):
+        grant = factories.GrantFactory(download_limit=None)
+        assert all(grant_consume(grant=grant).allowed for _ in range(25))
+
+    def test_a_served_download_logs_who_and_when_with_the_count_it_left(self):
+        grant = factories.GrantFactory(download_limit=3, download_count=1)
+        result = grant_consume(grant=grant, ip="2001:db8::7", user_agent="curl\x00/8")
+        assert result.allowed
+        assert grant.download_count == 2  # the count this download left, read back
+        event = grant.events.get()
+        grant.refresh_from_db()
+        assert (event.outcome, event.ip, event.user_agent) == ("served", "2001:db8::7", "curl/8")
+        assert event.at == grant.last_downloaded_at == grant.updated_at
+        assert grant.download_count == 2
+
+    def test_a_refusal_is_logged_with_its_reason_and_takes_nothing(self):
+        grant = factories.GrantFactory(expires_at=timezone.now() - timedelta(seconds=1))
+        grant_consume(grant=grant, ip="203.0.113.5", user_agent="x" * 600)
+        event = grant.events.get()
+        assert (event.outcome, event.ip, len(event.user_agent)) == ("expired", "203.0.113.5", 512)
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.last_downloaded_at) == (0, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("state", factories.GRANT_STATES)
+def test_postgresqls_single_statement_follows_the_same_rule_as_refusal(postgres_only, state):
+    """`_CONSUME_SQL` writes the availability rule out by hand: it must agree with
+    `DownloadGrant.refusal` and `available_q` (tests/downloads/test_models.py) on every state."""
+    now = timezone.now()
+    grant = factories.grant_in_state(state, now)
+    rule_says = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).exists()
+    assert rule_says is (grant.refusal(now) is None)
+    before = DownloadGrant.objects.get(pk=grant.pk).download_count
+    assert grant_consume(grant=grant).allowed is rule_says
+    after = DownloadGrant.objects.get(pk=grant.pk).download_count
+    assert after == before + (1 if rule_says else 0)
+    assert list(grant.events.values_list("outcome", flat=True)) == [
+        "served" if rule_says else grant.refusal(now)
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_only):
+    """The download limit holds under concurrency: the database decides, in one UPDATE."""
+    grant = factories.GrantFactory(download_limit=10, download_count=3)
+    barrier = threading.Barrier(50)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def consume():
+        try:
+            mine = DownloadGrant.objects.get(pk=grant.pk)
+            barrier.wait(timeout=30)
+            allowed = grant_consume(grant=mine, ip="127.0.0.1").allowed
+            with lock:
+                results.append(allowed)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=consume) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert connection.vendor == "postgresql"
+    assert len(results) == 50
+    assert results.count(True) == 7
+    grant.refresh_from_db()
+    assert grant.download_count == 10
+    served = DownloadEvent.objects.filter(grant=grant, outcome="served").count()
+    assert served == 7 == grant.download_count - 3
+    assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
