@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from downloads.models import Order
+from downloads.services.orders import LineInput, order_create
 from tests import factories
 
 
@@ -45,6 +47,26 @@ def staff(db):
 @pytest.fixture
 def customer(db):
     return factories.UserFactory()
+
+
+def paid_order(*lines, email="buyer@example.com", **kwargs):
+    """An order paid through the services (grants issued, no email). A line is a Product or a
+    LineInput; with none, the order buys one product with one file. Extra keywords go to
+    order_create. Plain, for module-level helpers; tests take the `paid_order` fixture."""
+    lines = lines or (factories.DownloadFactory().product,)
+    return order_create(
+        email=email,
+        lines=[line if isinstance(line, LineInput) else LineInput(product=line) for line in lines],
+        status=Order.Status.PAID,
+        send_email=False,
+        **kwargs,
+    )
+
+
+@pytest.fixture(name="paid_order")
+def paid_order_fixture():
+    """paid_order(*lines, email=…, **order_create options): see `paid_order` above."""
+    return paid_order
 
 
 # --- S3: moto's server mode on 127.0.0.1, spoken to over HTTP through django-storages --------

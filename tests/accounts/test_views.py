@@ -10,6 +10,7 @@ from storages.backends.s3 import S3Storage
 
 from downloads import storage
 from downloads.models import Order
+from downloads.services.versions import download_replace_media
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -250,3 +251,25 @@ class TestLoginAndLogout:
             {"username": customer.email, "password": "correct horse battery"},
         )
         assert response.status_code == 403
+
+
+class TestBuyersSeeUpdatedFiles:
+    def test_the_storefront_json_and_the_order_page_say_updated_on_for_older_orders(
+        self, client, paid_order
+    ):
+        download = factories.DownloadFactory()
+        before = paid_order(download.product, email="early@example.com")
+        download_replace_media(download=download, media=factories.MediaFactory())
+        download.refresh_from_db()
+        after = paid_order(download.product, email="late@example.com")
+
+        def storefront_asset(order):
+            body = client.get("/api/v2/customer-account-orders", {"id": order.access_token}).json()
+            return body["order"]["lines"][0]["assets"][0]["data"]
+
+        assert storefront_asset(before)["updated_at"] == int(download.file_updated_at.timestamp())
+        assert "updated_at" not in storefront_asset(after)  # bought the new file already
+        page = client.get(f"/account/orders/{before.access_token}/").content.decode()
+        assert "Updated on" in page
+        page = client.get(f"/account/orders/{after.access_token}/").content.decode()
+        assert "Updated on" not in page

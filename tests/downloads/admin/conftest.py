@@ -3,20 +3,8 @@
 import pytest
 from django.contrib.messages import get_messages
 
-from downloads.models import Order
-from downloads.services.orders import LineInput, order_create
 from tests import factories
-
-
-def paid_order(*products, email="buyer@example.com", **kwargs):
-    """An order paid through the services (grants issued), no email."""
-    return order_create(
-        email=email,
-        lines=[LineInput(product=product) for product in products],
-        status=Order.Status.PAID,
-        send_email=False,
-        **kwargs,
-    )
+from tests.conftest import paid_order
 
 
 def product_with_file(content=b"%PDF-1.4 the bytes\n", filename="guide.pdf", **kwargs):

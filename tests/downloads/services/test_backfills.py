@@ -14,36 +14,10 @@ from downloads.services.backfills import (
     download_deliver_to_existing_orders,
 )
 from downloads.services.catalogue import download_create, download_update
-from downloads.services.orders import LineInput, order_cancel, order_create, order_refund
+from downloads.services.orders import LineInput
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def store(paid_order):
-    """A product sold to: 5 paid orders (one with two lines), one refunded, one with its only
-    line refunded (so refunded), one pending, one cancelled, and one order of another product."""
-    product = factories.ProductFactory(download_limit=3)
-    factories.DownloadFactory(product=product)  # the file sold at the time
-    eligible = [paid_order(product) for _ in range(4)]
-    eligible.append(paid_order(product, product))
-    refunded = order_refund(order=paid_order(product))
-    partly = paid_order(product, product)
-    order_refund(order=partly, line_ids=[partly.lines.first().pk])
-    pending = order_create(email="p@example.com", lines=[LineInput(product=product)])
-    cancelled = order_cancel(
-        order=order_create(email="c@example.com", lines=[LineInput(product=product)])
-    )
-    other = paid_order(factories.ProductFactory())
-    added_later = factories.DownloadFactory(product=product)
-    return {
-        "product": product,
-        "eligible": eligible,
-        "partly": partly,
-        "excluded": [refunded, pending, cancelled, other],
-        "download": added_later,
-    }
 
 
 def grants_of(download):
@@ -219,71 +193,3 @@ def test_the_worker_runs_the_backfill_in_one_short_transaction_per_batch(
     assert backfill.status == Backfill.Status.DONE
     assert grants_of(download).count() == 7
     assert batches == [(True, [])] * 4  # 6 orders in batches of 2, then an empty one
-
-
-class TestAdmin:
-    def test_adding_a_backfill_starts_it_and_the_list_shows_progress(
-        self, client, staff, store, django_assert_max_num_queries
-    ):
-        client.force_login(staff)
-        download = store["download"]
-        response = client.post(
-            "/admin/downloads/backfill/add/", {"download": str(download.pk), "notify_buyers": "on"}
-        )
-        assert response.status_code == 302
-        backfill = Backfill.objects.get()
-        assert backfill.notify_buyers
-        backfill_run(backfill=backfill)
-        with django_assert_max_num_queries(8):
-            listing = client.get("/admin/downloads/backfill/")
-        assert listing.status_code == 200
-        assert "File for existing orders" in listing.content.decode()
-        page = client.get(f"/admin/downloads/backfill/{backfill.pk}/change/")
-        assert page.status_code == 200
-
-    def test_a_download_without_product_is_refused_on_the_form(self, client, staff):
-        client.force_login(staff)
-        loose = factories.DownloadFactory(product=None)
-        response = client.post("/admin/downloads/backfill/add/", {"download": str(loose.pk)})
-        assert response.status_code == 200
-        assert "attach it to single orders" in response.content.decode()
-
-    def test_resume_queues_a_failed_backfill_again(self, client, staff, store):
-        client.force_login(staff)
-        backfill = Backfill.objects.create(download=store["download"], status="failed")
-        response = client.post(
-            "/admin/downloads/backfill/",
-            {"action": "resume", "_selected_action": [str(backfill.pk)]},
-        )
-        assert response.status_code == 302
-        assert DBTaskResult.objects.filter(
-            task_path="downloads.tasks.backfill_run", args_kwargs__args=[str(backfill.pk)]
-        ).exists()
-
-
-class TestApi:
-    def test_post_starts_a_backfill_and_its_progress_can_be_read(self, store):
-        from rest_framework.test import APIClient
-
-        _key, raw = factories.api_key()
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        download = store["download"]
-        response = api.post(
-            f"/api/v1/downloads/{download.pk}/backfills", {"notify_buyers": True}, format="json"
-        )
-        assert response.status_code == 202
-        body = response.json()
-        assert (body["object"], body["status"], body["kind"]) == (
-            "backfill",
-            "pending",
-            "deliver_to_existing_orders",
-        )
-        backfill_run(backfill=Backfill.objects.get(pk=body["id"]))
-        done = api.get(f"/api/v1/backfills/{body['id']}").json()
-        assert (done["status"], done["grants_created"], done["emails_sent"]) == ("done", 7, 6)
-        listing = api.get(f"/api/v1/downloads/{download.pk}/backfills").json()
-        assert [row["id"] for row in listing["data"]] == [body["id"]]
-        loose = factories.DownloadFactory(product=None)
-        refused = api.post(f"/api/v1/downloads/{loose.pk}/backfills", {}, format="json")
-        assert (refused.status_code, refused.json()["code"]) == (422, "download.no_product")

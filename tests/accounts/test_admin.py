@@ -8,8 +8,10 @@ from django.urls import reverse
 
 from accounts.models import ApiKey
 from tests import factories
-from tests.downloads.admin.conftest import action, messages_of
+from tests.downloads.admin.conftest import _fast_passwords, action, messages_of  # noqa: F401
 
+# _fast_passwords is imported for its autouse: the back-office tests' fast password hasher,
+# since admin_client's superuser is made per test.
 pytestmark = pytest.mark.django_db
 
 ADD = reverse("admin:accounts_apikey_add")
