@@ -5,7 +5,8 @@ Run by the bench in a child process with the bench settings and one database, e.
     DJANGO_SETTINGS_MODULE=bench.settings DATABASE_URL=postgres://… \\
         python -m bench.tasks queries --url /api/v2/customer-account-orders?id=…
 
-Each task prints one JSON object on stdout.
+Each task prints one JSON object on stdout. The project's modules are imported inside the
+tasks: this module is imported (by the runner, for `stream_key`) before Django is set up.
 """
 
 import argparse
@@ -14,10 +15,6 @@ import os
 import sys
 import time
 import timeit
-
-from downloads.services.backfills import backfill_run, download_deliver_to_existing_orders
-from downloads.services.media import media_create
-from downloads.services.orders import LineInput, order_create
 
 HOT_LINES = 10
 HOT_FILES_PER_LINE = 3
@@ -48,6 +45,8 @@ def seed_hot(args) -> dict:
     from django.core.files.base import ContentFile
 
     from downloads.models import Download, Media, Order, Product
+    from downloads.services.media import media_create
+    from downloads.services.orders import LineInput, order_create
 
     paid = Order.Status.PAID
 
@@ -271,6 +270,7 @@ def backfill(args) -> dict:
     from pathlib import Path
 
     from downloads.models import Download, DownloadGrant, Media, Product
+    from downloads.services.backfills import backfill_run, download_deliver_to_existing_orders
 
     def kib(field: str) -> int:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -87,6 +87,17 @@ def grants_issue(*, order: Order) -> list[DownloadGrant]:
     return new
 
 
+def _check_limit(download_limit: int | None) -> None:
+    """A grant's limit is at least 1, or None for unlimited (the database checks it too)."""
+    if download_limit is not None and download_limit < 1:
+        raise ServiceError(
+            "download_limit must be at least 1, or null for unlimited.",
+            code="grant.invalid",
+            reason="min_value",
+            attribute="download_limit",
+        )
+
+
 def grant_create(
     *,
     order: Order,
@@ -105,13 +116,7 @@ def grant_create(
             attribute="line",
         )
     check_expires_at(expires_at)
-    if download_limit is not None and download_limit < 1:
-        raise ServiceError(
-            "download_limit must be at least 1, or null for unlimited.",
-            code="grant.invalid",
-            reason="min_value",
-            attribute="download_limit",
-        )
+    _check_limit(download_limit)
     try:
         with transaction.atomic():
             return DownloadGrant.objects.create(
@@ -148,13 +153,7 @@ def grant_update(
         grant.download_count = download_count
         fields.append("download_count")
     if download_limit is not UNSET:
-        if download_limit is not None and download_limit < 1:
-            raise ServiceError(
-                "download_limit must be at least 1, or null for unlimited.",
-                code="grant.invalid",
-                reason="min_value",
-                attribute="download_limit",
-            )
+        _check_limit(download_limit)
         grant.download_limit = download_limit
         fields.append("download_limit")
     if expires_at is not UNSET:
