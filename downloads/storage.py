@@ -57,6 +57,11 @@ def receives_uploads() -> bool:
     return not is_s3()
 
 
+def upload_destination() -> str:
+    """Where a direct upload's bytes go, in words for the back office."""
+    return "S3" if is_s3() else "storage"
+
+
 def preview_note() -> str:
     """How the back office's preview link delivers a file, for its help text."""
     if is_s3():

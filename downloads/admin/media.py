@@ -189,7 +189,7 @@ class MediaAdmin(
                 "start_url": reverse("admin:downloads_media_upload_start"),
                 "min_bytes": DIRECT_UPLOAD_MIN_BYTES,
                 "max_bytes": settings.DOWNLOADS_MAX_UPLOAD_SIZE,
-                "storage": storage.storage_kind(),
+                "destination": storage.upload_destination(),
             },
         }
         return super().add_view(request, form_url, extra_context)
