@@ -7,4 +7,5 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # The signal receivers import models, which is possible only once the registry is ready.
         from . import signals  # noqa: F401
