@@ -367,14 +367,3 @@ def top_products_by_downloads(*, limit: int = 5, days: int = 30, now=None) -> li
             name=F("grant__download__product__name"),
         )[:limit]
     )
-
-
-def order_line_targets(*, lines: list[dict]) -> list[tuple[Product, Variant | None] | None]:
-    """What each line of a new order sells (`line_target` of its `variant`, `product` or
-    `sku`), in the lines' order; None for a line that names nothing in the catalogue."""
-    return [
-        line_target(
-            product_id=line.get("product"), variant_id=line.get("variant"), sku=line.get("sku")
-        )
-        for line in lines
-    ]

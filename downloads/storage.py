@@ -99,7 +99,6 @@ def presigned_download_url(
     content_type: str | None = None,
     byte_range: str | None = None,
     http_method: str = "GET",
-    disposition: str = "attachment",
 ) -> str:
     """A short-lived (DOWNLOADS_URL_TTL seconds, SigV4) URL that makes S3 serve the file as an
     attachment under its original name. No network call: boto3 signs locally.
@@ -109,7 +108,7 @@ def presigned_download_url(
     took no count cannot be turned into a whole new copy of the file. Likewise a URL signed
     for HEAD (`http_method`) cannot be used to GET the file.
     """
-    parameters = {"ResponseContentDisposition": content_disposition(filename, disposition)}
+    parameters = {"ResponseContentDisposition": content_disposition(filename)}
     if content_type:
         parameters["ResponseContentType"] = content_type
     if byte_range:
@@ -210,20 +209,24 @@ def delete_stored(key: str) -> None:
     default_storage.delete(key)
 
 
-class _ExactReader:
-    """Reads at most `size` bytes of a stream and counts them."""
+class _BoundedReader:
+    """Reads at most `limit` bytes of a stream, then reports end of file, and counts what it
+    read. It has no fileno, so a WSGI server cannot sendfile() past the limit of a range."""
 
-    def __init__(self, stream, size: int):
-        self.stream, self.left, self.read_bytes = stream, size, 0
+    def __init__(self, stream, limit: int):
+        self._stream, self._left, self.read_bytes = stream, limit, 0
 
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
             return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.stream.read(n)
-        self.left -= len(data)
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._stream.read(size)
+        self._left -= len(data)
         self.read_bytes += len(data)
         return data
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def receive_upload(*, key: str, stream, byte_size: int) -> None:
@@ -231,7 +234,7 @@ def receive_upload(*, key: str, stream, byte_size: int) -> None:
 
     Raises FileExistsError when `key` is taken and EOFError when the stream ends early (the
     partial file is removed either way)."""
-    reader = _ExactReader(stream, byte_size)
+    reader = _BoundedReader(stream, byte_size)
     saved = default_storage.save(key, File(reader, name=key))
     if saved != key:
         default_storage.delete(saved)
@@ -311,9 +314,7 @@ def request_range(request, media) -> ByteRange | None:
     return byte_range
 
 
-def media_response(
-    request, media, byte_range: ByteRange | None = None, *, disposition: str = "attachment"
-) -> HttpResponse:
+def media_response(request, media, byte_range: ByteRange | None = None) -> HttpResponse:
     """The response that delivers `media`: on S3 a 302 to a presigned URL (the file never
     passes through the app), locally the file streamed (200, 206 for a range, 416 past the
     end). Raises ServeError when it cannot be delivered; nothing has been sent then."""
@@ -325,20 +326,19 @@ def media_response(
                 content_type=media.content_type,
                 byte_range=byte_range.header if byte_range else None,
                 http_method=request.method,
-                disposition=disposition,
             )
         except Exception as exc:  # botocore raises many kinds (credentials, configuration)
             logger.exception("Could not presign media %s", media.pk)
             raise ServeError from exc
         return HttpResponseRedirect(url)
-    return _local_file_response(request, media, byte_range, disposition)
+    return _local_file_response(request, media, byte_range)
 
 
 def _etag(media) -> str:
     return f'"{media.sha256}"'
 
 
-def _local_file_response(request, media, byte_range: ByteRange | None, disposition: str):
+def _local_file_response(request, media, byte_range: ByteRange | None):
     """Stream a local file: 200 whole, 206 one range, 416 a range past the end."""
     try:
         file = open_local(media.key)
@@ -371,29 +371,8 @@ def _local_file_response(request, media, byte_range: ByteRange | None, dispositi
     response.block_size = STREAM_BLOCK_SIZE
     response["Content-Type"] = media.content_type or "application/octet-stream"
     response["Content-Length"] = str(length)
-    response["Content-Disposition"] = content_disposition(media.filename, disposition)
+    response["Content-Disposition"] = content_disposition(media.filename)
     response["Accept-Ranges"] = "bytes"
     if media.sha256:
         response["ETag"] = _etag(media)
     return response
-
-
-class _BoundedReader:
-    """Reads at most `remaining` bytes of a file, then reports end of file. It has no fileno,
-    so a WSGI server cannot sendfile() past the end of the range."""
-
-    def __init__(self, file, remaining: int):
-        self._file = file
-        self._remaining = remaining
-
-    def read(self, size: int = -1) -> bytes:
-        if self._remaining <= 0:
-            return b""
-        if size is None or size < 0 or size > self._remaining:
-            size = self._remaining
-        data = self._file.read(size)
-        self._remaining -= len(data)
-        return data
-
-    def close(self) -> None:
-        self._file.close()

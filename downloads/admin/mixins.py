@@ -213,8 +213,8 @@ def save_formset_through(formset, *, create, update, delete):
 
 
 class ServiceDeleteMixin:
-    """Deleting goes through a service (`service_delete`), which answers Conflict when
-    orders still need the row.
+    """Deleting goes through a service (`service_delete`), which raises a ServiceError
+    (`<entity>.in_use`) when orders still need the row.
 
     Django's own "protected objects" refusal is lifted so the service decides, and its
     message (which suggests archiving) is shown on the change page.
@@ -228,7 +228,7 @@ class ServiceDeleteMixin:
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         request._in_use = protected
         if protected:
-            # Nothing will be deleted (the service answers Conflict), so the permissions the
+            # Nothing will be deleted (the service refuses), so the permissions the
             # protected rows would need do not matter.
             perms_needed = set()
         return deleted, model_count, perms_needed, []

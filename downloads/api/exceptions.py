@@ -161,7 +161,8 @@ def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         set_rollback()
         return Response(service_error_body(exc), status=service_error_status(exc))
-    elif isinstance(exc, ProtectedError | RestrictedError):
+
+    if isinstance(exc, ProtectedError | RestrictedError):
         status_code = status.HTTP_409_CONFLICT
         code = f"{object_name}.in_use"
         message = f"This {object_name} is still used by orders; archive it instead of deleting it."

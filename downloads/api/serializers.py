@@ -4,7 +4,7 @@ endpoints and deliveries, a download's versions, backfills).
 
 Inputs are plain serializers that validate and bound every value (so nothing a client sends
 can make the database fail) and resolve ids to objects (order lines through
-`selectors.order_line_targets`), so a view hands the service objects; outputs render the
+`selectors.line_target`), so a view hands the service objects; outputs render the
 vendors' shapes: SureCart's download, EasyCart's DownloadItem (our grant), times as Unix
 seconds.
 """
@@ -26,7 +26,7 @@ from downloads.models import (
     Product,
     Variant,
 )
-from downloads.selectors import order_line_targets
+from downloads.selectors import line_target
 from downloads.services.catalogue import MAX_TAG_LENGTH, MAX_TAGS
 from downloads.services.common import MAX_EXPIRY_DAYS
 from downloads.services.orders import LineInput
@@ -36,7 +36,6 @@ from downloads.services.webhooks import EVENT_TYPES
 from .filters import BIGINT_MAX, BIGINT_MIN, UNIX_MAX, UNIX_MIN
 
 INT_MAX = 2**31 - 1
-MAX_DAYS = MAX_EXPIRY_DAYS
 
 
 # --- Fields -------------------------------------------------------------------------------------
@@ -154,7 +153,11 @@ class ProductInputSerializer(serializers.Serializer):
         allow_null=True, required=False, help_text="Null: the store default; 0: unlimited."
     )
     download_expiry_days = bounded_int(
-        0, MAX_DAYS, allow_null=True, required=False, help_text="Null: store default; 0: never."
+        0,
+        MAX_EXPIRY_DAYS,
+        allow_null=True,
+        required=False,
+        help_text="Null: store default; 0: never.",
     )
     archived = serializers.BooleanField(required=False)
 
@@ -388,7 +391,12 @@ class OrderCreateSerializer(serializers.Serializer):
     def validate(self, attrs):
         """Resolve the lines to LineInputs and the downloads to objects, in that order."""
         lines = attrs["lines"]
-        targets = order_line_targets(lines=lines)
+        targets = [
+            line_target(
+                product_id=line.get("product"), variant_id=line.get("variant"), sku=line.get("sku")
+            )
+            for line in lines
+        ]
         errors = {}
         for index, (line, target) in enumerate(zip(lines, targets, strict=True)):
             if target is None:
@@ -507,7 +515,7 @@ class GrantUpdateSerializer(serializers.Serializer):
 class GrantExtendSerializer(serializers.Serializer):
     """Either `days` (added to the expiry, or to now when already expired) or `expires_at`."""
 
-    days = bounded_int(1, MAX_DAYS, required=False)
+    days = bounded_int(1, MAX_EXPIRY_DAYS, required=False)
     expires_at = UnixTimeField(allow_null=True, required=False, help_text="Null: never.")
 
     def validate(self, attrs):

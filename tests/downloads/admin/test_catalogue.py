@@ -240,7 +240,7 @@ def test_deleting_a_variant_orders_use_is_refused(admin_client):
     data = inline_rows(product, **{"variants-0-DELETE": "on"})
     response = admin_client.post(reverse("admin:downloads_product_change", args=[product.pk]), data)
     assert response.status_code == 200
-    # The admin's inline checks the same PROTECT that makes variant_delete answer Conflict.
+    # The admin's inline checks the same PROTECT that makes variant_delete refuse (variant.in_use).
     assert "would require deleting the following protected" in response.content.decode()
     assert product.variants.exists()
 
