@@ -52,6 +52,9 @@ class Product(TimeStamped):
     vendor = models.CharField(max_length=255, blank=True, db_index=True)
     tags = models.JSONField(default=list, blank=True)
     description = models.TextField(blank=True)
+    price = models.PositiveBigIntegerField(
+        default=0, help_text="In minor units of the store's currency (cents; yen have none)."
+    )
     external_id = models.BigIntegerField(
         null=True, blank=True, db_index=True, help_text="The upstream storefront's product id."
     )
@@ -83,7 +86,11 @@ class Variant(TimeStamped):
     name = models.CharField(max_length=255)
     sku = models.CharField(max_length=100, blank=True, db_index=True)
     external_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    price = models.PositiveBigIntegerField(default=0, help_text="In minor units (cents).")
+    price = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="In minor units. Empty: the product's price.",
+    )
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -91,6 +98,11 @@ class Variant(TimeStamped):
 
     def __str__(self):
         return f"{self.product.name} – {self.name}" if self.product_id else self.name
+
+    @property
+    def effective_price(self) -> int:
+        """What one unit costs: the variant's own price, else its product's."""
+        return self.product.price if self.price is None else self.price
 
 
 class Media(TimeStamped):
@@ -192,7 +204,11 @@ class Download(TimeStamped):
 
 
 class Order(TimeStamped):
-    """A purchase. `access_token` is the secret in the buyer's order page URL."""
+    """A purchase. `access_token` is the secret in the buyer's order page URL.
+
+    Amounts are integers in minor units of `currency` (see downloads.money). `channel` and
+    `external_id` say where the sale happened; one order per (channel, external_id).
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -200,8 +216,16 @@ class Order(TimeStamped):
         REFUNDED = "refunded", "Refunded"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Channel(models.TextChoices):
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        STRIPE = "stripe", "Stripe Checkout"
+        SHOPIFY = "shopify", "Shopify"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    number = models.PositiveBigIntegerField(unique=True)
+    # Unique per numbering: the store's own (api, admin, stripe) and Shopify's, which keeps
+    # the number its buyers see (see Meta.constraints).
+    number = models.PositiveBigIntegerField(db_index=True)
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -209,16 +233,41 @@ class Order(TimeStamped):
         on_delete=models.SET_NULL,
         related_name="orders",
     )
-    email = models.EmailField(db_index=True)
+    # Blank only on a pending Checkout order, until the buyer types it at Stripe.
+    email = models.EmailField(db_index=True, blank=True)
     access_token = models.CharField(
         max_length=64, unique=True, default=new_order_token, editable=False
     )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
     )
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.API, db_index=True
+    )
+    external_id = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="The order's id where the sale happened (Shopify order id, Checkout Session).",
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    subtotal = models.PositiveBigIntegerField(default=0)
+    tax = models.PositiveBigIntegerField(default=0)
+    total = models.PositiveBigIntegerField(default=0)
+    refunded_total = models.PositiveBigIntegerField(default=0)
+    payment_method = models.CharField(
+        max_length=100, blank=True, help_text="How the buyer paid, as the channel reported it."
+    )
+    payment_id = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="The payment's id at the channel (Stripe PaymentIntent), to match refunds.",
+    )
     placed_at = models.DateTimeField(default=timezone.now, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
     email_sent_at = models.DateTimeField(null=True, blank=True)
     downloads = models.ManyToManyField(
         Download,
@@ -229,6 +278,26 @@ class Order(TimeStamped):
 
     class Meta:
         ordering = ["-placed_at", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number"],
+                condition=~Q(channel="shopify"),
+                name="order_number_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["number"],
+                condition=Q(channel="shopify"),
+                name="order_number_unique_shopify",
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="order_unique_per_channel_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_total__lte=F("total")), name="order_refund_within_total"
+            ),
+        ]
 
     def __str__(self):
         return f"#{self.number}"
@@ -266,13 +335,26 @@ class OrderLine(models.Model):
     sku = models.CharField(max_length=100, blank=True)
     quantity = models.PositiveIntegerField(default=1)
     price = models.PositiveBigIntegerField(default=0, help_text="Unit price in minor units.")
+    total = models.PositiveBigIntegerField(
+        default=0, help_text="What the line cost: price × quantity less its discounts."
+    )
+    external_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The channel's line item id (Shopify refunds name it).",
+    )
     position = models.PositiveIntegerField(default=0)
+    refunded_quantity = models.PositiveIntegerField(default=0)
     refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["order_id", "position", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_min_1"),
+            models.CheckConstraint(
+                condition=Q(refunded_quantity__lte=F("quantity")),
+                name="orderline_refund_within_quantity",
+            ),
         ]
 
     def __str__(self):
@@ -563,6 +645,7 @@ class WebhookEndpoint(TimeStamped):
     """A merchant's receiver of events, signed with its own secret (HMAC-SHA256)."""
 
     class EventType(models.TextChoices):
+        ORDER_CREATED = "order.created"
         ORDER_PAID = "order.paid"
         ORDER_REFUNDED = "order.refunded"
         GRANT_CREATED = "grant.created"
@@ -632,3 +715,41 @@ class WebhookAttempt(models.Model):
 
     def __str__(self):
         return f"{self.status_code or self.error} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ChannelEvent(models.Model):
+    """One verified webhook from a sales channel, kept before it is acted on (the inbox, the
+    mirror of the webhook outbox): processed in the background, idempotently, and processed
+    again from the admin when it could not be matched or failed."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        UNMATCHED = "unmatched", "Unmatched"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    channel = models.CharField(max_length=10, choices=Order.Channel.choices, db_index=True)
+    event_id = models.CharField(max_length=255, help_text="The channel's id of this delivery.")
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    error = models.TextField(blank=True)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="channel_events"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "event_id"], name="channel_event_once")
+        ]
+
+    def __str__(self):
+        return f"{self.get_channel_display()} {self.type} ({self.status})"

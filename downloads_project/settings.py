@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
+from babel import Locale, UnknownLocaleError
+from babel.numbers import list_currencies
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -249,6 +251,31 @@ DOWNLOADS_WEBHOOK_TIMEOUT = max(env.int("DOWNLOADS_WEBHOOK_TIMEOUT", default=10)
 DOWNLOADS_WEBHOOK_RETRY_BASE = max(env.int("DOWNLOADS_WEBHOOK_RETRY_BASE", default=30), 0)
 DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env.int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", default=86400), 0)
 DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env.int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", default=30), 0)
+
+# --- Money and sales channels (README.md "Selling") --------------------------------------------
+# Amounts are integers in minor units of an ISO 4217 currency, formatted for people by Babel
+# in DOWNLOADS_LOCALE.
+DOWNLOADS_CURRENCY = env.str("DOWNLOADS_CURRENCY", default="USD").upper()
+DOWNLOADS_LOCALE = env.str("DOWNLOADS_LOCALE", default="en_US")
+if DOWNLOADS_CURRENCY not in list_currencies():
+    raise ImproperlyConfigured(
+        f"DOWNLOADS_CURRENCY must be an ISO 4217 code such as USD or EUR, got {DOWNLOADS_CURRENCY!r}."
+    )
+try:
+    Locale.parse(DOWNLOADS_LOCALE)
+except (ValueError, UnknownLocaleError) as exc:
+    raise ImproperlyConfigured(
+        f"DOWNLOADS_LOCALE must be a locale such as en_US or de_DE, got {DOWNLOADS_LOCALE!r}."
+    ) from exc
+# Shopify: the webhook signing secret shown under Settings → Notifications → Webhooks (unset:
+# the Shopify endpoint answers 404); the shop's myshopify.com domain, checked when set.
+SHOPIFY_WEBHOOK_SECRET = env.str("SHOPIFY_WEBHOOK_SECRET", default="")
+SHOPIFY_SHOP_DOMAIN = env.str("SHOPIFY_SHOP_DOMAIN", default="")
+# Stripe Checkout: the secret API key and the webhook endpoint's signing secret (whsec_...).
+# STRIPE_API_BASE points the stripe library elsewhere (the tests' local Stripe-shaped server).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
 
 # --- Files ------------------------------------------------------------------------------------
 # Without AWS_STORAGE_BUCKET_NAME, media lives under var/media and is never served at a public

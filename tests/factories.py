@@ -38,6 +38,7 @@ class ProductFactory(factory.django.DjangoModelFactory):
     sku = factory.Sequence(lambda n: f"SKU-{n}")
     vendor = "Demo Press"
     tags = factory.LazyFunction(lambda: ["books"])
+    price = 2500
 
 
 class VariantFactory(factory.django.DjangoModelFactory):

@@ -1,10 +1,17 @@
-"""Orders: create, pay, cancel, refund, attach and detach downloads, send the email.
+"""Orders: create (once per channel and external id), pay, cancel, refund, dispute, attach
+and detach downloads, send the email.
 
-Rules owned here: order numbers are sequential from FIRST_ORDER_NUMBER and unique; a new
-order is pending or paid; an order is paid once (grants issued idempotently, the email sent
-after commit); only a pending order is cancelled and a cancelled one keeps its history; a
-refund of lines revokes exactly those lines' grants, and refunding the last line refunds the
-order and the grants of its attached files; only a paid order's email is sent.
+Rules owned here: the store's order numbers are sequential from FIRST_ORDER_NUMBER and
+unique (a Shopify order keeps Shopify's number, unique among Shopify's); one order per
+(channel, external_id), so a retried create returns the first (`order_intake`); a line costs
+its catalogue price unless the caller names one, its total is price × quantity less its
+discount, and the order's total is the lines' subtotal plus tax, in one currency; a new order
+is pending or paid; an order is paid once (grants issued idempotently, the email sent after
+commit); only a pending order is cancelled and a cancelled one keeps its history; a refund of
+lines revokes exactly those lines' grants (a line is refunded once all its units are), the
+refunded amount never exceeds the total, and refunding the last line refunds the order and
+the grants of its attached files; a dispute revokes every grant and flags the order; only a
+paid order's email is sent.
 """
 
 from collections.abc import Iterable, Sequence
@@ -15,11 +22,13 @@ from functools import partial
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import User, normalize_email
 
+from .. import money
 from ..emails import order_email_message
 from ..errors import ServiceError
 from ..models import (
@@ -31,23 +40,73 @@ from ..models import (
     Variant,
 )
 from . import webhooks
+from .common import UNSET, save_fields
 from .grants import grants_issue
 
 FIRST_ORDER_NUMBER = 1001
+Channel = Order.Channel
 
 
 @dataclass(frozen=True)
 class LineInput:
-    """One line to put on a new order."""
+    """One line to put on a new order. `price` is the unit price in minor units (None: the
+    catalogue's); `discount` comes off the line's total; `external_id` is the channel's."""
 
     product: Product
     variant: Variant | None = None
     quantity: int = 1
+    price: int | None = None
+    discount: int = 0
+    external_id: str = ""
+
+    @property
+    def unit_price(self) -> int:
+        if self.price is not None:
+            return self.price
+        return self.variant.effective_price if self.variant else self.product.price
+
+    @property
+    def total(self) -> int:
+        return max(self.unit_price * self.quantity - self.discount, 0)
+
+
+def _numbering(channel: str) -> Q:
+    """The orders whose numbers must differ from a new one on `channel` (see Order.Meta)."""
+    return Q(channel=Channel.SHOPIFY) if channel == Channel.SHOPIFY else ~Q(channel=Channel.SHOPIFY)
 
 
 def _next_order_number() -> int:
-    last = Order.objects.aggregate(last=Max("number"))["last"]
+    last = Order.objects.filter(_numbering(Channel.API)).aggregate(last=Max("number"))["last"]
     return max(last or 0, FIRST_ORDER_NUMBER - 1) + 1
+
+
+def _check_amount(value, *, attribute: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= money.MAX_AMOUNT:
+        raise ServiceError(
+            f"{attribute} must be a whole number of minor units, 0 or more.",
+            code="order.invalid",
+            reason="min_value" if isinstance(value, int) and value < 0 else "invalid",
+            attribute=attribute,
+        )
+
+
+def order_intake(*, channel: str, external_id: str | None, **fields) -> tuple[Order, bool]:
+    """The order for (channel, external_id), creating it with `fields` (see `order_create`)
+    when there is none: a retried API create or a redelivered webhook gets the first order.
+    Returns (order, created). Safe under concurrency: the unique constraint decides."""
+    if external_id is None:
+        return order_create(channel=channel, **fields), True
+    external_id = str(external_id)
+    existing = Order.objects.filter(channel=channel, external_id=external_id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return order_create(channel=channel, external_id=external_id, **fields), True
+    except ServiceError as exc:
+        if exc.code != "order.exists":
+            raise
+    return Order.objects.get(channel=channel, external_id=external_id), False
 
 
 def order_create(
@@ -59,18 +118,37 @@ def order_create(
     placed_at: datetime | None = None,
     downloads: Iterable[Download] = (),
     send_email: bool = True,
+    currency: str | None = None,
+    tax: int = 0,
+    channel: str = Channel.API,
+    external_id: str | None = None,
+    access_token: str | None = None,
+    payment_method: str = "",
+    allow_blank_email: bool = False,
 ) -> Order:
-    """Create an order with its lines. A paid status pays it at once (grants, email)."""
-    email = normalize_email(email)
-    try:
-        validate_email(email)
-    except ValidationError as exc:
+    """Create an order with its lines and amounts. A paid status pays it at once (grants,
+    email). `allow_blank_email` is for a pending Checkout order, whose buyer types the
+    address at the payment page."""
+    email = normalize_email(email or "")
+    if email or not allow_blank_email or status != Order.Status.PENDING:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise ServiceError(
+                "Enter a valid email address.",
+                code="order.invalid",
+                reason="invalid",
+                attribute="email",
+            ) from exc
+    currency = money.check_currency(currency or money.store_currency())
+    _check_amount(tax, attribute="tax")
+    if channel not in Channel.values:
         raise ServiceError(
-            "Enter a valid email address.",
+            f"Unknown channel {channel!r}.",
             code="order.invalid",
-            reason="invalid",
-            attribute="email",
-        ) from exc
+            reason="invalid_choice",
+            attribute="channel",
+        )
     if not lines:
         raise ServiceError(
             "An order needs at least one line.",
@@ -100,16 +178,34 @@ def order_create(
                 reason="min_value",
                 attribute="lines",
             )
-    if number is not None and Order.objects.filter(number=number).exists():
+        if line.price is not None:
+            _check_amount(line.price, attribute="lines")
+        _check_amount(line.discount, attribute="lines")
+    subtotal = sum(line.total for line in lines)
+    _check_amount(subtotal + tax, attribute="total")
+    numbering = Order.objects.filter(_numbering(channel))
+    if number is not None and numbering.filter(number=number).exists():
         raise ServiceError(
             f"Order number {number} is taken.", code="order.number_taken", attribute="number"
         )
 
-    customer = User.objects.filter(email=email).first()
+    customer = User.objects.filter(email=email).first() if email else None
+    fields = {
+        "email": email,
+        "customer": customer,
+        "placed_at": placed_at or timezone.now(),
+        "channel": channel,
+        "external_id": None if external_id is None else str(external_id),
+        "currency": currency,
+        "subtotal": subtotal,
+        "tax": tax,
+        "total": subtotal + tax,
+        "payment_method": payment_method,
+    }
+    if access_token:
+        fields["access_token"] = access_token
     with transaction.atomic():
-        order = _order_insert(
-            email=email, customer=customer, number=number, placed_at=placed_at or timezone.now()
-        )
+        order = _order_insert(number=number, fields=fields)
         OrderLine.objects.bulk_create(
             OrderLine(
                 order=order,
@@ -118,8 +214,10 @@ def order_create(
                 name=line.product.name,
                 variant_name=line.variant.name if line.variant else "",
                 sku=(line.variant.sku if line.variant and line.variant.sku else line.product.sku),
-                price=line.variant.price if line.variant else 0,
+                price=line.unit_price,
+                total=line.total,
                 quantity=line.quantity,
+                external_id=line.external_id,
                 position=position,
             )
             for position, line in enumerate(lines)
@@ -127,22 +225,42 @@ def order_create(
         downloads = list(downloads)
         if downloads:
             order.downloads.add(*downloads)
+        webhooks.emit("order.created", partial(webhooks.order_data, order))
         if status == Order.Status.PAID:
             order_pay(order=order, send_email=send_email)
     return order
 
 
-def _order_insert(*, email, customer, number, placed_at) -> Order:
+def _order_insert(*, number, fields) -> Order:
     # Sequential numbers without a lock: take max + 1 and retry if another order won the race.
+    # Which constraint failed decides the answer: a (channel, external_id) that exists is the
+    # caller's retry (`order.exists`, see order_intake), a taken number is a conflict.
+    numbering = Order.objects.filter(_numbering(fields["channel"]))
     for _attempt in range(20):
         candidate = number if number is not None else _next_order_number()
         try:
             with transaction.atomic():
-                return Order.objects.create(
-                    number=candidate, email=email, customer=customer, placed_at=placed_at
-                )
+                return Order.objects.create(number=candidate, **fields)
         except IntegrityError as exc:
-            if number is not None or not Order.objects.filter(number=candidate).exists():
+            if (
+                fields["external_id"] is not None
+                and Order.objects.filter(
+                    channel=fields["channel"], external_id=fields["external_id"]
+                ).exists()
+            ):
+                raise ServiceError(
+                    "An order with this external_id exists.",
+                    code="order.exists",
+                    attribute="external_id",
+                ) from exc
+            if (
+                "access_token" in fields
+                and Order.objects.filter(access_token=fields["access_token"]).exists()
+            ):
+                raise ServiceError(
+                    "Another order has this access token.", code="order.token_taken"
+                ) from exc
+            if number is not None or not numbering.filter(number=candidate).exists():
                 raise ServiceError(
                     f"Order number {candidate} is taken.",
                     code="order.number_taken",
@@ -155,8 +273,20 @@ def _lock(order: Order) -> Order:
     return Order.objects.select_for_update().get(pk=order.pk)
 
 
-def order_pay(*, order: Order, send_email: bool = True) -> Order:
-    """Mark an order paid and issue its grants. Idempotent: paying twice issues nothing new."""
+def order_pay(
+    *,
+    order: Order,
+    send_email: bool = True,
+    email=UNSET,
+    tax=UNSET,
+    payment_method=UNSET,
+    payment_id=UNSET,
+) -> Order:
+    """Mark an order paid and issue its grants. Idempotent: paying twice issues nothing new.
+
+    A channel that learns more at payment passes it: the buyer's `email` (typed at
+    Checkout), the `tax` charged (the total follows), how it was paid and the payment's id.
+    """
     with transaction.atomic():
         locked = _lock(order)
         if locked.status in (Order.Status.REFUNDED, Order.Status.CANCELLED):
@@ -164,6 +294,17 @@ def order_pay(*, order: Order, send_email: bool = True) -> Order:
                 f"A {locked.status} order cannot be paid.", code="order.invalid_state"
             )
         newly_paid = locked.status != Order.Status.PAID
+        if newly_paid:
+            _record_payment(
+                locked, email=email, tax=tax, payment_method=payment_method, payment_id=payment_id
+            )
+        if not locked.email:
+            raise ServiceError(
+                "An order needs the buyer's email before it is paid.",
+                code="order.invalid",
+                reason="required",
+                attribute="email",
+            )
         if newly_paid:
             locked.status = Order.Status.PAID
             locked.paid_at = timezone.now()
@@ -178,6 +319,32 @@ def order_pay(*, order: Order, send_email: bool = True) -> Order:
             transaction.on_commit(lambda: order_send_email_by_id(order_id=order_id), robust=True)
     _refresh(order, locked)
     return order
+
+
+def _record_payment(locked: Order, *, email, tax, payment_method, payment_id) -> None:
+    changes = {}
+    if email is not UNSET and email:
+        email = normalize_email(email)
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise ServiceError(
+                "Enter a valid email address.",
+                code="order.invalid",
+                reason="invalid",
+                attribute="email",
+            ) from exc
+        changes["email"] = email
+        if locked.customer_id is None:
+            changes["customer"] = User.objects.filter(email=email).first()
+    if tax is not UNSET:
+        _check_amount(tax, attribute="tax")
+        changes.update(tax=tax, total=locked.subtotal + tax)
+    if payment_method is not UNSET:
+        changes["payment_method"] = payment_method[:100]
+    if payment_id is not UNSET:
+        changes["payment_id"] = payment_id[:255]
+    save_fields(locked, changes)
 
 
 def order_cancel(*, order: Order) -> Order:
@@ -197,49 +364,118 @@ def order_cancel(*, order: Order) -> Order:
     return order
 
 
-def order_refund(*, order: Order, line_ids: Iterable | None = None) -> Order:
-    """Refund the whole order (revoke every grant) or some lines (revoke only theirs).
+def order_refund(
+    *,
+    order: Order,
+    line_ids: Iterable | None = None,
+    quantities: dict | None = None,
+    amount: int | None = None,
+) -> Order:
+    """Refund the whole order (revoke every grant), some lines (revoke only theirs), some
+    units of lines, or only an amount.
 
+    - `line_ids`: these lines are refunded whole.
+    - `quantities`: {line id: units refunded now}; a line is refunded once all its units are
+      (Shopify refunds name line items and quantities).
+    - `amount`: minor units refunded now, added to `refunded_total` (never past the total);
+      without it, the refunded lines' totals (or, for the whole order, what is left) count.
+      An amount with no lines records a partial refund and revokes nothing.
     Refunding the last unrefunded line refunds the order, which also revokes the grants of
     files attached to the order itself.
     """
     now = timezone.now()
+    whole = line_ids is None and quantities is None and amount is None
     with transaction.atomic():
         locked = _lock(order)
         if locked.status not in (Order.Status.PAID, Order.Status.REFUNDED):
             raise ServiceError("Only a paid order can be refunded.", code="order.invalid_state")
+        if amount is not None:
+            _check_amount(amount, attribute="amount")
         lines = locked.lines.all()
         if line_ids is not None:
-            wanted = {str(line_id) for line_id in line_ids}
-            if not wanted:
-                raise ServiceError(
-                    "Name at least one line.",
-                    code="order.invalid",
-                    reason="required",
-                    attribute="line_ids",
-                )
-            found = {str(pk) for pk in lines.filter(pk__in=wanted).values_list("pk", flat=True)}
-            if missing := wanted - found:
-                raise ServiceError(
-                    f"Not lines of this order: {', '.join(sorted(missing))}.",
-                    code="order.invalid",
-                    reason="invalid",
-                    attribute="line_ids",
-                )
-            lines = lines.filter(pk__in=wanted)
-        refunded = lines.filter(refunded_at__isnull=True).update(refunded_at=now)
+            lines = _refund_lines_named(lines, line_ids)
+        elif quantities is not None:
+            lines = _refund_units(lines, quantities)
+        elif not whole:
+            lines = lines.none()
+        refunded_now = list(lines.filter(refunded_at__isnull=True))
+        lines.filter(refunded_at__isnull=True).update(
+            refunded_at=now, refunded_quantity=F("quantity")
+        )
         DownloadGrant.objects.filter(
             order=locked, line__in=lines.values("pk"), revoked_at__isnull=True
         ).update(revoked_at=now, updated_at=now)
+        named_amount = amount is not None
+        if not named_amount:
+            amount = sum(line.total for line in refunded_now)
         if not locked.lines.filter(refunded_at__isnull=True).exists():
             locked.grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
             if locked.status != Order.Status.REFUNDED:
                 locked.status = Order.Status.REFUNDED
                 locked.refunded_at = now
-                locked.save(update_fields=["status", "refunded_at", "updated_at"])
-        if refunded or locked.refunded_at == now:
+                if not named_amount:  # the whole order is refunded: tax included
+                    amount = locked.total - locked.refunded_total
+        refunded_total = min(locked.refunded_total + amount, locked.total)
+        changed_total = refunded_total != locked.refunded_total
+        locked.refunded_total = refunded_total
+        locked.save(update_fields=["status", "refunded_at", "refunded_total", "updated_at"])
+        if refunded_now or locked.refunded_at == now or changed_total:
             _emit_refunded(order=locked, at=now)
     _refresh(order, locked)
+    return order
+
+
+def _refund_lines_named(lines, line_ids):
+    wanted = {str(line_id) for line_id in line_ids}
+    if not wanted:
+        raise ServiceError(
+            "Name at least one line.",
+            code="order.invalid",
+            reason="required",
+            attribute="line_ids",
+        )
+    found = {str(pk) for pk in lines.filter(pk__in=wanted).values_list("pk", flat=True)}
+    if missing := wanted - found:
+        raise ServiceError(
+            f"Not lines of this order: {', '.join(sorted(missing))}.",
+            code="order.invalid",
+            reason="invalid",
+            attribute="line_ids",
+        )
+    return lines.filter(pk__in=wanted)
+
+
+def _refund_units(lines, quantities: dict):
+    """Add refunded units to lines (conditional UPDATEs, capped at the quantity) and return
+    the lines now refunded in full."""
+    by_id = {str(line.pk): line for line in lines}
+    for line_id, units in quantities.items():
+        line = by_id.get(str(line_id))
+        if line is None or not isinstance(units, int) or units < 1:
+            raise ServiceError(
+                f"Not a refundable quantity of a line of this order: {line_id}.",
+                code="order.invalid",
+                reason="invalid",
+                attribute="quantities",
+            )
+        lines.filter(pk=line.pk).update(
+            refunded_quantity=Least(F("refunded_quantity") + units, F("quantity"))
+        )
+    return lines.filter(pk__in=list(by_id), refunded_quantity__gte=F("quantity"))
+
+
+def order_dispute(*, order: Order) -> Order:
+    """A payment dispute (chargeback): revoke every grant of the order and flag it. The
+    grants can be restored from the admin or the API once the dispute is won."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(order)
+        if locked.disputed_at is None:
+            locked.disputed_at = now
+            locked.save(update_fields=["disputed_at", "updated_at"])
+        locked.grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+        _emit_revoked(order=locked, at=now)
+    order.disputed_at = locked.disputed_at
     return order
 
 
@@ -292,7 +528,19 @@ def _send_email(*, order: Order, request=None) -> Order:
 
 def _refresh(order: Order, locked: Order) -> None:
     if order is not locked:
-        for field in ("status", "paid_at", "refunded_at", "updated_at"):
+        for field in (
+            "status",
+            "paid_at",
+            "refunded_at",
+            "refunded_total",
+            "email",
+            "customer_id",
+            "tax",
+            "total",
+            "payment_method",
+            "payment_id",
+            "updated_at",
+        ):
             setattr(order, field, getattr(locked, field))
 
 

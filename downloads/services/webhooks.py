@@ -330,9 +330,17 @@ def order_data(order) -> dict:
         "number": order.number,
         "email": order.email,
         "status": order.status,
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "currency": order.currency,
+        "subtotal": order.subtotal,
+        "tax": order.tax,
+        "total": order.total,
+        "refunded_total": order.refunded_total,
         "placed_at": unix(order.placed_at),
         "paid_at": unix(order.paid_at),
         "refunded_at": unix(order.refunded_at),
+        "disputed_at": unix(order.disputed_at),
     }
 
 

@@ -104,19 +104,27 @@ class TestDeliveryByTheWorker:
         webhook_endpoint_create(url=hook.url)  # every event type
         product = factories.DownloadFactory().product
         order = order_create(email="buyer@example.com", lines=[LineInput(product=product)])
+        created = WebhookDelivery.objects.get()  # order.created, committed with the order
+        assert created.event_type == "order.created"
         with pytest.raises(RuntimeError), transaction.atomic():
             order_pay(order=order, send_email=False)
-            assert WebhookDelivery.objects.count() == 2  # order.paid + grant.created, queued
+            assert WebhookDelivery.objects.count() == 3  # + order.paid + grant.created, queued
             raise RuntimeError("payment capture failed")
 
         run_worker()
-        assert WebhookDelivery.objects.count() == 0
-        assert not DBTaskResult.objects.filter(task_path="downloads.tasks.webhook_deliver")
-        assert hook.requests == []
+        assert list(WebhookDelivery.objects.values_list("event_type", flat=True)) == [
+            "order.created"
+        ]
+        assert DBTaskResult.objects.filter(task_path="downloads.tasks.webhook_deliver").count() == 1
+        assert [r["headers"][webhooks.EVENT_HEADER] for r in hook.requests] == ["order.created"]
 
         order_pay(order=order, send_email=False)  # the real payment, committed
         run_worker()
-        assert sorted(e["type"] for e in hook.events()) == ["grant.created", "order.paid"]
+        assert sorted(e["type"] for e in hook.events()) == [
+            "grant.created",
+            "order.created",
+            "order.paid",
+        ]
 
 
 @pytest.mark.django_db
@@ -209,7 +217,16 @@ class TestEvents:
             status=Order.Status.PAID,
             send_email=False,
         )
-        assert self.types() == ["grant.created", "grant.created", "order.paid"]
+        assert self.types() == ["grant.created", "grant.created", "order.created", "order.paid"]
+        paid = WebhookDelivery.objects.get(event_type="order.paid").payload["data"]
+        line_total = product.price * 2
+        assert {k: paid[k] for k in ("currency", "subtotal", "tax", "total", "refunded_total")} == {
+            "currency": "USD",
+            "subtotal": line_total,
+            "tax": 0,
+            "total": line_total,
+            "refunded_total": 0,
+        }
 
         WebhookDelivery.objects.all().delete()
         first_line = order.lines.first()
@@ -217,6 +234,7 @@ class TestEvents:
         refunded = WebhookDelivery.objects.get(event_type="order.refunded").payload["data"]
         assert refunded["refunded_line_ids"] == [str(first_line.pk)]
         assert refunded["status"] == "paid"
+        assert refunded["refunded_total"] == product.price
         revoked = WebhookDelivery.objects.get(event_type="grant.revoked").payload["data"]
         assert revoked["line"] == str(first_line.pk)
 
