@@ -1,6 +1,6 @@
 """Background tasks, on the django-tasks backport of Django's Tasks API (`django.tasks` in
-Django 6): webhook deliveries and backfills (grants and buyer emails for files added or
-changed after the sale).
+Django 6): webhook deliveries, backfills (grants and buyer emails for files added or
+changed after the sale) and the processing of sales channels' webhooks.
 
 Production runs the database backend and one or more `manage.py db_worker` processes; there
 is no other server. The task functions only take ids and re-read the rows, so a task that
@@ -34,3 +34,12 @@ def backfill_run(backfill_id: str) -> str | None:
     if backfill is None:
         return None
     return run(backfill=backfill).status
+
+
+@task
+def channel_event_process(event_id: str) -> str | None:
+    """Process one stored sales-channel event (a Shopify or Stripe webhook)."""
+    from .services.channels import channel_event_process as process
+
+    event = process(event_id=event_id)
+    return event.status if event is not None else None

@@ -1,9 +1,9 @@
 from django.urls import path
 
-from . import views
+from .views import delivery
 
 app_name = "downloads"
 
 urlpatterns = [
-    path("<str:token>/", views.download, name="download"),
+    path("<str:token>/", delivery.download, name="download"),
 ]

@@ -104,6 +104,7 @@ def _object_name(context) -> str:
 # rule). 409: valid, but the current state forbids it.
 STATUS_BY_CODE = {
     "backfill.done": 409,
+    "channel_event.not_found": 404,
     "download.archived": 409,
     "download.in_use": 409,
     "grant.exists": 409,

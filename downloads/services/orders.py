@@ -207,20 +207,7 @@ def order_create(
     with transaction.atomic():
         order = _order_insert(number=number, fields=fields)
         OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                product=line.product,
-                variant=line.variant,
-                name=line.product.name,
-                variant_name=line.variant.name if line.variant else "",
-                sku=(line.variant.sku if line.variant and line.variant.sku else line.product.sku),
-                price=line.unit_price,
-                total=line.total,
-                quantity=line.quantity,
-                external_id=line.external_id,
-                position=position,
-            )
-            for position, line in enumerate(lines)
+            _line_row(order, line, position) for position, line in enumerate(lines)
         )
         downloads = list(downloads)
         if downloads:
@@ -267,6 +254,68 @@ def _order_insert(*, number, fields) -> Order:
                     attribute="number" if number is not None else None,
                 ) from exc
     raise ServiceError("Could not allocate an order number; try again.", code="order.busy")
+
+
+def order_lines_add(*, order: Order, lines: Sequence[LineInput]) -> list[OrderLine]:
+    """Add lines that an order from a channel lacks (a product mapped after the sale): lines
+    whose `external_id` the order already has are skipped, the amounts follow the lines, and
+    a paid order's buyer gets the new lines' files at once. Returns the lines added."""
+    with transaction.atomic():
+        locked = _lock(order)
+        have = set(locked.lines.exclude(external_id="").values_list("external_id", flat=True))
+        new = [line for line in lines if not line.external_id or line.external_id not in have]
+        if not new:
+            return []
+        for line in new:
+            if line.variant is not None and line.variant.product_id != line.product.pk:
+                raise ServiceError(
+                    "The variant belongs to another product.",
+                    code="order.invalid",
+                    reason="invalid",
+                    attribute="lines",
+                )
+        start = (locked.lines.aggregate(last=Max("position"))["last"] or 0) + 1
+        added = OrderLine.objects.bulk_create(
+            _line_row(locked, line, position) for position, line in enumerate(new, start)
+        )
+        subtotal = locked.subtotal + sum(line.total for line in new)
+        save_fields(locked, {"subtotal": subtotal, "total": subtotal + locked.tax})
+        if locked.status == Order.Status.PAID:
+            grants_issue(order=locked)
+    _refresh(order, locked)
+    return added
+
+
+def order_link_external(*, order: Order, external_id: str) -> Order:
+    """Record the channel's id of an order made here first (a Checkout Session made for a
+    pending order). Refused when another order of the channel has it."""
+    try:
+        with transaction.atomic():
+            Order.objects.filter(pk=order.pk).update(
+                external_id=str(external_id), updated_at=timezone.now()
+            )
+    except IntegrityError as exc:
+        raise ServiceError(
+            "Another order has this external_id.", code="order.exists", attribute="external_id"
+        ) from exc
+    order.external_id = str(external_id)
+    return order
+
+
+def _line_row(order: Order, line: LineInput, position: int) -> OrderLine:
+    return OrderLine(
+        order=order,
+        product=line.product,
+        variant=line.variant,
+        name=line.product.name,
+        variant_name=line.variant.name if line.variant else "",
+        sku=(line.variant.sku if line.variant and line.variant.sku else line.product.sku),
+        price=line.unit_price,
+        total=line.total,
+        quantity=line.quantity,
+        external_id=line.external_id,
+        position=position,
+    )
 
 
 def _lock(order: Order) -> Order:

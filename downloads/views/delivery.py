@@ -23,8 +23,8 @@ from rest_framework.throttling import BaseThrottle
 
 from downloads.services.consume import download_event_create, grant_consume
 
-from . import selectors, storage
-from .models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
+from .. import selectors, storage
+from ..models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
 
 logger = logging.getLogger(__name__)
 
