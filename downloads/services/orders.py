@@ -103,10 +103,13 @@ def order_intake(*, channel: str, external_id: str | None, **fields) -> tuple[Or
     try:
         with transaction.atomic():
             return order_create(channel=channel, external_id=external_id, **fields), True
-    except ServiceError as exc:
-        if exc.code != "order.exists":
+    except ServiceError:
+        # A concurrent intake of the same order won (its number or its external id is now
+        # taken): answer with that order. Any other refusal stands.
+        existing = Order.objects.filter(channel=channel, external_id=external_id).first()
+        if existing is None:
             raise
-    return Order.objects.get(channel=channel, external_id=external_id), False
+    return existing, False
 
 
 def order_create(

@@ -14,6 +14,10 @@ from downloads.services.orders import (
     order_cancel,
     order_create,
     order_detach_downloads,
+    order_dispute,
+    order_intake,
+    order_lines_add,
+    order_link_external,
     order_pay,
     order_refund,
 )
@@ -76,6 +80,180 @@ class TestOrderCreate:
         assert later.customer == user
 
 
+class TestAmounts:
+    def test_lines_cost_the_catalogue_price_and_the_total_adds_tax(self, settings):
+        settings.DOWNLOADS_CURRENCY = "EUR"
+        product = factories.ProductFactory(price=1000)
+        variant = factories.VariantFactory(product=product, price=2500)
+        inherits = factories.VariantFactory(product=product, price=None)
+        order = order_create(
+            email="a@example.com",
+            tax=190,
+            lines=[
+                LineInput(product=product, quantity=2),
+                LineInput(product=product, variant=variant),
+                LineInput(product=product, variant=inherits),
+            ],
+        )
+        assert [(line.price, line.total) for line in order.lines.all()] == [
+            (1000, 2000),
+            (2500, 2500),
+            (1000, 1000),
+        ]
+        assert (order.currency, order.subtotal, order.tax, order.total) == ("EUR", 5500, 190, 5690)
+
+    def test_a_named_price_and_a_discount_override_the_catalogue(self):
+        product = factories.ProductFactory(price=1000)
+        order = order_create(
+            email="a@example.com",
+            currency="jpy",
+            lines=[LineInput(product=product, price=4900, quantity=3, discount=700)],
+        )
+        line = order.lines.get()
+        assert (line.price, line.total) == (4900, 14000)
+        assert (order.currency, order.total) == ("JPY", 14000)
+
+    @pytest.mark.parametrize(
+        ("field", "kwargs"),
+        [
+            ("currency", {"currency": "XYZ"}),
+            ("tax", {"tax": -1}),
+            ("tax", {"tax": 2**60}),
+            ("lines", {"price": -5}),
+            ("lines", {"price": 1.5}),
+        ],
+    )
+    def test_bad_amounts_and_currencies_are_refused_and_nothing_is_written(self, field, kwargs):
+        product = factories.ProductFactory()
+        line_kwargs = {k: v for k, v in kwargs.items() if k == "price"}
+        order_kwargs = {k: v for k, v in kwargs.items() if k != "price"}
+        with pytest.raises(ServiceError) as exc:
+            order_create(
+                email="a@example.com",
+                lines=[LineInput(product=product, **line_kwargs)],
+                **order_kwargs,
+            )
+        assert (exc.value.code, exc.value.attribute) == ("order.invalid", field)
+        assert Order.objects.count() == 0
+
+
+class TestIntake:
+    def test_one_order_per_channel_and_external_id(self):
+        product = factories.ProductFactory()
+        first, created = order_intake(
+            channel="api",
+            external_id="ext-1",
+            email="a@example.com",
+            lines=[LineInput(product=product)],
+        )
+        again, created_again = order_intake(
+            channel="api",
+            external_id="ext-1",
+            email="other@example.com",
+            lines=[LineInput(product=product, quantity=5)],
+        )
+        assert (created, created_again) == (True, False)
+        assert again.pk == first.pk and again.email == "a@example.com"
+        other_channel, created = order_intake(
+            channel="shopify",
+            external_id="ext-1",
+            number=1001,
+            email="a@example.com",
+            lines=[LineInput(product=product)],
+        )
+        assert created and other_channel.pk != first.pk
+        assert Order.objects.count() == 2
+
+    def test_shopify_numbers_are_apart_from_the_stores_own(self):
+        product = factories.ProductFactory()
+        own = order_create(email="a@example.com", lines=[LineInput(product=product)])
+        shopify = order_create(
+            email="a@example.com",
+            channel="shopify",
+            number=own.number,
+            access_token="f" * 32,
+            lines=[LineInput(product=product)],
+        )
+        assert shopify.number == own.number and shopify.access_token == "f" * 32
+        assert order_create(email="a@example.com", lines=[LineInput(product=product)]).number == (
+            own.number + 1
+        )
+        with pytest.raises(ServiceError) as exc:
+            order_create(
+                email="a@example.com",
+                channel="shopify",
+                number=own.number,
+                lines=[LineInput(product=product)],
+            )
+        assert exc.value.code == "order.number_taken"
+
+    def test_a_pending_checkout_order_may_wait_for_its_email_but_is_not_paid_without_one(self):
+        product = factories.ProductFactory()
+        order = order_create(
+            email="", channel="stripe", allow_blank_email=True, lines=[LineInput(product=product)]
+        )
+        with pytest.raises(ServiceError) as exc:
+            order_pay(order=order, send_email=False)
+        assert (exc.value.code, exc.value.attribute) == ("order.invalid", "email")
+        order_pay(
+            order=order,
+            send_email=False,
+            email="Buyer@Example.com",
+            tax=100,
+            payment_method="card",
+            payment_id="pi_123",
+        )
+        order.refresh_from_db()
+        assert (order.status, order.email, order.tax, order.total) == (
+            "paid",
+            "buyer@example.com",
+            100,
+            product.price + 100,
+        )
+        assert (order.payment_method, order.payment_id) == ("card", "pi_123")
+
+    def test_an_external_id_is_linked_once_per_channel(self):
+        product = factories.ProductFactory()
+        a = order_create(
+            email="a@example.com", channel="stripe", lines=[LineInput(product=product)]
+        )
+        b = order_create(
+            email="b@example.com", channel="stripe", lines=[LineInput(product=product)]
+        )
+        order_link_external(order=a, external_id="cs_1")
+        with pytest.raises(ServiceError) as exc:
+            order_link_external(order=b, external_id="cs_1")
+        assert exc.value.code == "order.exists"
+        assert Order.objects.get(external_id="cs_1").pk == a.pk
+
+    def test_lines_added_later_are_skipped_when_present_and_grant_their_files(self):
+        first = factories.DownloadFactory().product
+        second = factories.DownloadFactory().product
+        order = order_create(
+            email="a@example.com",
+            status=Order.Status.PAID,
+            send_email=False,
+            tax=10,
+            lines=[LineInput(product=first, external_id="li-1")],
+        )
+        added = order_lines_add(
+            order=order,
+            lines=[
+                LineInput(product=first, external_id="li-1"),
+                LineInput(product=second, external_id="li-2"),
+            ],
+        )
+        assert [line.external_id for line in added] == ["li-2"]
+        order.refresh_from_db()
+        assert order.subtotal == first.price + second.price
+        assert order.total == order.subtotal + 10
+        assert order.grants.count() == 2
+        assert (
+            order_lines_add(order=order, lines=[LineInput(product=second, external_id="li-2")])
+            == []
+        )
+
+
 class TestOrderPay:
     def test_refunded_or_cancelled_orders_cannot_be_paid(self):
         product = factories.ProductFactory()
@@ -132,6 +310,67 @@ class TestRefunds:
         order = factories.OrderFactory()
         with pytest.raises(ServiceError):
             order_refund(order=order)
+
+
+class TestRefundAmounts:
+    def test_a_whole_refund_records_the_total_with_tax(self):
+        product = factories.DownloadFactory().product
+        order = order_create(
+            email="a@example.com",
+            status=Order.Status.PAID,
+            send_email=False,
+            tax=99,
+            lines=[LineInput(product=product)],
+        )
+        order_refund(order=order)
+        assert (order.status, order.refunded_total) == ("refunded", order.total)
+
+    def test_an_amount_alone_is_recorded_and_revokes_nothing(self, paid_order):
+        order = paid_order()
+        order_refund(order=order, amount=100)
+        order_refund(order=order, amount=10**9)  # never past the total
+        order.refresh_from_db()
+        assert (order.status, order.refunded_total) == ("paid", order.total)
+        assert not order.grants.filter(revoked_at__isnull=False).exists()
+
+    def test_units_refund_a_line_once_all_of_them_are(self):
+        one = factories.DownloadFactory().product
+        two = factories.DownloadFactory().product
+        order = order_create(
+            email="a@example.com",
+            status=Order.Status.PAID,
+            send_email=False,
+            lines=[LineInput(product=one, quantity=2), LineInput(product=two)],
+        )
+        line = order.lines.get(product=one)
+        order_refund(order=order, quantities={line.pk: 1}, amount=one.price)
+        line.refresh_from_db()
+        assert (line.refunded_quantity, line.refunded_at) == (1, None)
+        assert not order.grants.filter(revoked_at__isnull=False).exists()
+        order_refund(order=order, quantities={line.pk: 5}, amount=one.price)
+        line.refresh_from_db()
+        assert line.refunded_quantity == 2 and line.refunded_at is not None
+        revoked = order.grants.filter(revoked_at__isnull=False)
+        assert list(revoked.values_list("line_id", flat=True)) == [line.pk]
+        order.refresh_from_db()
+        assert (order.status, order.refunded_total) == ("paid", 2 * one.price)
+
+    def test_units_of_a_line_of_another_order_are_refused(self, paid_order):
+        order, other = paid_order(), paid_order()
+        with pytest.raises(ServiceError) as exc:
+            order_refund(order=order, quantities={other.lines.get().pk: 1})
+        assert exc.value.attribute == "quantities"
+
+
+class TestDispute:
+    def test_a_dispute_revokes_every_grant_and_flags_the_order_once(self, paid_order):
+        order = paid_order()
+        order_dispute(order=order)
+        flagged = Order.objects.get(pk=order.pk).disputed_at
+        assert flagged is not None
+        assert not order.grants.filter(revoked_at__isnull=True).exists()
+        order_dispute(order=order)
+        assert Order.objects.get(pk=order.pk).disputed_at == flagged
 
 
 class TestAttach:
@@ -192,3 +431,42 @@ def test_concurrent_orders_get_distinct_sequential_numbers(postgres_only):
 
     assert errors == []
     assert sorted(numbers) == list(range(1001, 1021))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_intakes_of_one_external_id_make_one_order(postgres_only):
+    product = factories.ProductFactory()
+    barrier = threading.Barrier(20)
+    results: list[tuple] = []
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def take():
+        try:
+            barrier.wait(timeout=30)
+            order, created = order_intake(
+                channel="shopify",
+                external_id="450789469",
+                number=1001,
+                email="race@example.com",
+                lines=[LineInput(product=product)],
+            )
+            with lock:
+                results.append((order.pk, created))
+        except Exception as exc:  # collected and asserted below
+            with lock:
+                errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=take) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len({pk for pk, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert Order.objects.count() == 1
