@@ -3,6 +3,7 @@
 Rules owned here: a currency is a code Babel knows; its exponent is the currency's real
 one (USD 2, JPY 0, BHD 3), from Babel's CLDR data, never assumed to be 2; a decimal amount
 from a channel ("49.00") converts to minor units only when it is exact in that currency;
+an amount is a whole number of minor units from 0 to MAX_AMOUNT (`check_amount`);
 amounts are formatted for people by Babel (`format_currency`), never by hand.
 """
 
@@ -30,6 +31,18 @@ def check_currency(code, *, entity: str = "order", attribute: str = "currency") 
         f"{code!r} is not an ISO 4217 currency code.",
         code=f"{entity}.invalid",
         reason="invalid_choice",
+        attribute=attribute,
+    )
+
+
+def check_amount(value, *, entity: str, attribute: str) -> int:
+    """`value` when it is an amount (an int, 0..MAX_AMOUNT), else `<entity>.invalid`."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_AMOUNT:
+        return value
+    raise ServiceError(
+        f"{attribute} must be a whole number of minor units from 0 to {MAX_AMOUNT}.",
+        code=f"{entity}.invalid",
+        reason="min_value" if isinstance(value, int) and value < 0 else "invalid",
         attribute=attribute,
     )
 

@@ -105,6 +105,7 @@ def _object_name(context) -> str:
 STATUS_BY_CODE = {
     "backfill.done": 409,
     "channel_event.not_found": 404,
+    "checkout.unavailable": 503,
     "download.archived": 409,
     "download.in_use": 409,
     "grant.exists": 409,
@@ -126,6 +127,8 @@ STATUS_BY_CODE = {
     "order.number_taken": 409,
     "order.token_taken": 409,
     "product.in_use": 409,
+    "stripe_event.malformed": 400,
+    "stripe_event.unverified": 400,
     "variant.in_use": 409,
     "webhook_delivery.delivered": 409,
 }

@@ -187,6 +187,10 @@ class OrderFilterSet(ApiFilterSet):
     email = TextFilter(field_name="email", lookup_expr="iexact", max_length=254)
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     customer_ids = UUIDListFilter(field_name="customer_id", help_text="Orders of these customers.")
+    channel = django_filters.ChoiceFilter(
+        choices=Order.Channel.choices, help_text="Where the sale happened."
+    )
+    external_id = TextFilter(help_text="The order's id at its channel.")
 
     class Meta:
         model = Order

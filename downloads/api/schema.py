@@ -10,7 +10,12 @@ from drf_spectacular.extensions import (
     OpenApiSerializerFieldExtension,
 )
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 
 from .filters import (
     UNIX_MAX,
@@ -21,7 +26,8 @@ from .filters import (
     UnixTimeFilter,
     UUIDListFilter,
 )
-from .serializers import DeletedSerializer, DownloadInputSerializer, ErrorSerializer
+from .serializers.catalogue import DownloadInputSerializer
+from .serializers.common import DeletedSerializer, ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed request or invalid query parameter.",
@@ -111,14 +117,14 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 class ConstantFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "downloads.api.serializers.ConstantField"
+    target_class = "downloads.api.serializers.common.ConstantField"
 
     def map_serializer_field(self, auto_schema, direction):
         return {"type": "string", "enum": [self.target.value]}
 
 
 class UnixTimeFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "downloads.api.serializers.UnixTimeField"
+    target_class = "downloads.api.serializers.common.UnixTimeField"
 
     def map_serializer_field(self, auto_schema, direction):
         schema = {"type": "integer", "description": "Unix time in seconds."}
@@ -128,7 +134,7 @@ class UnixTimeFieldExtension(OpenApiSerializerFieldExtension):
 
 
 class ExpandableFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "downloads.api.serializers.ExpandableField"
+    target_class = "downloads.api.serializers.common.ExpandableField"
 
     def map_serializer_field(self, auto_schema, direction):
         component = auto_schema.resolve_serializer(self.target.serializer_class, direction)
@@ -138,7 +144,7 @@ class ExpandableFieldExtension(OpenApiSerializerFieldExtension):
 class DownloadCreateExtension(OpenApiSerializerExtension):
     """SureCart's `{"download": {...}}`, or the same object bare."""
 
-    target_class = "downloads.api.serializers.DownloadCreateSerializer"
+    target_class = "downloads.api.serializers.catalogue.DownloadCreateSerializer"
 
     def map_serializer(self, auto_schema, direction):
         inner = auto_schema.resolve_serializer(DownloadInputSerializer, direction).ref
@@ -216,9 +222,11 @@ def api_docs(
     updatable: bool = True,
     multipart: bool = False,
     expand: tuple[str, ...] = (),
+    create_existing: str | None = None,
 ):
     """extend_schema_view for a resource's standard actions (custom actions carry their own
-    extend_schema)."""
+    extend_schema). `create_existing` describes the 200 of an idempotent create that found
+    the object it would have made."""
     plural = name if name == "media" else f"{name}s"
     tag = [plural]
     expand_parameters = (
@@ -252,7 +260,14 @@ def api_docs(
             summary=f"Create a {name}",
             tags=tag,
             request=request,
-            responses={201: output},
+            responses={
+                201: output,
+                **(
+                    {200: OpenApiResponse(output, description=create_existing)}
+                    if create_existing
+                    else {}
+                ),
+            },
             parameters=expand_parameters,
         )
         if updatable and not multipart:

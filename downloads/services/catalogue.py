@@ -3,7 +3,9 @@
 Rules owned here: a product and a variant need a name; tags are stripped, non-empty and
 unique, at most MAX_TAGS of at most MAX_TAG_LENGTH characters; a download has exactly one
 of media or url, a url needs a name, a variant belongs to the download's product; archiving
-hides from new sales and keeps buyers' downloads; deleting what orders use is refused.
+hides from new sales and keeps buyers' downloads; deleting what orders use is refused; a
+product has a price (an amount, see downloads.money) and a variant its own or none (None: it
+costs its product's).
 """
 
 from collections.abc import Iterable
@@ -12,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .. import money
 from ..errors import ServiceError
 from ..models import (
     Download,
@@ -92,6 +95,7 @@ PRODUCT_FIELDS = frozenset(
         "vendor",
         "tags",
         "description",
+        "price",
         "external_id",
         "download_limit",
         "download_expiry_days",
@@ -127,6 +131,7 @@ def product_create(
     vendor: str = "",
     tags: Iterable[str] = (),
     description: str = "",
+    price: int = 0,
     external_id: int | None = None,
     download_limit: int | None = None,
     download_expiry_days: int | None = None,
@@ -141,6 +146,7 @@ def product_create(
         vendor=vendor or "",
         tags=_clean_tags(tags),
         description=description or "",
+        price=money.check_amount(price, entity="product", attribute="price"),
         external_id=external_id,
         download_limit=download_limit,
         download_expiry_days=download_expiry_days,
@@ -158,6 +164,8 @@ def product_update(*, product: Product, archived=UNSET, **fields) -> Product:
         fields["name"] = required_text(fields["name"], attribute="name", noun="product")
     if "tags" in fields:
         fields["tags"] = _clean_tags(fields["tags"])
+    if "price" in fields:
+        money.check_amount(fields["price"], entity="product", attribute="price")
     if "download_expiry_days" in fields:
         check_expiry_days(
             fields["download_expiry_days"], attribute="download_expiry_days", entity="product"
@@ -177,10 +185,11 @@ def variant_create(
     name: str,
     sku: str = "",
     external_id: int | None = None,
-    price: int = 0,
+    price: int | None = None,
     position: int | None = None,
 ) -> Variant:
-    """Add a variant to a product, by default after its last one."""
+    """Add a variant to a product, by default after its last one; without a price (None)
+    it costs the product's."""
     if position is None:
         last = product.variants.aggregate(last=Max("position"))["last"]
         position = 0 if last is None else last + 1
@@ -189,7 +198,7 @@ def variant_create(
         name=required_text(name, attribute="name", noun="variant"),
         sku=sku or "",
         external_id=external_id,
-        price=price or 0,
+        price=_variant_price(price),
         position=position,
     )
 
@@ -202,8 +211,17 @@ def variant_update(*, variant: Variant, **fields) -> Variant:
         fields["name"] = required_text(fields["name"], attribute="name", noun="variant")
     if "sku" in fields and fields["sku"] is None:
         fields["sku"] = ""
+    if "price" in fields:
+        _variant_price(fields["price"])
     save_fields(variant, fields)
     return variant
+
+
+def _variant_price(price: int | None) -> int | None:
+    """A variant's own price, or None: it costs its product's."""
+    if price is not None:
+        money.check_amount(price, entity="variant", attribute="price")
+    return price
 
 
 def variant_delete(*, variant: Variant) -> None:

@@ -4,14 +4,15 @@ and detach downloads, send the email.
 Rules owned here: the store's order numbers are sequential from FIRST_ORDER_NUMBER and
 unique (a Shopify order keeps Shopify's number, unique among Shopify's); one order per
 (channel, external_id), so a retried create returns the first (`order_intake`); a line costs
-its catalogue price unless the caller names one, its total is price × quantity less its
-discount, and the order's total is the lines' subtotal plus tax, in one currency; a new order
-is pending or paid; an order is paid once (grants issued idempotently, the email sent after
-commit); only a pending order is cancelled and a cancelled one keeps its history; a refund of
-lines revokes exactly those lines' grants (a line is refunded once all its units are), the
-refunded amount never exceeds the total, and refunding the last line refunds the order and
-the grants of its attached files; a dispute revokes every grant and flags the order; only a
-paid order's email is sent.
+its catalogue price unless the caller names one (catalogue prices are in the store's
+currency, so an order in another names every line's price), its total is price × quantity
+less its discount, and the order's total is the lines' subtotal plus tax, in one currency;
+a new order is pending or paid; an order is paid once (grants issued idempotently, the
+email sent after commit); only a pending order is cancelled and a cancelled one keeps its
+history; a refund of lines revokes exactly those lines' grants (a line is refunded once all
+its units are), the refunded amount never exceeds the total, and refunding the last line
+refunds the order and the grants of its attached files; a dispute revokes every grant and
+flags the order; only a paid order's email is sent.
 """
 
 from collections.abc import Iterable, Sequence
@@ -81,13 +82,7 @@ def _next_order_number() -> int:
 
 
 def _check_amount(value, *, attribute: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= money.MAX_AMOUNT:
-        raise ServiceError(
-            f"{attribute} must be a whole number of minor units, 0 or more.",
-            code="order.invalid",
-            reason="min_value" if isinstance(value, int) and value < 0 else "invalid",
-            attribute=attribute,
-        )
+    money.check_amount(value, entity="order", attribute=attribute)
 
 
 def order_intake(*, channel: str, external_id: str | None, **fields) -> tuple[Order, bool]:
@@ -183,6 +178,14 @@ def order_create(
             )
         if line.price is not None:
             _check_amount(line.price, attribute="lines")
+        elif currency != money.store_currency():
+            raise ServiceError(
+                f"An order in {currency} names each line's price: the catalogue's prices "
+                f"are in {money.store_currency()}.",
+                code="order.invalid",
+                reason="required",
+                attribute="lines",
+            )
         _check_amount(line.discount, attribute="lines")
     subtotal = sum(line.total for line in lines)
     _check_amount(subtotal + tax, attribute="total")
@@ -386,8 +389,9 @@ def _record_payment(locked: Order, *, email, tax, payment_method, payment_id) ->
                 reason="invalid",
                 attribute="email",
             ) from exc
-        changes["email"] = email
-        if locked.customer_id is None:
+        if email != locked.email:
+            # The address typed where the buyer paid is the order's, and so is its account.
+            changes["email"] = email
             changes["customer"] = User.objects.filter(email=email).first()
     if tax is not UNSET:
         _check_amount(tax, attribute="tax")

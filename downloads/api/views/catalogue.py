@@ -18,15 +18,16 @@ from downloads.services.catalogue import (
 )
 
 from .. import filters
-from .. import serializers as s
 from ..exceptions import QueryParameterError
 from ..schema import api_docs
+from ..serializers import catalogue as s
 from .base import ApiViewSet
 
 
 @api_docs("product", s.ProductSerializer, s.ProductInputSerializer, delete=True)
 class ProductViewSet(ApiViewSet):
-    """Products: what is sold. Limits and expiry left null use the store defaults."""
+    """Products: what is sold, at `price` (minor units of the store's currency). Limits and
+    expiry left null use the store defaults."""
 
     object_name = "product"
     queryset = Product.objects.all()
@@ -39,6 +40,7 @@ class ProductViewSet(ApiViewSet):
         "updated_at": "updated_at",
         "name": "name",
         "sku": "sku",
+        "price": "price",
     }
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -63,7 +65,7 @@ class VariantViewSet(ApiViewSet):
     """Variants: the purchasable options of a product; prices in minor units."""
 
     object_name = "variant"
-    queryset = Variant.objects.all()
+    queryset = Variant.objects.select_related("product")  # effective_price reads it
     filterset_class = filters.VariantFilterSet
     output_serializer_class = s.VariantSerializer
     input_serializer_class = s.VariantInputSerializer
@@ -104,7 +106,8 @@ class DownloadViewSet(ApiViewSet):
     variant, or kept for attaching to single orders."""
 
     object_name = "download"
-    queryset = Download.objects.select_related("media", "product", "variant")
+    # variant__product: an expanded variant shows its effective_price.
+    queryset = Download.objects.select_related("media", "product", "variant__product")
     filterset_class = filters.DownloadFilterSet
     output_serializer_class = s.DownloadSerializer
     input_serializer_class = s.DownloadInputSerializer

@@ -6,8 +6,8 @@ from django.db.models import Count
 from accounts.models import User
 
 from .. import filters
-from .. import serializers as s
 from ..schema import api_docs
+from ..serializers import customers as s
 from .base import ApiViewSet
 
 

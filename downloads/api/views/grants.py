@@ -19,8 +19,8 @@ from downloads.services.grants import (
 )
 
 from .. import filters
-from .. import serializers as s
 from ..schema import api_docs
+from ..serializers import grants as s
 from .base import ApiViewSet
 
 

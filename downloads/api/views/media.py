@@ -23,9 +23,9 @@ from downloads.services.media import (
 )
 
 from .. import filters
-from .. import serializers as s
 from ..exceptions import PayloadTooLarge, error_body, service_error_body, service_error_status
 from ..schema import api_docs
+from ..serializers import media as s
 from .base import ApiViewSet, content_length
 
 # A multipart body carries boundaries and part headers around the file.

@@ -1,5 +1,6 @@
 """Orders through the merchant API: create (lines by variant, product or SKU, resolved by the
-input serializer), search by email or number, pay, cancel, refund (whole or by line), attach
+input serializer; once per `external_id` on the `api` channel), search by email or number,
+filter by channel and external id, pay, cancel, refund (whole, by line or an amount), attach
 and detach downloads (Fileflare's assets), and send the order email again."""
 
 from django.db.models import Prefetch, Q
@@ -11,20 +12,28 @@ from downloads.models import Download, Order, OrderLine
 from downloads.services.orders import (
     order_attach_downloads,
     order_cancel,
-    order_create,
     order_detach_downloads,
+    order_intake,
     order_pay,
     order_refund,
     order_send_email,
 )
 
 from .. import filters
-from .. import serializers as s
 from ..schema import api_docs
+from ..serializers import orders as s
 from .base import ApiViewSet
 
 
-@api_docs("order", s.OrderSerializer, s.OrderCreateSerializer, updatable=False)
+@api_docs(
+    "order",
+    s.OrderSerializer,
+    s.OrderCreateSerializer,
+    updatable=False,
+    create_existing=(
+        "An order with this `external_id` exists (a retried create): that order, unchanged."
+    ),
+)
 class OrderViewSet(ApiViewSet):
     """Orders: a paid order grants its buyer the downloads of its lines and attachments."""
 
@@ -49,8 +58,11 @@ class OrderViewSet(ApiViewSet):
         return filters.or_order_number(Q(email__icontains=term), term, "number")
 
     def create(self, request):
-        order = order_create(**self.validated(s.OrderCreateSerializer))
-        return self.render_fresh(order, status.HTTP_201_CREATED)
+        data = dict(self.validated(s.OrderCreateSerializer))
+        order, created = order_intake(
+            channel=Order.Channel.API, external_id=data.pop("external_id", None), **data
+        )
+        return self.render_fresh(order, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=s.OrderSerializer)
     @action(detail=True, methods=["post"])
@@ -67,10 +79,14 @@ class OrderViewSet(ApiViewSet):
     @extend_schema(request=s.RefundSerializer, responses=s.OrderSerializer)
     @action(detail=True, methods=["post"])
     def refund(self, request, pk=None):
-        """Refund the order, or only `line_ids` (revoking only those lines' grants)."""
+        """Refund the whole order, or only `line_ids` (revoking only those lines' grants),
+        and/or record an `amount` (alone, a partial refund that revokes nothing)."""
         order = self.get_object()
         data = self.validated(s.RefundSerializer)
-        return self.render_fresh(order_refund(order=order, line_ids=data.get("line_ids")))
+        refunded = order_refund(
+            order=order, line_ids=data.get("line_ids"), amount=data.get("amount")
+        )
+        return self.render_fresh(refunded)
 
     def _with_downloads(self, service):
         """Run `service` (attach or detach) on this order with the body's downloads."""

@@ -12,8 +12,8 @@ from downloads.services.backfills import backfill_resume, download_deliver_to_ex
 from downloads.services.versions import download_replace_media
 
 from .. import filters
-from .. import serializers as s
 from ..schema import api_docs
+from ..serializers import versions as s
 from .base import ApiViewSet
 
 

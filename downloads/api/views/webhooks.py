@@ -17,8 +17,8 @@ from downloads.services.webhooks import (
 )
 
 from .. import filters
-from .. import serializers as s
 from ..schema import api_docs
+from ..serializers import webhooks as s
 from .base import ApiViewSet
 
 

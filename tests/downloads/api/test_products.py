@@ -3,6 +3,7 @@
 import pytest
 
 from downloads.models import Product, Variant
+from downloads.money import MAX_AMOUNT
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,70 @@ def test_variant_sold_on_an_order_cannot_be_deleted(api):
     factories.OrderLineFactory(product=variant.product, variant=variant)
     response = api.delete(f"/api/v1/variants/{variant.pk}")
     assert response.status_code == 409 and response.json()["code"] == "variant.in_use"
+
+
+# --- Prices (minor units) ------------------------------------------------------------------------
+
+
+def test_product_price_defaults_to_zero_and_round_trips(api):
+    free = api.post("/api/v1/products", {"name": "Free sample"}, format="json").json()
+    assert free["price"] == 0
+    created = api.post("/api/v1/products", {"name": "Guide", "price": 4900}, format="json")
+    assert created.status_code == 201 and created.json()["price"] == 4900
+    product_id = created.json()["id"]
+    patched = api.patch(f"/api/v1/products/{product_id}", {"price": 5900}, format="json")
+    assert patched.status_code == 200 and patched.json()["price"] == 5900
+    assert api.get(f"/api/v1/products/{product_id}").json()["price"] == 5900
+    assert Product.objects.get(pk=product_id).price == 5900
+
+
+def test_a_variant_without_a_price_costs_the_products_until_it_names_one(api):
+    product = factories.ProductFactory(price=4900)
+    created = api.post(
+        "/api/v1/variants", {"product": str(product.pk), "name": "EPUB"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    assert (created.json()["price"], created.json()["effective_price"]) == (None, 4900)
+    variant_id = created.json()["id"]
+    assert Variant.objects.get(pk=variant_id).price is None
+
+    own = api.patch(f"/api/v1/variants/{variant_id}", {"price": 999}, format="json").json()
+    assert (own["price"], own["effective_price"]) == (999, 999)
+    back = api.patch(f"/api/v1/variants/{variant_id}", {"price": None}, format="json").json()
+    assert (back["price"], back["effective_price"]) == (None, 4900)
+    api.patch(f"/api/v1/products/{product.pk}", {"price": 5900}, format="json")
+    assert api.get(f"/api/v1/variants/{variant_id}").json()["effective_price"] == 5900
+
+
+def test_products_sort_by_price(api):
+    for price in (900, 4900, 0):
+        factories.ProductFactory(price=price)
+    body = api.get("/api/v1/products?sort=price:desc").json()
+    assert [row["price"] for row in body["data"]] == [4900, 900, 0]
+
+
+def test_an_expanded_variant_shows_what_it_costs(api):
+    variant = factories.VariantFactory(price=None, product__price=1200)
+    factories.DownloadFactory(product=variant.product, variant=variant)
+    row = api.get("/api/v1/downloads?expand[]=variant").json()["data"][0]
+    assert row["variant"]["price"] is None and row["variant"]["effective_price"] == 1200
+
+
+@pytest.mark.parametrize("price", [-1, MAX_AMOUNT + 1, 10**30, 12.5, "twelve", True, None])
+def test_a_product_price_that_is_not_a_whole_amount_is_422_not_500(api, price):
+    response = api.post("/api/v1/products", {"name": "P", "price": price}, format="json")
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "product.invalid"
+    assert [error["attribute"] for error in body["validation_errors"]] == ["price"]
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("price", [-1, MAX_AMOUNT + 1, 0.5, "1,99"])
+def test_a_variant_price_that_is_not_a_whole_amount_is_422_not_500(api, price):
+    variant = factories.VariantFactory(price=100)
+    response = api.patch(f"/api/v1/variants/{variant.pk}", {"price": price}, format="json")
+    assert response.status_code == 422
+    assert response.json()["validation_errors"][0]["attribute"] == "price"
+    variant.refresh_from_db()
+    assert variant.price == 100

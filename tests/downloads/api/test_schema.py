@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.models import ApiKey
 from downloads.models import Order
+from downloads.money import MAX_AMOUNT
 from downloads_project.wsgi import application
 from tests import factories
 
@@ -105,6 +106,39 @@ def test_surecart_create_body_is_documented_wrapped_or_bare(openapi):
     wrapped, bare = component["anyOf"]
     assert wrapped["required"] == ["download"]
     assert bare == wrapped["properties"]["download"]
+
+
+def test_money_and_channels_are_documented_with_their_bounds(openapi):
+    schemas = openapi["components"]["schemas"]
+    order = schemas["Order"]
+    money_fields = {"currency", "subtotal", "tax", "total", "refunded_total", "payment_method"}
+    times = {"paid_at", "disputed_at"}
+    assert money_fields | times | {"channel", "external_id"} <= set(order["required"])
+    assert order["properties"]["channel"]["enum"] == ["api", "admin", "stripe", "shopify"]
+    assert {"price", "total", "external_id", "refunded_quantity"} <= set(
+        schemas["OrderLine"]["required"]
+    )
+    amounts = [
+        schemas["OrderCreateRequest"]["properties"]["tax"],
+        schemas["LineInputRequest"]["properties"]["price"],
+        schemas["RefundRequest"]["properties"]["amount"],
+        schemas["ProductInputRequest"]["properties"]["price"],
+        schemas["VariantInputRequest"]["properties"]["price"],
+    ]
+    assert all(
+        (a["type"], a["minimum"], a["maximum"]) == ("integer", 0, MAX_AMOUNT) for a in amounts
+    )
+    assert schemas["Variant"]["properties"]["price"]["nullable"] is True
+    assert schemas["Variant"]["properties"]["effective_price"]["readOnly"] is True
+    create = openapi["paths"]["/api/v1/orders"]["post"]["responses"]
+    assert create["200"]["content"] == create["201"]["content"]
+    assert "external_id" in create["200"]["description"]
+    parameters = {
+        parameter["name"]: parameter["schema"]
+        for parameter in openapi["paths"]["/api/v1/orders"]["get"]["parameters"]
+    }
+    assert parameters["channel"]["enum"] == ["api", "admin", "stripe", "shopify"]
+    assert parameters["external_id"] == {"type": "string", "maxLength": 255}
 
 
 def test_docs_page_renders_without_a_cdn(client, db):

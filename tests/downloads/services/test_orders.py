@@ -137,6 +137,23 @@ class TestAmounts:
         assert Order.objects.count() == 0
 
 
+class TestOrderCurrency:
+    def test_an_order_in_another_currency_names_each_lines_price(self, settings):
+        settings.DOWNLOADS_CURRENCY = "USD"
+        product = factories.ProductFactory(price=1900)
+        with pytest.raises(ServiceError) as exc:
+            order_create(email="a@example.com", currency="EUR", lines=[LineInput(product=product)])
+        assert (exc.value.code, exc.value.reason, exc.value.attribute) == (
+            "order.invalid",
+            "required",
+            "lines",
+        )
+        order = order_create(
+            email="a@example.com", currency="EUR", lines=[LineInput(product=product, price=1700)]
+        )
+        assert (order.currency, order.total) == ("EUR", 1700)
+
+
 class TestIntake:
     def test_one_order_per_channel_and_external_id(self):
         product = factories.ProductFactory()
@@ -211,6 +228,19 @@ class TestIntake:
             product.price + 100,
         )
         assert (order.payment_method, order.payment_id) == ("card", "pi_123")
+
+    def test_the_email_typed_at_payment_takes_the_order_and_its_account(self):
+        first = factories.UserFactory(email="first@example.com")
+        payer = factories.UserFactory(email="payer@example.com")
+        order = order_create(
+            email="first@example.com",
+            channel="stripe",
+            lines=[LineInput(product=factories.ProductFactory())],
+        )
+        assert order.customer == first
+        order_pay(order=order, send_email=False, email="payer@example.com")
+        order.refresh_from_db()
+        assert (order.email, order.customer) == ("payer@example.com", payer)
 
     def test_an_external_id_is_linked_once_per_channel(self):
         product = factories.ProductFactory()
