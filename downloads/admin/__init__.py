@@ -6,4 +6,4 @@ The imports below are the registration: importing each module runs its `@admin.r
 module that defines them (`downloads.admin.media`, …).
 """
 
-from . import catalogue, grants, media, orders, site, versions, webhooks  # noqa: F401
+from . import catalogue, channels, grants, media, orders, site, versions, webhooks  # noqa: F401

@@ -9,7 +9,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
+from django.db.models.functions import Coalesce
 
+from downloads import money
 from downloads.errors import ServiceError
 from downloads.models import Download, Product, Variant
 from downloads.services.backfills import download_deliver_to_existing_orders
@@ -71,6 +73,20 @@ def download_expiry_help() -> str:
     return (
         f"Days from payment until downloads expire. Empty: the store default ({default}); 0: never."
     )
+
+
+def price_help(*, inherits: bool = False) -> str:
+    """How a price is typed, with an example formatted in the store's currency."""
+    currency = money.store_currency()
+    example = 49 * 10 ** money.exponent(currency)
+    text = f"In minor units of {currency}: {example} is {money.format_money(example, currency)}."
+    return f"{text} Empty: the product's price." if inherits else text
+
+
+def variant_price_display(variant: Variant) -> str:
+    """What one unit of the variant costs, formatted; "(product's)" when it inherits it."""
+    shown = money.format_money(variant.effective_price, money.store_currency())
+    return f"{shown} (product's)" if variant.price is None else shown
 
 
 def archive_actions(noun: str, service, *, archive: str, unarchive: str):
@@ -175,7 +191,22 @@ def download_fields(form, *, create: bool = False, exclude=()) -> dict:
 class VariantInline(admin.TabularInline):
     model = Variant
     extra = 0
-    fields = ["name", "sku", "external_id", "price", "position"]
+    fields = ["name", "sku", "external_id", "price", "effective_price", "position"]
+    readonly_fields = ["effective_price"]
+
+    def get_queryset(self, request):
+        # effective_price reads the product: loaded with the rows, not once per row.
+        return super().get_queryset(request).select_related("product")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "price":
+            field.help_text = price_help(inherits=True)
+        return field
+
+    @admin.display(description="costs")
+    def effective_price(self, obj):
+        return variant_price_display(obj) if obj.pk is not None else ""
 
 
 class DownloadInline(admin.TabularInline):
@@ -233,6 +264,8 @@ class ProductAdminForm(forms.ModelForm):
             self.fields["download_limit"].help_text = download_limit_help()
         if "download_expiry_days" in self.fields:
             self.fields["download_expiry_days"].help_text = download_expiry_help()
+        if "price" in self.fields:
+            self.fields["price"].help_text = price_help()
 
     def clean_tags(self):
         # Only the typing: the service owns the limits (its error shows on this field).
@@ -251,6 +284,7 @@ class ProductAdmin(
     list_display = [
         "name",
         "sku",
+        "price_display",
         "vendor",
         "variant_count",
         "file_count",
@@ -264,7 +298,10 @@ class ProductAdmin(
     list_per_page = LIST_PER_PAGE
     readonly_fields = ["archived", "archived_at", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "sku", "vendor", "tags", "description", "external_id"]}),
+        (
+            None,
+            {"fields": ["name", "sku", "price", "vendor", "tags", "description", "external_id"]},
+        ),
         ("Downloads", {"fields": ["download_limit", "download_expiry_days"]}),
         ("State", {"fields": ["archived", "archived_at", "created_at", "updated_at"]}),
     ]
@@ -323,6 +360,10 @@ class ProductAdmin(
             )
         )
 
+    @admin.display(description="price", ordering="price")
+    def price_display(self, obj):
+        return money.format_money(obj.price, money.store_currency())
+
     @admin.display(description="variants", ordering="_variants")
     def variant_count(self, obj):
         return obj._variants
@@ -366,7 +407,7 @@ class ProductAdmin(
 
 @admin.register(Variant)
 class VariantAdmin(ServiceFormMixin, ServiceDeleteMixin, StripNulSearchMixin, admin.ModelAdmin):
-    list_display = ["name", "product", "sku", "price", "position"]
+    list_display = ["name", "product", "sku", "price_display", "position"]
     search_fields = ["name", "sku", "product__name"]
     list_select_related = ["product"]
     autocomplete_fields = ["product"]
@@ -374,9 +415,27 @@ class VariantAdmin(ServiceFormMixin, ServiceDeleteMixin, StripNulSearchMixin, ad
     fields = ["product", "name", "sku", "external_id", "price", "position"]
     actions = ["delete_selected"]
 
+    def get_fields(self, request, obj=None):
+        # The formatted price it costs now, once there is a product to inherit from.
+        return [*self.fields, "effective_price"] if obj is not None else self.fields
+
     def get_readonly_fields(self, request, obj=None):
         # A variant stays on its product (variant_update).
-        return ["product"] if obj is not None else []
+        return ["product", "effective_price"] if obj is not None else []
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "price":
+            field.help_text = price_help(inherits=True)
+        return field
+
+    @admin.display(description="price", ordering=Coalesce("price", "product__price"))
+    def price_display(self, obj):
+        return variant_price_display(obj)
+
+    @admin.display(description="costs")
+    def effective_price(self, obj):
+        return variant_price_display(obj)
 
     def service_create(self, request, form):
         data = form.cleaned_data

@@ -63,10 +63,10 @@ def changed_fields(form, allowed) -> dict:
     return {name: form.cleaned_data[name] for name in form.changed_data if name in allowed}
 
 
-def run_each(modeladmin, request, queryset, service, *, noun: str, done: str, label=str) -> int:
+def run_each(modeladmin, request, queryset, service, *, noun: str, done, label=str) -> int:
     """Run `service(obj)` on each selected row; a ServiceError becomes an error message for
-    that row (named by `label(obj)`), and `done` (formatted with "N <noun>s") reports how
-    many went through."""
+    that row (named by `label(obj)`), and `done` (formatted with "N <noun>s", or called with
+    it once every row ran, to report what the rows became) reports how many went through."""
     changed = 0
     for obj in queryset:
         try:
@@ -75,7 +75,9 @@ def run_each(modeladmin, request, queryset, service, *, noun: str, done: str, la
         except ServiceError as exc:
             modeladmin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
     if changed or not queryset:
-        modeladmin.message_user(request, done.format(plural(changed, noun)), messages.SUCCESS)
+        counted = plural(changed, noun)
+        message = done(counted) if callable(done) else done.format(counted)
+        modeladmin.message_user(request, message, messages.SUCCESS)
     return changed
 
 

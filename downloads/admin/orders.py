@@ -1,5 +1,7 @@
-"""Orders in the back office: creating one through `order_create`, and the API's actions
-(mark paid, resend the email, refund orders or lines, attach and detach files, cancel).
+"""Orders in the back office: creating one through `order_create` (channel "admin", the
+catalogue's prices unless a line names its own), the API's actions (mark paid, resend the
+email, refund orders or lines, attach and detach files, cancel), and every amount shown
+formatted in the order's currency by `downloads.money`.
 
 Every change goes through `downloads.services.orders`; an order is never edited or deleted
 here (it is a record of a sale and the download log hangs on it), only acted on.
@@ -15,9 +17,18 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from downloads import money
 from downloads.emails import order_page_url
 from downloads.errors import ServiceError
-from downloads.models import Download, DownloadGrant, Order, OrderLine, Product, Variant
+from downloads.models import (
+    ChannelEvent,
+    Download,
+    DownloadGrant,
+    Order,
+    OrderLine,
+    Product,
+    Variant,
+)
 from downloads.services.orders import (
     LineInput,
     order_attach_downloads,
@@ -53,8 +64,29 @@ class OrderLineInline(ViewOnlyInlineMixin, admin.TabularInline):
     """Lines are snapshots taken when the order was placed: shown, never edited here."""
 
     model = OrderLine
-    fields = ["name", "variant_name", "sku", "quantity", "price", "refunded_at"]
+    fields = [
+        "name",
+        "variant_name",
+        "sku",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "refunded_quantity",
+        "refunded_at",
+    ]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The amounts are in the order's currency: read with the lines, not once per line.
+        return super().get_queryset(request).select_related("order")
+
+    @admin.display(description="unit price")
+    def unit_price(self, obj):
+        return money.format_money(obj.price, obj.order.currency)
+
+    @admin.display(description="total")
+    def line_total(self, obj):
+        return money.format_money(obj.total, obj.order.currency)
 
 
 class GrantInline(GrantColumnsMixin, ViewOnlyInlineMixin, admin.TabularInline):
@@ -85,6 +117,12 @@ class OrderLineForm(forms.Form):
         widget=AutocompleteSelect(OrderLine._meta.get_field("variant"), admin.site),
     )
     quantity = forms.IntegerField(initial=1)
+    price = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Unit price",
+        help_text="In minor units; empty: the catalogue's price.",
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -95,7 +133,12 @@ class OrderLineForm(forms.Form):
     def line_input(self) -> LineInput:
         variant = self.cleaned_data.get("variant")
         product = self.cleaned_data.get("product") or variant.product
-        return LineInput(product=product, variant=variant, quantity=self.cleaned_data["quantity"])
+        return LineInput(
+            product=product,
+            variant=variant,
+            quantity=self.cleaned_data["quantity"],
+            price=self.cleaned_data.get("price"),
+        )
 
 
 OrderLineFormSet = forms.formset_factory(
@@ -139,7 +182,7 @@ class RefundForm(forms.Form):
             (
                 f"Order #{order.number} ({order.email}, {order.get_status_display().lower()})",
                 [
-                    (str(line.pk), f"{line} {line.variant_name}".strip())
+                    (str(line.pk), self.line_label(line, order))
                     for line in order.lines.all()
                     if line.refunded_at is None
                 ],
@@ -152,6 +195,11 @@ class RefundForm(forms.Form):
             for line in order.lines.all()
             if line.refunded_at is None
         ]
+
+    @staticmethod
+    def line_label(line: OrderLine, order: Order) -> str:
+        name = f"{line} {line.variant_name}".strip()
+        return f"{name}, {money.format_money(line.total, order.currency)}"
 
 
 class AttachForm(forms.Form):
@@ -181,7 +229,9 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
     list_display = [
         "__str__",
         "email",
-        "status",
+        "status_display",
+        "channel",
+        "total_display",
         "line_count",
         "placed_at",
         "paid_at",
@@ -189,13 +239,40 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         "buyer_page",
     ]
     list_display_links = ["__str__"]
-    list_filter = ["status", "placed_at"]
-    search_fields = ["=number", "email"]
+    list_filter = ["status", "channel", "placed_at"]
+    search_fields = ["=number", "email", "=external_id", "=payment_id"]
     date_hierarchy = "placed_at"
     list_per_page = LIST_PER_PAGE
     fieldsets = [
         (None, {"fields": ["number", "email", "customer", "status", "buyer_page"]}),
-        ("Dates", {"fields": ["placed_at", "paid_at", "refunded_at", "email_sent_at"]}),
+        (
+            "Sale",
+            {
+                "fields": [
+                    "channel",
+                    "external_id",
+                    "subtotal_display",
+                    "tax_display",
+                    "total_display",
+                    "refunded_display",
+                    "payment_method",
+                    "payment_id",
+                    "channel_events",
+                ]
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "placed_at",
+                    "paid_at",
+                    "refunded_at",
+                    "disputed_at",
+                    "email_sent_at",
+                ]
+            },
+        ),
         ("Extra files", {"fields": ["attached"]}),
     ]
     readonly_fields = [
@@ -204,9 +281,19 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         "customer",
         "status",
         "buyer_page",
+        "channel",
+        "external_id",
+        "subtotal_display",
+        "tax_display",
+        "total_display",
+        "refunded_display",
+        "payment_method",
+        "payment_id",
+        "channel_events",
         "placed_at",
         "paid_at",
         "refunded_at",
+        "disputed_at",
         "email_sent_at",
         "attached",
     ]
@@ -237,6 +324,41 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
     @admin.display(description="lines", ordering="_lines")
     def line_count(self, obj):
         return obj._lines
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj):
+        if obj.disputed_at is None:
+            return obj.get_status_display()
+        return format_html(
+            '{} <strong class="order-disputed">disputed</strong>', obj.get_status_display()
+        )
+
+    @admin.display(description="subtotal")
+    def subtotal_display(self, obj):
+        return money.format_money(obj.subtotal, obj.currency)
+
+    @admin.display(description="tax")
+    def tax_display(self, obj):
+        return money.format_money(obj.tax, obj.currency)
+
+    @admin.display(description="total", ordering="total")
+    def total_display(self, obj):
+        return money.format_money(obj.total, obj.currency)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, obj):
+        return money.format_money(obj.refunded_total, obj.currency)
+
+    @admin.display(description="channel events")
+    def channel_events(self, obj):
+        events = ChannelEvent.objects.filter(order=obj).order_by("received_at")
+        if not events:
+            return "None"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{} ({})</a>',
+            ((admin_url(event), event.type, event.get_status_display()) for event in events),
+        )
 
     @admin.display(description="buyer's page")
     def buyer_page(self, obj):
@@ -311,6 +433,7 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
                 ]
             ),
             "errors": bool(form.errors or lines.total_error_count()),
+            "currency": money.store_currency(),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
@@ -320,6 +443,7 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         data = form.cleaned_data
         try:
             return order_create(
+                channel=Order.Channel.ADMIN,
                 email=data["email"],
                 number=data["number"],
                 status=data["status"],

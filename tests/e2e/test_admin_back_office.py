@@ -1,7 +1,8 @@
 """A merchant runs the store from the admin in headless Chromium, and a buyer downloads.
 
 The merchant uploads a file (large enough for the direct upload with its progress bar),
-creates a product with it, creates an order for a buyer and marks it paid. The buyer opens
+creates a product with it and its price, creates an order for a buyer and marks it paid,
+and the dashboard charts the sale's revenue. The buyer opens
 the order page from the email's link and downloads the exact bytes; the merchant resets the
 grant with the bulk action and the buyer's page shows the new count.
 """
@@ -46,7 +47,7 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     page.get_by_label("Email address").fill(merchant.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("At a glance: downloads in the last 30 days")).to_be_visible()
+    expect(page.get_by_text("At a glance: the last 30 days")).to_be_visible()
     screenshot(page, "admin-index")
 
     # Uploads the file: over the threshold, so straight to storage with a progress bar.
@@ -69,6 +70,7 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     page.goto(admin + "downloads/product/add/")
     page.get_by_label("Name:").fill("The Field Guide")
     page.get_by_label("Sku:").fill("GUIDE-1")
+    page.get_by_label("Price:").fill("1900")
     page.get_by_role("button", name="Add another Download").click()
     pick(page, page.locator("#downloads-0"), "Field Guide.pdf")
     screenshot(page, "product-form")
@@ -90,6 +92,14 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     expect(page.locator(".field-status")).to_contain_text("Paid")
     expect(page.locator("#grants-group")).to_contain_text("0 / 10")
     screenshot(page, "order-paid")
+
+    # The dashboard charts the sale's net revenue beside the downloads.
+    page.goto(admin)
+    revenue = page.locator("figure.revenue")
+    expect(revenue.locator("svg.revenue-chart rect.bar")).to_have_count(30)
+    expect(revenue.locator("figcaption")).to_contain_text("$19.00 net revenue")
+    expect(page.locator("table.top-products-revenue")).to_contain_text("The Field Guide")
+    screenshot(page, "admin-index-revenue")
 
     # The buyer opens the order page from the email (sent once the payment committed).
     assert [message.to for message in mail.outbox] == [["reader@example.com"]]

@@ -3,6 +3,7 @@ delete), variants on their own page (variant_create, variant_update) and downloa
 history, delivering a file to existing orders)."""
 
 import hashlib
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -31,6 +32,7 @@ def product_form(name="Field Guide", downloads=(), variants=(), **fields):
         "vendor": "",
         "tags": "",
         "description": "",
+        "price": "0",
         "external_id": "",
         "download_limit": "",
         "download_expiry_days": "",
@@ -41,7 +43,7 @@ def product_form(name="Field Guide", downloads=(), variants=(), **fields):
         **fields,
     }
     for index, variant in enumerate(variants):
-        for key, value in {"price": "0", "position": "0", **variant}.items():
+        for key, value in {"price": "", "position": "0", **variant}.items():
             data[f"variants-{index}-{key}"] = value
     for index, download in enumerate(downloads):
         for key, value in {"position": "0", **download}.items():
@@ -205,7 +207,8 @@ def inline_rows(product, **changes):
     )
     for index, variant in enumerate(variants):
         for key in ("name", "sku", "price", "position"):
-            data[f"variants-{index}-{key}"] = str(getattr(variant, key))
+            value = getattr(variant, key)
+            data[f"variants-{index}-{key}"] = "" if value is None else str(value)
         data[f"variants-{index}-id"] = str(variant.pk)
         data[f"variants-{index}-product"] = str(product.pk)
     for index, download in enumerate(downloads):
@@ -249,6 +252,82 @@ def test_tags_are_typed_comma_separated(admin_client):
     data = product_form(tags="ebooks, design ,, ebooks")
     admin_client.post(reverse("admin:downloads_product_add"), data)
     assert Product.objects.get().tags == ["ebooks", "design"]
+
+
+# --- Prices ---------------------------------------------------------------------------------------
+
+
+def test_a_products_price_is_set_on_its_form_and_listed_formatted(admin_client):
+    data = product_form(price="4900", variants=[{"name": "Hardback", "price": "5900"}])
+    assert admin_client.post(reverse("admin:downloads_product_add"), data).status_code == 302
+    product = Product.objects.get()
+    assert product.price == 4900 and product.variants.get().price == 5900
+    html = admin_client.get(PRODUCTS).content.decode()
+    assert '<td class="field-price_display">$49.00</td>' in html
+
+
+def test_a_variant_left_without_a_price_costs_the_products(admin_client):
+    data = product_form(price="4900", variants=[{"name": "Paperback", "price": ""}])
+    admin_client.post(reverse("admin:downloads_product_add"), data)
+    variant = Product.objects.get().variants.get()
+    assert variant.price is None and variant.effective_price == 4900
+
+
+def test_changing_prices_on_the_product_page_goes_through_the_services(admin_client):
+    variant = factories.VariantFactory(product__price=2500, price=None)
+    product = variant.product
+    data = inline_rows(product, price="3000", **{"variants-0-price": "1999"})
+    url = reverse("admin:downloads_product_change", args=[product.pk])
+    assert admin_client.post(url, data).status_code == 302
+    product.refresh_from_db()
+    variant.refresh_from_db()
+    assert (product.price, variant.price) == (3000, 1999)
+    cleared = inline_rows(product, **{"variants-0-price": ""})
+    admin_client.post(url, cleared)
+    variant.refresh_from_db()
+    assert variant.price is None
+
+
+def test_the_variants_inline_shows_what_each_costs(admin_client):
+    product = factories.ProductFactory(price=2500)
+    factories.VariantFactory(product=product, price=None, position=0)
+    factories.VariantFactory(product=product, price=1500, position=1)
+    html = admin_client.get(
+        reverse("admin:downloads_product_change", args=[product.pk])
+    ).content.decode()
+    shown = re.findall(r'<td class="field-effective_price">\s*<p>(.*?)</p>', html)
+    # The last row is the template for a new variant: nothing to show yet.
+    assert shown == ["$25.00 (product&#x27;s)", "$15.00", "-"]
+    assert "In minor units of USD: 4900 is $49.00. Empty: the product&#x27;s price." in html
+
+
+def test_the_variant_list_shows_the_effective_price_formatted(admin_client):
+    factories.VariantFactory(product__price=2500, price=None, name="Inherits")
+    factories.VariantFactory(price=1500, name="Own")
+    html = admin_client.get(reverse("admin:downloads_variant_changelist")).content.decode()
+    assert '<td class="field-price_display">$25.00 (product&#x27;s)</td>' in html
+    assert '<td class="field-price_display">$15.00</td>' in html
+
+
+def test_the_variant_page_shows_what_it_costs_once_it_has_a_product(admin_client):
+    variant = factories.VariantFactory(product__price=2500, price=None)
+    html = admin_client.get(
+        reverse("admin:downloads_variant_change", args=[variant.pk])
+    ).content.decode()
+    assert re.search(r'<div class="readonly">\$25.00 \(product&#x27;s\)</div>', html)
+    add = admin_client.get(reverse("admin:downloads_variant_add")).content.decode()
+    assert "field-effective_price" not in add
+
+
+def test_prices_are_formatted_in_the_store_currency_yen_without_decimals(admin_client, settings):
+    settings.DOWNLOADS_CURRENCY = "JPY"
+    factories.VariantFactory(product__price=4900, price=None)
+    products = admin_client.get(PRODUCTS).content.decode()
+    assert '<td class="field-price_display">¥4,900</td>' in products
+    variants = admin_client.get(reverse("admin:downloads_variant_changelist")).content.decode()
+    assert "¥4,900 (product&#x27;s)" in variants
+    form = admin_client.get(reverse("admin:downloads_product_add")).content.decode()
+    assert "In minor units of JPY: 49 is ¥49." in form
 
 
 # --- Variants -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.services import api_key_create
+from downloads.models import ChannelEvent
 from tests import factories
 from tests.downloads.admin.conftest import paid_order, product_with_file
 
@@ -43,6 +44,15 @@ def make_events(n):
     factories.EventFactory.create_batch(n)
 
 
+def make_channel_events(n):
+    product = product_with_file()
+    for index in range(n):
+        order = paid_order(product, email=f"buyer{index}@example.com")
+        ChannelEvent.objects.create(
+            channel="shopify", event_id=f"evt-{index}", type="orders/paid", payload={}, order=order
+        )
+
+
 def make_api_keys(n):
     staff = factories.StaffFactory()
     for index in range(n):
@@ -63,6 +73,7 @@ CHANGELISTS = [
     ("downloads_order", make_orders, 7),
     ("downloads_downloadgrant", make_grants, 5),
     ("downloads_downloadevent", make_events, 7),
+    ("downloads_channelevent", make_channel_events, 5),
     ("accounts_apikey", make_api_keys, 5),
     ("accounts_user", make_users, 5),
 ]

@@ -1,11 +1,13 @@
 """Orders in the back office: creating through order_create, and every action."""
 
+import re
+
 import pytest
 from django.core import mail
 from django.urls import reverse
 
-from downloads.models import DownloadGrant, Order
-from downloads.services.orders import order_refund
+from downloads.models import ChannelEvent, DownloadGrant, Order
+from downloads.services.orders import LineInput, order_dispute, order_refund
 from tests import factories
 from tests.downloads.admin.conftest import action, messages_of, paid_order, product_with_file
 
@@ -30,6 +32,20 @@ def order_form(email="buyer@example.com", lines=(), **fields):
         for key, value in {"quantity": "1", **line}.items():
             data[f"lines-{index}-{key}"] = value
     return data
+
+
+def readonly(html: str, field: str) -> str:
+    """The text of a read-only field on a change page."""
+    match = re.search(
+        rf'<div class="form-row field-{field}">.*?<div class="readonly">(.*?)</div>', html, re.S
+    )
+    assert match, field
+    return match.group(1).strip()
+
+
+def cells(html: str, field: str) -> list[str]:
+    """The texts of one column of a read-only inline, row by row."""
+    return re.findall(rf'<td class="field-{field}">\s*<p>(.*?)</p>', html)
 
 
 def run(client, name, order, **extra):
@@ -68,6 +84,38 @@ class TestCreate:
         assert order.grants.get().download_limit == 10
         assert [message.to for message in mail.outbox] == [["buyer@example.com"]]
 
+    def test_an_order_made_here_is_on_the_admin_channel_at_the_catalogue_prices(self, admin_client):
+        variant = factories.VariantFactory(product__price=2500, price=None)
+        priced = factories.VariantFactory(price=1500)
+        data = order_form(
+            lines=[{"variant": str(variant.pk), "quantity": "2"}, {"variant": str(priced.pk)}]
+        )
+        admin_client.post(ADD, data)
+        order = Order.objects.get()
+        assert (order.channel, order.currency, order.subtotal, order.total) == (
+            "admin",
+            "USD",
+            6500,
+            6500,
+        )
+        lines = list(order.lines.values_list("price", "quantity", "total"))
+        assert lines == [(2500, 2, 5000), (1500, 1, 1500)]
+
+    def test_a_line_can_name_its_own_unit_price(self, admin_client):
+        product = product_with_file(price=2500)
+        data = order_form(lines=[{"product": str(product.pk), "quantity": "3", "price": "999"}])
+        admin_client.post(ADD, data)
+        order = Order.objects.get()
+        assert order.lines.get().price == 999 and order.total == 2997
+
+    def test_a_negative_unit_price_is_refused_on_the_line(self, admin_client):
+        product = product_with_file()
+        data = order_form(lines=[{"product": str(product.pk), "price": "-1"}])
+        response = admin_client.post(ADD, data)
+        assert response.status_code == 200
+        assert response.context["lines"].forms[0].errors["price"]
+        assert not Order.objects.exists()
+
     def test_a_taken_number_is_shown_on_the_number_field(self, admin_client):
         product = product_with_file()
         paid_order(product, number=4242)
@@ -95,6 +143,51 @@ class TestCreate:
     def test_the_add_page_renders_for_staff_only(self, client, admin_client):
         assert admin_client.get(ADD).status_code == 200
         assert client.get(ADD).status_code == 302
+
+
+class TestList:
+    @pytest.mark.parametrize(
+        "currency, price, shown", [("USD", 2750, "$55.00"), ("JPY", 2750, "¥5,500")]
+    )
+    def test_shows_the_total_in_the_orders_currency_and_its_channel(
+        self, admin_client, settings, currency, price, shown
+    ):
+        settings.DOWNLOADS_CURRENCY = currency
+        paid_order(LineInput(product=product_with_file(), quantity=2, price=price))
+        html = admin_client.get(CHANGELIST).content.decode()
+        assert f'<td class="field-total_display">{shown}</td>' in html
+        assert '<td class="field-channel">API</td>' in html
+
+    def test_each_total_is_in_its_own_orders_currency(self, admin_client):
+        product = product_with_file()
+        paid_order(LineInput(product=product, price=1200), currency="EUR")
+        paid_order(LineInput(product=product, price=1200), currency="JPY")
+        html = admin_client.get(CHANGELIST).content.decode()
+        assert "€12.00" in html and "¥1,200" in html
+
+    def test_filters_by_channel_and_status(self, admin_client):
+        product = product_with_file()
+        shop = paid_order(product, channel="shopify", external_id="450789469", number=1)
+        admin = paid_order(product, channel="admin")
+        pending = factories.OrderFactory(channel="admin")
+        by_channel = admin_client.get(CHANGELIST, {"channel__exact": "admin"})
+        assert set(by_channel.context["cl"].result_list) == {admin, pending}
+        both = admin_client.get(CHANGELIST, {"channel__exact": "admin", "status__exact": "paid"})
+        assert list(both.context["cl"].result_list) == [admin]
+        shopify = admin_client.get(CHANGELIST, {"channel__exact": "shopify"})
+        assert list(shopify.context["cl"].result_list) == [shop]
+
+    def test_searches_by_the_channels_external_id(self, admin_client):
+        product = product_with_file()
+        shop = paid_order(product, channel="stripe", external_id="cs_test_a1B2")
+        paid_order(product)
+        response = admin_client.get(CHANGELIST, {"q": "cs_test_a1B2"})
+        assert list(response.context["cl"].result_list) == [shop]
+
+    def test_a_disputed_order_is_flagged_in_the_list(self, admin_client, order):
+        order_dispute(order=order)
+        html = admin_client.get(CHANGELIST).content.decode()
+        assert 'Paid <strong class="order-disputed">disputed</strong>' in html
 
 
 class TestActions:
@@ -221,6 +314,73 @@ class TestChangePage:
         assert "3 / 10" in html and "active" in html
         page_url = "http://testserver" + reverse("accounts:order_detail", args=[order.access_token])
         assert f'href="{page_url}"' in html
+
+    def test_shows_every_amount_formatted_in_the_orders_currency(self, admin_client):
+        product = product_with_file(name="Guide")
+        order = paid_order(
+            LineInput(product=product, quantity=3, price=1250),
+            LineInput(product=product_with_file(name="Icons"), price=500),
+            tax=475,
+            channel="stripe",
+            external_id="cs_test_42",
+        )
+        Order.objects.filter(pk=order.pk).update(payment_method="card")
+        order_refund(
+            order=order, quantities={str(order.lines.get(name="Guide").pk): 1}, amount=1250
+        )
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        assert cells(html, "unit_price") == ["$12.50", "$5.00"]
+        assert cells(html, "quantity") == ["3", "1"]
+        assert cells(html, "line_total") == ["$37.50", "$5.00"]
+        assert cells(html, "refunded_quantity") == ["1", "0"]
+        for label, shown in [
+            ("subtotal_display", "$42.50"),
+            ("tax_display", "$4.75"),
+            ("total_display", "$47.25"),
+            ("refunded_display", "$12.50"),
+            ("channel", "Stripe Checkout"),
+            ("external_id", "cs_test_42"),
+            ("payment_method", "card"),
+        ]:
+            assert readonly(html, label) == shown, label
+        assert readonly(html, "paid_at") not in ("", "-")
+
+    def test_yen_amounts_have_no_decimals(self, admin_client, settings):
+        settings.DOWNLOADS_CURRENCY = "JPY"
+        order = paid_order(LineInput(product=product_with_file(), quantity=2, price=1500), tax=300)
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        assert (cells(html, "unit_price"), cells(html, "line_total")) == (["¥1,500"], ["¥3,000"])
+        assert (readonly(html, "subtotal_display"), readonly(html, "total_display")) == (
+            "¥3,000",
+            "¥3,300",
+        )
+
+    def test_a_disputed_order_is_flagged_on_its_page(self, admin_client, order):
+        page = reverse("admin:downloads_order_change", args=[order.pk])
+        assert "order-disputed" not in admin_client.get(page).content.decode()
+        order_dispute(order=order)
+        html = admin_client.get(page).content.decode()
+        assert '<p class="errornote order-disputed-note">Disputed on' in html
+        assert readonly(html, "disputed_at") not in ("", "-")
+
+    def test_links_the_channel_events_of_the_order(self, admin_client, order):
+        stored = ChannelEvent.objects.create(
+            channel="shopify", event_id="e1", type="orders/paid", payload={}, order=order
+        )
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        url = reverse("admin:downloads_channelevent_change", args=[stored.pk])
+        assert f'<a href="{url}">orders/paid (Received)</a>' in html
+
+    def test_the_refund_form_shows_each_lines_amount(self, admin_client):
+        order = paid_order(LineInput(product=product_with_file(name="Guide"), price=1250))
+        html = run(admin_client, "refund", order).content.decode()
+        assert "1 × Guide, $12.50" in html
 
     def test_lines_are_read_only_snapshots(self, admin_client, order):
         response = admin_client.get(reverse("admin:downloads_order_change", args=[order.pk]))

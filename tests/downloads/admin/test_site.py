@@ -1,15 +1,20 @@
-"""The admin index at a glance: downloads per day (server-rendered SVG) and top products."""
+"""The admin index at a glance: downloads and net revenue per day (server-rendered SVG), and
+the top products by downloads and by revenue, amounts formatted in the store's currency."""
 
 import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
 from downloads import selectors
 from downloads.admin.site import bar_chart, nice_ceiling
+from downloads.models import Order
+from downloads.services.orders import LineInput, order_create, order_refund
 from tests import factories
+from tests.downloads.admin.conftest import paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -69,13 +74,15 @@ def test_the_tallest_bar_fills_the_chart_and_empty_days_have_no_height():
     assert (nice_ceiling(7), nice_ceiling(11), nice_ceiling(230)) == (10, 20, 500)
 
 
-@pytest.mark.parametrize("events", [1, 50])
-def test_the_index_takes_constant_queries(admin_client, django_assert_num_queries, events):
+@pytest.mark.parametrize("rows", [1, 50])
+def test_the_index_takes_constant_queries(admin_client, django_assert_num_queries, rows):
     grant = factories.GrantFactory()
-    for index in range(events):
+    product = factories.ProductFactory()
+    for index in range(rows):
         served(grant, days_ago=index % 30)
-    # session, user, the two dashboard aggregates, the recent actions box
-    with django_assert_num_queries(5):
+        paid_days_ago(paid_order(product, email=f"buyer{index}@example.com"), index % 30)
+    # session, user, the two download aggregates, the two revenue aggregates, recent actions
+    with django_assert_num_queries(7):
         assert admin_client.get(INDEX).status_code == 200
 
 
@@ -84,3 +91,96 @@ def test_staff_without_the_download_log_see_no_dashboard(client):
     client.force_login(staff)
     html = client.get(INDEX).content.decode()
     assert "downloads-dashboard" not in html
+
+
+# --- Revenue --------------------------------------------------------------------------------------
+
+
+def paid_days_ago(order, days):
+    Order.objects.filter(pk=order.pk).update(paid_at=timezone.now() - timedelta(days=days))
+    return order
+
+
+@pytest.fixture
+def sales():
+    """Orders in USD (the store's currency) over the last days, and some that do not count.
+
+    Today: Guide × 2 with 5.00 tax (55.00); Icons, 3.00 of it refunded (7.00 net).
+    Two days ago: Guide + Icons, the Icons line refunded (25.00 net).
+    Not counted: an order in EUR today, a pending order, one paid 31 days ago.
+    """
+    guide = factories.ProductFactory(name="Guide", price=2500)
+    icons = factories.ProductFactory(name="Icons", price=1000)
+    paid_order(LineInput(product=guide, quantity=2), tax=500)
+    order_refund(order=paid_order(icons), amount=300)
+    both = paid_days_ago(paid_order(guide, icons), 2)
+    order_refund(order=both, line_ids=[both.lines.get(product=icons).pk])
+    paid_order(LineInput(product=guide, price=9900), currency="EUR")
+    order_create(email="later@example.com", lines=[LineInput(product=guide)])
+    paid_days_ago(paid_order(LineInput(product=guide, quantity=4)), 31)
+    return guide, icons
+
+
+def test_revenue_per_day_is_total_less_refunded_of_the_orders_paid_each_day(sales):
+    revenue = selectors.revenue_per_day(days=30)
+    today = timezone.localdate()
+    assert revenue.currency == "USD" and len(revenue.days) == 30
+    assert revenue.days[-1] == (today, 6200)
+    assert revenue.days[-3] == (today - timedelta(days=2), 2500)
+    assert sum(net for _, net in revenue.days) == 8700
+    assert revenue.other_currencies == ("EUR",)
+
+
+def test_products_are_ranked_by_the_totals_of_their_paid_lines_not_refunded(sales):
+    top = selectors.top_products_by_revenue(limit=10, days=30)
+    # Guide: 50.00 today + 25.00 two days ago; Icons: 10.00 today (an amount refund leaves the
+    # line), its refunded line two days ago not counted; EUR, pending and older orders out.
+    assert [(row["name"], row["revenue"]) for row in top] == [("Guide", 7500), ("Icons", 1000)]
+    assert selectors.top_products_by_revenue(limit=1, days=30)[0]["name"] == "Guide"
+
+
+def test_the_index_charts_net_revenue_beside_downloads_with_formatted_amounts(admin_client, sales):
+    guide, icons = sales
+    html = admin_client.get(INDEX).content.decode()
+    start = html.index('class="downloads-chart revenue-chart"')
+    svg = html[start : html.index("</svg>", start)]
+    bars = re.findall(r'<rect [^>]*data-day="([\d-]+)" data-amount="(\d+)"><title>([^<]*)', svg)
+    assert len(bars) == 30
+    today = timezone.localdate()
+    assert bars[-1][:2] == (today.isoformat(), "6200") and bars[-1][2].endswith(": $62.00")
+    assert bars[-3][:2] == ((today - timedelta(days=2)).isoformat(), "2500")
+    assert "the best day took $62.00." in svg
+    # the y-axis: 0, half and the top of a round ceiling over the best day (62.00 → 100.00)
+    assert re.findall(r'class="axis">(\$[\d.,]+)</text>', svg) == ["$0.00", "$50.00", "$100.00"]
+    assert (
+        "$87.00 net revenue (paid minus refunded) in USD over the last 30 days, by the day "
+        "orders were paid. Orders in EUR are not included."
+    ) in html
+    ranking = re.findall(
+        r'<tr><td><a href="([^"]+)">([^<]+)</a></td><td class="num" data-revenue="\d+">([^<]+)<',
+        html,
+    )
+    assert ranking == [
+        (reverse("admin:downloads_product_change", args=[guide.pk]), "Guide", "$75.00"),
+        (reverse("admin:downloads_product_change", args=[icons.pk]), "Icons", "$10.00"),
+    ]
+    assert html.index("downloads-chart revenue-chart") > html.index('class="downloads-chart"')
+    assert "<script" not in svg
+
+
+def test_a_store_in_yen_charts_yen_and_says_nothing_of_other_currencies(admin_client, settings):
+    settings.DOWNLOADS_CURRENCY = "JPY"
+    paid_order(LineInput(product=factories.ProductFactory(name="Font", price=4900), quantity=2))
+    html = admin_client.get(INDEX).content.decode()
+    assert "¥9,800 net revenue (paid minus refunded) in JPY" in html
+    assert "are not included" not in html
+    assert 'data-revenue="9800">¥9,800<' in html
+
+
+def test_staff_who_may_view_orders_but_not_the_download_log_see_only_revenue(client):
+    staff = factories.UserFactory(is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_order"))
+    client.force_login(staff)
+    html = client.get(INDEX).content.decode()
+    assert "Net revenue per day" in html and "Top products by revenue" in html
+    assert "Downloads per day" not in html
