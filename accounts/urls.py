@@ -3,8 +3,9 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
+from downloads.views.headers import page_headers
+
 from . import views
-from .views import buyer_page
 
 app_name = "accounts"
 
@@ -13,23 +14,23 @@ urlpatterns = [
     path("orders/<str:access_token>/", views.order_detail, name="order_detail"),
     path(
         "login/",
-        buyer_page(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        page_headers(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
         name="login",
     ),
-    path("logout/", buyer_page(auth_views.LogoutView.as_view()), name="logout"),
+    path("logout/", page_headers(auth_views.LogoutView.as_view()), name="logout"),
     path(
         "password-reset/",
-        buyer_page(views.PasswordResetView.as_view()),
+        page_headers(views.PasswordResetView.as_view()),
         name="password_reset",
     ),
     path(
         "password-reset/sent/",
-        buyer_page(auth_views.PasswordResetDoneView.as_view()),
+        page_headers(auth_views.PasswordResetDoneView.as_view()),
         name="password_reset_done",
     ),
     path(
         "reset/<uidb64>/<token>/",
-        buyer_page(
+        page_headers(
             auth_views.PasswordResetConfirmView.as_view(
                 success_url=reverse_lazy("accounts:password_reset_complete")
             )
@@ -38,7 +39,7 @@ urlpatterns = [
     ),
     path(
         "reset/done/",
-        buyer_page(auth_views.PasswordResetCompleteView.as_view()),
+        page_headers(auth_views.PasswordResetCompleteView.as_view()),
         name="password_reset_complete",
     ),
 ]

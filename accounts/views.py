@@ -1,7 +1,5 @@
 """The buyer's account pages: one order by its secret link, and a customer's order list."""
 
-from functools import wraps
-
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -11,37 +9,15 @@ from django.views.decorators.http import require_safe
 
 from downloads import selectors
 from downloads.emails import site_url
+from downloads.views.headers import page_headers
 
 from .forms import OrderEmailPasswordResetForm
 
 ORDERS_PER_PAGE = 20
 
-# The pages load nothing but our own stylesheet; no script, frame or foreign form target.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def buyer_page(view):
-    """Headers of every buyer page: a strict CSP, never cached (the pages hold secret links),
-    not indexed, and a Referer only to our own origin (so the download endpoint can link
-    back to the order page, and nothing else ever sees the order URL)."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response["Cache-Control"] = "private, no-store"
-        response["Referrer-Policy"] = "same-origin"
-        response["X-Robots-Tag"] = "noindex, nofollow"
-        return response
-
-    return wrapped
-
 
 @require_safe
-@buyer_page
+@page_headers
 def order_detail(request, access_token: str):
     """An order's files, by the secret link in the order email (no login needed)."""
     order = selectors.order_get_by_token(access_token=access_token)
@@ -60,7 +36,7 @@ def order_detail(request, access_token: str):
 
 
 @require_safe
-@buyer_page
+@page_headers
 @login_required
 def order_list(request):
     """The logged-in customer's orders, newest first."""

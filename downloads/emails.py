@@ -29,11 +29,13 @@ def order_page_url(order: Order, request=None) -> str:
 
 
 def order_email_message(*, order: Order, request=None, connection=None) -> EmailMultiAlternatives:
-    """The order email (text and HTML): each item with its files, and the order page link."""
+    """The order email (text and HTML): what was bought at what price and the total, in the
+    order's currency; each item with its files; and the order page link."""
     full = order_get_by_token(access_token=order.access_token) or order
+    bought = list(full.lines.all())
     lines = [
         {"line": line, "grants": [grant for grant in line.grants.all() if not grant.is_revoked]}
-        for line in full.lines.all()
+        for line in bought
         if line.refunded_at is None
     ]
     order_grants = [grant for grant in getattr(full, "order_grants", []) if not grant.is_revoked]
@@ -42,6 +44,7 @@ def order_email_message(*, order: Order, request=None, connection=None) -> Email
         "order": full,
         "store_name": store,
         "order_url": order_page_url(full, request),
+        "bought": bought,
         "lines": lines,
         "order_grants": order_grants,
         "has_files": bool(order_grants) or any(item["grants"] for item in lines),

@@ -302,6 +302,16 @@ class Order(TimeStamped):
     def __str__(self):
         return f"#{self.number}"
 
+    @property
+    def paid_via(self) -> str:
+        """How the buyer paid, for the receipt: the sales channel that took the payment and
+        the method it reported ("Stripe Checkout (card)"); an order made through the API or
+        the admin names only the method, if one was recorded."""
+        if self.channel in (self.Channel.API, self.Channel.ADMIN):
+            return self.payment_method
+        label = self.get_channel_display()
+        return f"{label} ({self.payment_method})" if self.payment_method else label
+
     # Who owns an order, written once: the customer it is linked to, or the account whose
     # email it carries (emails are stored normalised, see accounts.models.normalize_email).
     # `owned_by_q` is the rule as a filter, `is_owned_by` the same rule on a loaded order;

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from . import money
 from .models import (
     REFUSAL_LABELS,
     Download,
@@ -366,4 +367,115 @@ def top_products_by_downloads(*, limit: int = 5, days: int = 30, now=None) -> li
             id=F("grant__download__product_id"),
             name=F("grant__download__product__name"),
         )[:limit]
+    )
+
+
+# --- Store: the catalogue on the store's home -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One product on sale, with its variants in display order (each variant's product is
+    the loaded product, so `effective_price` costs no query)."""
+
+    product: Product
+    variants: list[Variant]
+
+    @property
+    def price_from(self) -> int:
+        """The least one unit costs: the cheapest variant, else the product's price."""
+        if not self.variants:
+            return self.product.price
+        return min(variant.effective_price for variant in self.variants)
+
+    @property
+    def prices_vary(self) -> bool:
+        return len({variant.effective_price for variant in self.variants}) > 1
+
+
+def catalogue_for_store() -> list[CatalogueEntry]:
+    """The products that are not archived, by name, with their variants: two queries
+    whatever the catalogue's size (one when it is empty)."""
+    products = (
+        Product.objects.filter(archived=False)
+        .order_by("name", "id")
+        .prefetch_related(
+            Prefetch("variants", queryset=Variant.objects.order_by("position", "name", "id"))
+        )
+    )
+    return [
+        CatalogueEntry(product=product, variants=list(product.variants.all()))
+        for product in products
+    ]
+
+
+# --- Back office: money on the dashboard ------------------------------------------------------
+
+
+def _first_day(days: int, now) -> tuple:
+    """The first of the last `days` days in the current time zone, and its local midnight."""
+    first = timezone.localdate(now) - timedelta(days=days - 1)
+    return first, timezone.make_aware(
+        datetime.combine(first, time.min), timezone.get_current_timezone()
+    )
+
+
+@dataclass(frozen=True)
+class RevenuePerDay:
+    """Net revenue in one currency per day, oldest first, days without sales as 0, and the
+    other currencies orders were paid in over those days (not counted in `days`)."""
+
+    currency: str
+    days: list[tuple]  # (date, minor units of `currency`)
+    other_currencies: tuple[str, ...]
+
+
+def revenue_per_day(*, days: int = 30, currency: str | None = None, now=None) -> RevenuePerDay:
+    """Net revenue (paid minus refunded) per day for the last `days` days: for the orders
+    paid on each day (current time zone), the sum of total − refunded_total, in `currency`
+    (default: the store's). One query, whatever the number of orders."""
+    currency = currency or money.store_currency()
+    first, start = _first_day(days, now or timezone.now())
+    rows = (
+        Order.objects.filter(paid_at__gte=start)
+        .annotate(day=TruncDate("paid_at", tzinfo=timezone.get_current_timezone()))
+        .order_by()
+        .values("day", "currency")
+        .annotate(net=Sum(F("total") - F("refunded_total")))
+        .values_list("day", "currency", "net")
+    )
+    net, others = {}, set()
+    for day, row_currency, amount in rows:
+        if row_currency == currency:
+            net[day] = amount
+        else:
+            others.add(row_currency)
+    return RevenuePerDay(
+        currency=currency,
+        days=[
+            (first + timedelta(days=i), net.get(first + timedelta(days=i), 0)) for i in range(days)
+        ],
+        other_currencies=tuple(sorted(others)),
+    )
+
+
+def top_products_by_revenue(
+    *, limit: int = 10, days: int = 30, currency: str | None = None, now=None
+) -> list[dict]:
+    """The products that earned most over the days `revenue_per_day` charts: the totals of
+    the lines not refunded of orders paid then in `currency` (default: the store's); dicts
+    with id, name and revenue (minor units), most first. One query."""
+    _, start = _first_day(days, now or timezone.now())
+    return list(
+        OrderLine.objects.filter(
+            order__paid_at__gte=start,
+            order__currency=currency or money.store_currency(),
+            refunded_at__isnull=True,
+            total__gt=0,
+        )
+        .order_by()
+        .values("product_id", "product__name")
+        .annotate(revenue=Sum("total"))
+        .order_by("-revenue", "product__name")
+        .values("revenue", id=F("product_id"), name=F("product__name"))[:limit]
     )

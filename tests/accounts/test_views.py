@@ -1,7 +1,7 @@
 """The buyer's pages: one order by its secret link, the customer's order list."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -10,6 +10,7 @@ from storages.backends.s3 import S3Storage
 
 from downloads import storage
 from downloads.models import Order
+from downloads.services.orders import LineInput, order_dispute, order_refund
 from downloads.services.versions import download_replace_media
 from tests import factories
 
@@ -85,10 +86,13 @@ class TestOrderPage:
         assert text_of(response).count("Updated on") == 1
         assert f"Updated on {when:%-d %B %Y}" in text_of(response)
 
-    def test_a_pending_order_says_its_files_come_after_payment(self, client):
+    def test_a_pending_order_says_it_is_awaiting_payment_and_does_not_refresh(self, client):
         order = factories.OrderFactory(status=Order.Status.PENDING)
         factories.OrderLineFactory(order=order)
-        assert "waiting for your payment" in text_of(client.get(order_url(order)))
+        response = client.get(order_url(order))
+        assert "This order is awaiting payment." in text_of(response)
+        assert "Your payment is being confirmed." not in text_of(response)
+        assert 'http-equiv="refresh"' not in response.content.decode()
 
     @pytest.mark.parametrize(
         "token", ["0c732eb6fd9802a0821a9d29888baee8", "x" * 5000, "abc%00def", "%C3%A9"]
@@ -171,6 +175,124 @@ class TestOrderPage:
         assert presigned == []
 
 
+class TestOrderPageReceipt:
+    """The order page is the receipt: amounts from the order's rows, in its currency."""
+
+    def test_shows_each_lines_unit_price_quantity_and_total_then_subtotal_tax_and_total(
+        self, client, paid_order
+    ):
+        guide = factories.DownloadFactory(product=factories.ProductFactory(name="Guide")).product
+        variant = factories.VariantFactory(name="Commercial licence", price=4900)
+        order = paid_order(guide, LineInput(product=variant.product, variant=variant, quantity=2))
+        order.tax = 1480
+        order.total = order.subtotal + order.tax
+        order.save()
+        page = text_of(client.get(order_url(order)))
+        assert "Guide $25.00 × 1 $25.00" in page
+        assert "Commercial licence $49.00 × 2 $98.00" in page
+        assert "Subtotal $123.00 Tax $14.80 Total $137.80" in page
+        assert "Refunded" not in page
+
+    def test_amounts_are_in_the_orders_currency(self, client, paid_order):
+        product = factories.DownloadFactory().product
+        order = paid_order(
+            LineInput(product=product, quantity=3, price=4900), currency="JPY", tax=735
+        )
+        page = text_of(client.get(order_url(order)))
+        assert "¥4,900 × 3 ¥14,700" in page
+        assert "Subtotal ¥14,700 Tax ¥735 Total ¥15,435" in page
+        assert "$" not in page
+
+    def test_says_when_and_how_it_was_paid(self, client, paid_order):
+        order = paid_order(channel=Order.Channel.STRIPE, payment_method="card")
+        Order.objects.filter(pk=order.pk).update(paid_at=datetime(2026, 12, 1, 12, tzinfo=UTC))
+        page = text_of(client.get(order_url(order)))
+        assert "Paid 1 December 2026 via Stripe Checkout (card)" in page
+
+    def test_without_a_payment_method_names_only_the_channel(self, client, paid_order):
+        order = paid_order(channel=Order.Channel.SHOPIFY)
+        when = timezone.localtime(order.paid_at)
+        page = text_of(client.get(order_url(order)))
+        assert f"Paid {when:%-d %B %Y} via Shopify" in page
+        assert "via Shopify (" not in page
+
+    def test_a_payment_method_from_a_channel_is_escaped(self, client, paid_order):
+        order = paid_order(payment_method="<b>card</b>", channel="shopify")
+        html = client.get(order_url(order)).content.decode()
+        assert "<b>card</b>" not in html
+        assert "via Shopify (&lt;b&gt;card&lt;/b&gt;)" in html
+
+    def test_a_pending_stripe_order_is_being_confirmed_refreshes_itself_and_shows_no_files(
+        self, client
+    ):
+        order = factories.OrderFactory(status=Order.Status.PENDING, channel="stripe", email="")
+        grant = factories.GrantFactory(order=order)  # even a stray grant is not offered
+        factories.GrantFactory(order=order, line=None)
+        response = client.get(order_url(order))
+        html, page = response.content.decode(), text_of(response)
+        assert "Your payment is being confirmed." in page
+        assert '<meta http-equiv="refresh" content="5">' in html
+        assert '<li class="file">' not in html
+        assert f"/downloads/{grant.token}/" not in html
+        assert "Files added to your order" not in page
+        assert "Not paid yet." in page
+        assert "<script" not in html  # refreshed by the browser, no JavaScript
+
+    def test_a_paid_stripe_order_does_not_refresh(self, client, paid_order):
+        order = paid_order(channel=Order.Channel.STRIPE, payment_method="card")
+        response = client.get(order_url(order))
+        assert 'http-equiv="refresh"' not in response.content.decode()
+        assert "Your files are ready." in text_of(response)
+
+    def test_a_cancelled_order_says_so_and_was_not_paid(self, client):
+        order = factories.OrderFactory(status=Order.Status.CANCELLED, channel="stripe")
+        factories.OrderLineFactory(order=order)
+        response = client.get(order_url(order))
+        page = text_of(response)
+        assert "This order was cancelled." in page
+        assert "Not paid: the order was cancelled." in page
+        assert 'http-equiv="refresh"' not in response.content.decode()
+
+    def test_a_refunded_order_marks_its_lines_and_shows_the_refunded_total(
+        self, client, paid_order
+    ):
+        product = factories.DownloadFactory().product
+        order = order_refund(order=paid_order(LineInput(product=product, quantity=2)))
+        when = timezone.localtime(order.refunded_at)
+        page = text_of(client.get(order_url(order)))
+        assert f"This order was refunded on {when:%-d %B %Y}" in page
+        assert "Refunded (all 2)" in page
+        assert f"Total $50.00 Refunded on {when:%-d %B %Y} $50.00" in page
+
+    def test_a_partial_refund_marks_the_refunded_units_and_amount(self, client, paid_order):
+        product = factories.DownloadFactory().product
+        other = factories.DownloadFactory().product
+        order = paid_order(LineInput(product=product, quantity=3), other)
+        line = order.lines.get(product=product)
+        order_refund(order=order, quantities={line.pk: 1}, amount=2500)
+        page = text_of(client.get(order_url(order)))
+        assert "1 of 3 refunded" in page
+        assert "Total $100.00 Refunded $25.00" in page
+        assert "Your files are ready." in page  # the order is still paid
+
+    def test_a_disputed_order_says_its_downloads_are_on_hold(self, client, paid_order):
+        order = order_dispute(order=paid_order())
+        when = timezone.localtime(order.disputed_at)
+        page = text_of(client.get(order_url(order)))
+        assert f"The payment for this order was disputed on {when:%-d %B %Y}" in page
+        assert "Access revoked" in page
+        assert "Your files are ready." not in page
+
+    @pytest.mark.parametrize("lines", [1, 10, 50])
+    def test_the_receipt_adds_no_queries(self, client, django_assert_num_queries, lines):
+        order = factories.paid_order_with_files(lines=lines, attached=1)
+        order.lines.update(price=1900, total=3800, quantity=2)
+        # order, lines (+product, variant), the lines' grants (+download, media), order grants
+        with django_assert_num_queries(4):
+            page = text_of(client.get(order_url(order)))
+        assert page.count("$19.00 × 2 $38.00") == lines
+
+
 class TestOrderList:
     def test_needs_a_login(self, client):
         response = client.get(reverse("accounts:order_list"))
@@ -193,6 +315,17 @@ class TestOrderList:
         assert order_url(other) not in html
         assert html.index(f"#{new.number}") < html.index(f"#{old.number}")
         assert new.lines.first().name in html
+
+    def test_shows_each_orders_total_in_its_currency(self, client, customer, paid_order):
+        product = factories.DownloadFactory(product=factories.ProductFactory(price=1250)).product
+        paid_order(LineInput(product=product, quantity=2), email=customer.email)
+        paid_order(
+            LineInput(product=product, price=1250), email=customer.email, currency="JPY", tax=100
+        )
+        client.force_login(customer)
+        page = text_of(client.get(reverse("accounts:order_list")))
+        assert "$25.00" in page
+        assert "¥1,350" in page
 
     def test_paginates_and_the_query_count_does_not_grow_with_orders(
         self, client, customer, django_assert_num_queries

@@ -77,6 +77,44 @@ def test_the_email_lists_the_files_and_links_only_to_the_order_page(
     assert f'href="{page}"' in html
 
 
+def test_the_email_carries_the_lines_prices_and_total_in_the_orders_currency(
+    django_capture_on_commit_callbacks,
+):
+    product = product_with_files()
+    with django_capture_on_commit_callbacks(execute=True):
+        order_create(
+            email="buyer@example.com",
+            lines=[LineInput(product=product, quantity=2, price=2500)],  # yen have no cents
+            currency="JPY",
+            tax=400,
+            status=Order.Status.PAID,
+            channel=Order.Channel.STRIPE,
+            payment_method="card",
+        )
+    (message,) = mail.outbox
+    html = message.alternatives[0][0]
+    assert "The Field Guide: ¥2,500 × 2 = ¥5,000" in message.body
+    assert "Subtotal: ¥5,000\nTax: ¥400\nTotal: ¥5,400, paid " in message.body
+    assert "via Stripe Checkout (card)" in message.body
+    for part in ("¥2,500 × 2", "¥5,000", "¥400", "¥5,400", "via Stripe Checkout (card)"):
+        assert part in html
+    assert "$" not in message.body and "$" not in html
+
+
+def test_without_tax_the_email_shows_only_the_total():
+    order = order_create(
+        email="buyer@example.com",
+        lines=[LineInput(product=product_with_files())],
+        status=Order.Status.PAID,
+        send_email=False,
+    )
+    order_send_email(order=order)
+    (message,) = mail.outbox
+    assert "Total: $25.00, paid " in message.body
+    assert "Subtotal" not in message.body and "Tax" not in message.body
+    assert "Subtotal" not in message.alternatives[0][0]
+
+
 def test_an_unpaid_order_or_send_email_false_sends_nothing(django_capture_on_commit_callbacks):
     product = product_with_files()
     with django_capture_on_commit_callbacks(execute=True):

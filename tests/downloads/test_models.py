@@ -111,3 +111,16 @@ def test_who_owns_an_order_is_the_same_on_a_loaded_order_and_in_a_filter(who):
     in_filter = Order.objects.filter(Order.owned_by_q(user), pk=order.pk).exists()
     assert order.is_owned_by(user) is in_filter
     assert in_filter is (who in ("linked customer", "same email", "email in other case"))
+
+
+@pytest.mark.parametrize(
+    ("channel", "method", "shown"),
+    [
+        ("stripe", "card", "Stripe Checkout (card)"),
+        ("shopify", "", "Shopify"),
+        ("api", "bank transfer", "bank transfer"),
+        ("admin", "", ""),
+    ],
+)
+def test_the_receipt_says_how_an_order_was_paid(channel, method, shown):
+    assert Order(channel=channel, payment_method=method).paid_via == shown

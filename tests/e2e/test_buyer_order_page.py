@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from downloads.models import DownloadEvent
+from downloads.models import DownloadEvent, Order
 from tests import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -27,9 +27,23 @@ def test_buyer_downloads_from_the_order_page_until_the_limit(live_server, page, 
     grant.download.save()
     grant.download_limit, grant.download_count = 2, 0
     grant.save()
+    order.lines.update(price=1900, quantity=2, total=3800)
+    Order.objects.filter(pk=order.pk).update(
+        subtotal=7600, tax=760, total=8360, channel="stripe", payment_method="card"
+    )
 
     page.goto(live_server.url + reverse("accounts:order_detail", args=[order.access_token]))
     expect(page.get_by_role("heading", name=f"Order #{order.number}")).to_be_visible()
+    # The page is the receipt: each line's price × quantity and total, then the order's.
+    for amount in page.locator(".line-amount").all():
+        expect(amount).to_be_visible()
+        expect(amount).to_have_text(re.compile(r"^\s*\$19\.00 × 2\s+\$38\.00\s*$"))
+    receipt = page.locator("section.receipt")
+    for label, value in (("Subtotal", "$76.00"), ("Tax", "$7.60"), ("Total", "$83.60")):
+        expect(
+            receipt.get_by_role("listitem").filter(has_text=re.compile(f"^{label}"))
+        ).to_have_text(re.compile(rf"^\s*{label}\s*{re.escape(value)}\s*$"))
+    expect(receipt).to_contain_text(re.compile(r"Paid \d+ \w+ \d{4} via Stripe Checkout \(card\)"))
     row = page.locator("li.file", has_text="Field Guide (2nd édition).pdf")
     expect(row).to_contain_text("0 of 2 downloads used")
     screenshot(page, "order-page")

@@ -67,6 +67,7 @@ class Command(BaseCommand):
                 name="The Field Guide to Digital Goods",
                 vendor="Demo Press",
                 tags=["books", "ebooks"],
+                price=1900,
                 files=[("Field Guide (2nd edition).pdf", demo_pdf("The Field Guide"))],
             )
             icons = self._product(
@@ -75,6 +76,7 @@ class Command(BaseCommand):
                 name="Line Icon Pack",
                 vendor="Demo Studio",
                 tags=["design", "icons"],
+                price=2900,
                 files=[("line-icons.zip", demo_zip({"README.txt": "240 line icons, SVG."}))],
                 download_limit=5,
             )
@@ -86,7 +88,7 @@ class Command(BaseCommand):
             Variant.objects.get_or_create(
                 product=icons,
                 sku="ICONS-1-PER",
-                defaults={"name": "Personal licence", "external_id": 70022, "price": 1900},
+                defaults={"name": "Personal licence", "external_id": 70022, "price": 2900},
             )
             if not Download.objects.filter(variant=commercial).exists():
                 licence = media_create(
@@ -100,6 +102,7 @@ class Command(BaseCommand):
                 name="Behind the Scenes: Episode 1",
                 vendor="Demo Radio",
                 tags=["audio"],
+                price=0,
                 files=[("show-notes.txt", b"Show notes for episode 1.\n")],
             )
             if not podcast.downloads.filter(url__isnull=False).exists():
@@ -126,6 +129,7 @@ class Command(BaseCommand):
             "\n".join(
                 [
                     "Demo data is ready.",
+                    f"  Store home:       {base}{reverse('home')}",
                     f"  Store admin:      {base}{reverse('admin:index')}",
                     f"    merchant login: {MERCHANT[0]} / {MERCHANT[1]}",
                     f"  Buyer order page: {base}{reverse('accounts:order_detail', args=[order.access_token])}",
@@ -148,7 +152,7 @@ class Command(BaseCommand):
             )
         return user
 
-    def _product(self, *, sku, external_id, name, vendor, tags, files, download_limit=None):
+    def _product(self, *, sku, external_id, name, vendor, tags, price, files, download_limit=None):
         product, created = Product.objects.get_or_create(
             sku=sku,
             defaults={
@@ -156,6 +160,7 @@ class Command(BaseCommand):
                 "external_id": external_id,
                 "vendor": vendor,
                 "tags": tags,
+                "price": price,
                 "download_limit": download_limit,
                 "description": f"Demo product: {name}.",
             },
