@@ -1,7 +1,8 @@
 """The benchmark: set up, measure each hot path against its baseline, report.
 
 Phases (select some with --only): hot (baseline, storefront JSON, order page, download
-endpoint, queries, presign), stream, upload, scale, race, backfill.
+endpoint, queries, presign), stream, upload, scale, race, backfill, shopify (webhook ingest
+latency and one worker's orders per second).
 """
 
 import argparse
@@ -16,20 +17,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import infra, measure
+from . import infra, measure, shopify
 from .infra import HOST, WORK, BenchError, Stack, log
 from .report import Figure, machine, machine_line, render_text, write
 from .tasks import stream_key
 
 MiB = 1024**2
 GiB = 1024**3
-PHASES = ("hot", "stream", "upload", "scale", "race", "backfill")
+PHASES = ("hot", "stream", "upload", "scale", "race", "backfill", "shopify")
 BUCKET = "bench-media"
 # gunicorn's recommended worker count: requests that wait on the database (a commit's fsync)
 # overlap, as they would in production; CPU-bound ones gain nothing and lose nothing.
 APP_WORKERS = 2 * (os.cpu_count() or 1) + 1
 DB_SMALL = "downloads_bench"
 DB_LARGE = "downloads_bench_large"
+# Signed deliveries prepared for each wrk run of the Shopify ingest: more than the app can
+# take in a run here, so no request repeats a delivery (the note says if one did).
+SHOPIFY_DELIVERIES_PER_SECOND = 4_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Config:
     race_rounds: int
     race_parallel: int
     race_left: int
+    shopify_tasks: int  # queued Shopify events one worker processes for the rate
 
 
 FULL = Config(
@@ -61,6 +66,7 @@ FULL = Config(
     race_rounds=100,
     race_parallel=50,
     race_left=7,
+    shopify_tasks=1_000,
 )
 QUICK = Config(
     mode="quick",
@@ -75,6 +81,7 @@ QUICK = Config(
     race_rounds=10,
     race_parallel=50,
     race_left=7,
+    shopify_tasks=300,
 )
 
 
@@ -686,6 +693,114 @@ class Bench:
                 result["peak_growth_mib"],
                 "MiB",
                 commands=[command],
+                details=result,
+            )
+        )
+
+    # --- 9: Shopify's webhooks: ingest latency, then one worker's processing ---------------
+
+    def phase_shopify(self) -> None:
+        c = self.config
+        title_p99 = "Shopify orders/paid ingest: request-to-2xx p99"
+        title_rate = "Shopify orders/paid: orders processed per second by one worker"
+        env = {
+            **self.env(self.small_url),
+            "SHOPIFY_WEBHOOK_SECRET": shopify.SECRET,
+            "SHOPIFY_SHOP_DOMAIN": "",
+        }
+        self.task(env, "seed-shopify")
+        _proc, base = self.gunicorn("app-shopify", env, workers=c.app_workers)
+        probe = WORK / "shopify-probe.json"
+        probe.write_bytes(shopify.body(shopify.template(), 0))
+        probe_cmd = measure.curl_command(
+            base + shopify.PATH,
+            headers={
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": "orders/paid",
+                "X-Shopify-Hmac-Sha256": shopify.signature(probe.read_bytes()),
+                "X-Shopify-Webhook-Id": "bench-probe",
+            },
+            extra=("--data-binary", f"@{probe}"),
+        )
+        status = measure.run_curl(probe_cmd)["status"]
+        if status != 200:
+            why = f"POST {shopify.PATH} (signed) answered {status}"
+            self.missing("shopify.p99", title_p99, "<= 50", why)
+            self.missing("shopify.worker", title_rate, "", why)
+            return
+
+        start = 1
+        commands = []
+
+        def ingest(seconds: int) -> dict:
+            nonlocal start
+            count = SHOPIFY_DELIVERIES_PER_SECOND * seconds
+            script = WORK / f"shopify-{start}.lua"
+            script.write_text(shopify.wrk_script(start=start, count=count))
+            command = measure.wrk_command(
+                self.wrk,
+                base,
+                duration=seconds,
+                connections=c.wrk_connections,
+                latency=True,
+                script=script,
+            )
+            commands.append(command)
+            run = measure.run_wrk(command)
+            run["repeated"] = max(0, run["requests"] - count)
+            start += count
+            return run
+
+        ingest(1)  # warm-up: imports, connections
+        log(f"shopify ingest: {c.rounds} rounds of {c.wrk_seconds:g} s")
+        runs = [ingest(c.wrk_seconds) for _ in range(c.rounds)]
+        with infra.pg_connect(DB_SMALL) as conn:
+            stored = conn.execute(
+                "SELECT count(*) FROM downloads_channelevent WHERE channel = 'shopify'"
+            ).fetchone()[0]
+        p99 = [run["latency_p99_ms"] for run in runs]
+        repeated = sum(run["repeated"] for run in runs)
+        self.add(
+            Figure(
+                "shopify.p99",
+                title_p99,
+                round(measure.median(p99), 2),
+                "ms",
+                target="<= 50",
+                commands=[
+                    measure.shell(commands[-1]),
+                    f"app server: SHOPIFY_WEBHOOK_SECRET={shopify.SECRET}, gunicorn "
+                    f"{c.app_workers} sync workers; the script: bench.shopify.wrk_script",
+                ],
+                note=(
+                    f"p50 {measure.median([r['latency_p50_ms'] for r in runs]):.1f} ms, "
+                    f"p90 {measure.median([r['latency_p90_ms'] for r in runs]):.1f} ms, "
+                    f"{measure.median([r['rps'] for r in runs]):,.0f} req/s with "
+                    f"{c.wrk_connections} connections; median of {c.rounds} rounds; every "
+                    f"request a new signed delivery of a new order ({stored:,} events stored"
+                    + (f", {repeated:,} requests repeated one" if repeated else "")
+                    + ")"
+                ),
+                details={"runs": runs, "events_stored": stored},
+            )
+        )
+
+        result, command = self.task(env, "shopify-worker", "--tasks", str(c.shopify_tasks))
+        if not result["orders"]:
+            self.missing("shopify.worker", title_rate, "", f"no order was made: {result}")
+            return
+        self.add(
+            Figure(
+                "shopify.worker",
+                title_rate,
+                result["orders_per_second"],
+                "orders/s",
+                commands=[command],
+                note=(
+                    f"{result['orders']:,} orders paid ({result['grants']:,} grants, "
+                    f"{result['events']:,} events processed, {result['failed']} failed) in "
+                    f"{result['seconds']} s by one db_worker, of {result['waiting']:,} queued"
+                ),
                 details=result,
             )
         )

@@ -118,20 +118,23 @@ def seed_hot(args) -> dict:
 
 
 STORE_SQL = [
-    # Orders: paid, one per second going back from now.
+    # Orders: paid (API orders of two 15.00 lines), one per second going back from now.
     """
     INSERT INTO downloads_order (id, created_at, updated_at, number, customer_id, email,
-        access_token, status, placed_at, paid_at, refunded_at, email_sent_at)
+        access_token, status, placed_at, paid_at, refunded_at, email_sent_at, channel,
+        currency, subtotal, tax, total, refunded_total, payment_method, payment_id)
     SELECT gen_random_uuid(), t, t, %(base)s + g, NULL, 'buyer' || g || '@example.com',
-        md5(random()::text || g::text), 'paid', t, t, NULL, t
+        md5(random()::text || g::text), 'paid', t, t, NULL, t, 'api',
+        'USD', 3000, 0, 3000, 0, '', ''
     FROM generate_series(1, %(orders)s) AS g,
         LATERAL (SELECT now() - make_interval(secs => %(orders)s - g + 3600)) AS at(t)
     """,
     # Two lines an order: the flagship product and one of the others.
     """
     INSERT INTO downloads_orderline (id, order_id, product_id, variant_id, name, variant_name,
-        sku, quantity, price, position, refunded_at)
-    SELECT gen_random_uuid(), o.id, p.id, NULL, p.name, '', p.sku, 1, 1500, k.position, NULL
+        sku, quantity, price, total, external_id, position, refunded_quantity, refunded_at)
+    SELECT gen_random_uuid(), o.id, p.id, NULL, p.name, '', p.sku, 1, 1500, 1500, '',
+        k.position, 0, NULL
     FROM downloads_order o
     CROSS JOIN LATERAL (VALUES
         (0, %(flagship)s::uuid),
@@ -306,8 +309,79 @@ def backfill(args) -> dict:
     }
 
 
+def seed_shopify(args) -> dict:
+    """The catalogue the Shopify deliveries buy (bench/shopify.py's PRODUCTS, mapped by
+    Shopify's ids), with file rows only: paying makes grants, it never reads the files."""
+    from bench.shopify import PRODUCTS
+    from downloads.models import Download, Media, Product, Variant
+
+    for spec in PRODUCTS:
+        product = Product.objects.create(
+            name=spec["name"], sku=spec["sku"], external_id=spec["external_id"], download_limit=0
+        )
+        if spec["variant_external_id"]:
+            Variant.objects.create(
+                product=product,
+                name="PDF",
+                sku=spec["sku"],
+                external_id=spec["variant_external_id"],
+            )
+        for n in range(spec["files"]):
+            media = Media.objects.create(
+                file=f"bench/shopify/{spec['sku']}-{n}.pdf",
+                filename=f"{spec['name']} {n + 1}.pdf",
+                content_type="application/pdf",
+                byte_size=1_000_000,
+            )
+            Download.objects.create(product=product, media=media, position=n)
+    return {"products": len(PRODUCTS)}
+
+
+def shopify_worker(args) -> dict:
+    """One task worker (django-tasks' `db_worker`, in this process, after Django's setup) on
+    the queued Shopify events, for `--tasks` tasks: orders made and events processed per
+    second of wall time."""
+    from django.core.management import call_command
+
+    from downloads.models import ChannelEvent, DownloadGrant, Order
+
+    def counts():
+        return (
+            Order.objects.filter(channel="shopify").count(),
+            ChannelEvent.objects.filter(channel="shopify", status="processed").count(),
+            DownloadGrant.objects.filter(order__channel="shopify").count(),
+        )
+
+    waiting = ChannelEvent.objects.filter(channel="shopify", status="received").count()
+    orders, events, grants = counts()
+    started = time.perf_counter()
+    call_command(
+        "db_worker",
+        batch=True,
+        max_tasks=args.tasks,
+        startup_delay=False,
+        reload=False,
+        interval=0,
+        verbosity=0,
+    )
+    seconds = time.perf_counter() - started
+    orders_after, events_after, grants_after = counts()
+    made = orders_after - orders
+    return {
+        "waiting": waiting,
+        "orders": made,
+        "events": events_after - events,
+        "grants": grants_after - grants,
+        "failed": ChannelEvent.objects.filter(channel="shopify", status="failed").count(),
+        "seconds": round(seconds, 2),
+        "orders_per_second": round(made / seconds, 1) if seconds else None,
+    }
+
+
 TASKS = {
     "seed-hot": seed_hot,
+    "seed-shopify": seed_shopify,
+    "shopify-worker": shopify_worker,
     "seed-store": seed_store,
     "queries": queries,
     "presign": presign,
@@ -329,6 +403,8 @@ def main(argv=None) -> None:
     p.add_argument("--number", type=int, default=2000)
     p.add_argument("--repeat", type=int, default=5)
     sub.add_parser("backfill")
+    sub.add_parser("seed-shopify")
+    sub.add_parser("shopify-worker").add_argument("--tasks", type=int, required=True)
     args = parser.parse_args(argv)
     _setup()
     json.dump(TASKS[args.task](args), sys.stdout)

@@ -3,10 +3,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from downloads.views import checkout, shopify, store
+
 urlpatterns = [
+    path("", store.home, name="home"),
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
     path("downloads/", include("downloads.urls")),
+    path("buy/<uuid:item_id>/", checkout.buy, name="buy"),
+    path("channels/stripe/webhooks", checkout.stripe_webhook, name="stripe_webhook"),
+    path("channels/shopify/webhooks", shopify.webhook, name="shopify_webhook"),
     path("api/v2/", include("downloads.api.storefront")),
     path("api/", include("downloads.api.urls")),
 ]

@@ -232,7 +232,8 @@ def run_worker():
 
 @pytest.fixture(scope="session")
 def live_server():
-    """pytest-django's live server on 127.0.0.1, started with a MEDIA_URL it can parse.
+    """pytest-django's live server on 127.0.0.1, started with a MEDIA_URL it can parse and
+    a listen backlog that takes the concurrency tests' 50 clients at once.
 
     MEDIA_URL is None by design (local media has no public URL), but Django's live server
     thread wraps the app in a media-files handler that parses MEDIA_URL as it starts and
@@ -241,10 +242,32 @@ def live_server():
     """
     import secrets
 
+    from django.core.servers.basehttp import ThreadedWSGIServer
     from django.test.utils import override_settings
     from pytest_django.live_server_helper import LiveServer
 
+    # Django's development server listens with a backlog of 10 connections; the concurrency
+    # tests open 50 at once, and a full accept queue resets some of them before they are
+    # served (gunicorn, in production, listens with 2048).
+    ThreadedWSGIServer.request_queue_size = 128
     with override_settings(MEDIA_URL=f"/never-served-{secrets.token_hex(16)}/"):
         server = LiveServer("127.0.0.1")
+    yield server
+    server.stop()
+
+
+# --- Stripe: a Stripe-shaped API on 127.0.0.1, spoken to by the real `stripe` library ---------
+
+
+@pytest.fixture
+def stripe_api(settings):
+    """A fresh tests.stripe_server.StripeServer, with the store configured for it: its URL
+    as STRIPE_API_BASE, its secret key and its webhook signing secret. Stopped afterwards."""
+    from tests.stripe_server import StripeServer
+
+    server = StripeServer().start()
+    settings.STRIPE_API_BASE = server.url
+    settings.STRIPE_SECRET_KEY = server.secret_key
+    settings.STRIPE_WEBHOOK_SECRET = server.webhook_secret
     yield server
     server.stop()
