@@ -12,7 +12,9 @@ answered 2xx and changes nothing; processing is idempotent and may run any numbe
 in any order of events (the handlers go through `order_intake`, one order per channel and
 external id); an event that could not be matched to the catalogue stays `unmatched`, one
 that failed stays `failed` with the reason, and either is processed again from the admin
-(`channel_event_process_again`) without asking the channel to resend it.
+(`channel_event_process_again`) without asking the channel to resend it; an event that
+waits for another (a refund delivered before its order's payment) is processed again when
+that one is (`channel_events_wake`).
 """
 
 import logging
@@ -114,3 +116,23 @@ def channel_event_process_again(*, event: ChannelEvent) -> ChannelEvent:
     if processed is None:
         raise ServiceError("The event no longer exists.", code="channel_event.not_found")
     return processed
+
+
+def channel_events_wake(*, channel: str, types, **payload_lookup) -> None:
+    """Enqueue the processing of the channel's events of `types` that wait (received or
+    unmatched) and match `payload_lookup` (e.g. `payload__order_id=...`): now, in this
+    transaction, and again after it commits, for one stored meanwhile (whose own
+    processing looked before this transaction's order was committed)."""
+
+    def enqueue():
+        waiting = ChannelEvent.objects.filter(
+            channel=channel,
+            type__in=list(types),
+            status__in=(Status.RECEIVED, Status.UNMATCHED),
+            **payload_lookup,
+        ).values_list("pk", flat=True)
+        for pk in waiting:
+            enqueue_in_transaction(tasks.channel_event_process, str(pk))
+
+    enqueue()
+    transaction.on_commit(enqueue, robust=True)

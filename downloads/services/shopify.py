@@ -34,15 +34,14 @@ import hashlib
 import hmac
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils.dateparse import parse_datetime
 
-from .. import money, tasks
+from .. import money
 from ..errors import ServiceError
 from ..models import ChannelEvent, Order, Product, Variant
-from .channels import Outcome
-from .common import UNSET, enqueue_in_transaction
+from .channels import Outcome, channel_events_wake
+from .common import UNSET
 from .orders import (
     LineInput,
     order_cancel,
@@ -343,22 +342,8 @@ def _order_cancelled(event: ChannelEvent) -> Outcome:
 
 
 def _refunds_waiting(order_id: int) -> None:
-    """Enqueue the processing of the order's refunds that wait for it: now, in this
-    transaction (durable), and again after the commit, for one stored meanwhile (its own
-    processing may have looked before this order was committed)."""
-
-    def enqueue():
-        waiting = ChannelEvent.objects.filter(
-            channel=SHOPIFY,
-            type=REFUND_CREATE,
-            status__in=(Status.RECEIVED, Status.UNMATCHED),
-            payload__order_id=order_id,
-        ).values_list("pk", flat=True)
-        for pk in waiting:
-            enqueue_in_transaction(tasks.channel_event_process, str(pk))
-
-    enqueue()
-    transaction.on_commit(enqueue, robust=True)
+    """Process again the order's refunds that wait for it (see `channel_events_wake`)."""
+    channel_events_wake(channel=SHOPIFY, types=[REFUND_CREATE], payload__order_id=order_id)
 
 
 def _refund_applied(event: ChannelEvent, order: Order, refund_id) -> bool:

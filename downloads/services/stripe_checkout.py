@@ -24,7 +24,9 @@ Rules owned here:
   refunded in full refunds the whole order; a partial refund adds what Stripe refunded
   beyond the order's `refunded_total` (Stripe's `amount_refunded` is cumulative, so a
   repeated event adds nothing) and revokes nothing. `charge.dispute.created`: the order's
-  grants are revoked and the order is flagged. Every handler is idempotent.
+  grants are revoked and the order is flagged. A refund or dispute delivered before its
+  session's completion waits `unmatched` and is processed again once the order is paid.
+  Every handler is idempotent.
 """
 
 import logging
@@ -39,7 +41,7 @@ from .. import money
 from ..emails import order_page_url, site_url
 from ..errors import ServiceError
 from ..models import ChannelEvent, Order, Product, Variant
-from .channels import Outcome, channel_event_receive
+from .channels import Outcome, channel_event_receive, channel_events_wake
 from .orders import (
     LineInput,
     order_cancel,
@@ -268,6 +270,13 @@ def _session_paid(session: dict) -> Outcome:
         payment_method=str(types[0]) if types else "card",
         payment_id=_payment_intent_id(session.get("payment_intent")),
     )
+    # A refund or dispute delivered before this completion waited unmatched: now it matches.
+    if order.payment_id:
+        channel_events_wake(
+            channel=Order.Channel.STRIPE,
+            types=["charge.refunded", "charge.dispute.created"],
+            payload__data__object__payment_intent=order.payment_id,
+        )
     return Outcome(Status.PROCESSED, order=order)
 
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.core import mail
+from django_tasks_db.models import DBTaskResult
 
 from downloads.errors import ServiceError
 from downloads.models import ChannelEvent, DownloadGrant, Order
@@ -392,6 +393,21 @@ class TestChargeEvents:
         assert "PaymentIntent" in refund.error
         order = Order.objects.get(pk=paid_sale.pk)
         assert order.status == "paid" and order.disputed_at is None
+
+
+def test_a_refund_delivered_before_the_completion_is_applied_once_the_order_is_paid(sold, deliver):
+    order, session = sold
+    charge = stripe.charge(payment_intent="pi_early", amount=2500, amount_refunded=2500)
+    early = deliver(stripe.event("charge.refunded", charge))
+    assert early.status == "unmatched"
+    queued = DBTaskResult.objects.filter(task_path="downloads.tasks.channel_event_process")
+    before = set(queued.values_list("pk", flat=True))
+    paid(order, session, deliver, payment_intent="pi_early")
+    woken = [task.args_kwargs["args"] for task in queued.exclude(pk__in=before)]
+    assert [str(early.pk)] in woken  # the waiting refund is queued again
+    channel_event_process(event_id=early.pk)  # what the worker then does
+    order.refresh_from_db()
+    assert (order.status, order.refunded_total) == ("refunded", 2500)
 
 
 def test_other_event_types_are_ignored(stripe_api, deliver):
