@@ -39,7 +39,7 @@ CONSUMED_EVENTS = frozenset({"download.served", "grant.limit_reached"})
 # PostgreSQL takes the count and logs the download in ONE statement, in autocommit: no
 # BEGIN/COMMIT round trips, no second statement (see bench/). Its WHERE clause is the one
 # copy of the availability rule that is not derived from `DownloadGrant.refusal_q` (the ORM
-# would compile it on every call): tests/downloads/test_models.py proves that it, the ORM
+# would compile it on every call): tests/downloads/models/test_grants.py proves that it, the ORM
 # filter and `DownloadGrant.refusal` agree on every state of a grant. The row stays locked by
 # the UPDATE until the statement commits, so the count it returns is the one this download
 # left.

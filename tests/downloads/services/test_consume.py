@@ -83,7 +83,7 @@ class TestConsume:
 @pytest.mark.parametrize("state", factories.GRANT_STATES)
 def test_postgresqls_single_statement_follows_the_same_rule_as_refusal(postgres_only, state):
     """`_CONSUME_SQL` writes the availability rule out by hand: it must agree with
-    `DownloadGrant.refusal` and `available_q` (tests/downloads/test_models.py) on every state."""
+    `DownloadGrant.refusal` and `available_q` (tests/downloads/models/test_grants.py) on every state."""
     now = timezone.now()
     grant = factories.grant_in_state(state, now)
     rule_says = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).exists()

@@ -1,0 +1,189 @@
+"""The buyers' right to download: grants with a limit and an expiry, the log of every
+attempt, and the one definition of a grant's availability and of the words for a refusal.
+
+Rules the database keeps: counts never go negative, a limit is at least 1 or null, one grant
+per order line and download; the log is PROTECTed.
+"""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .base import TimeStamped
+from .catalogue import Download
+from .orders import Order, OrderLine
+
+
+def new_grant_token() -> str:
+    """256 bits from `secrets`, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+class DownloadGrant(TimeStamped):
+    """The right of one order (line) to one Download, with a limit and an expiry.
+
+    `download_count` only moves through the conditional UPDATE in
+    `grant_consume`, so the database decides whether a download is allowed.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(max_length=64, unique=True, default=new_grant_token, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="grants")
+    line = models.ForeignKey(
+        OrderLine, null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    download = models.ForeignKey(Download, on_delete=models.PROTECT, related_name="grants")
+    download_count = models.PositiveIntegerField(default=0)
+    download_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: unlimited."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(download_count__gte=0), name="grant_count_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(download_limit__isnull=True) | Q(download_limit__gte=1),
+                name="grant_limit_positive",
+            ),
+            # NULL lines are distinct in a plain unique index, hence two partial ones.
+            models.UniqueConstraint(
+                fields=["order", "line", "download"],
+                condition=Q(line__isnull=False),
+                name="grant_unique_per_line_download",
+            ),
+            models.UniqueConstraint(
+                fields=["order", "download"],
+                condition=Q(line__isnull=True),
+                name="grant_unique_per_order_download",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order} – {self.download}"
+
+    # A grant's availability, written once. REFUSAL_ORDER lists the reasons a grant cannot be
+    # downloaded, in the order they are reported (a revoked grant that also ran out says
+    # "revoked"); `refusal_q` is each one as a filter (list filters, and the conditional
+    # UPDATE through `available_q`) and `refusal()` the same conditions on a loaded row. The
+    # PostgreSQL statement in services/consume.py must stay hand-written SQL for speed;
+    # tests/downloads/models/test_grants.py proves all of them agree on every state, on SQLite and
+    # PostgreSQL. What enforces the rule is the conditional UPDATE, never a read.
+
+    @staticmethod
+    def refusal_q(reason: str, now) -> Q:
+        """The grants refused for `reason` (a DownloadEvent.Outcome refusal) at `now`."""
+        if reason == DownloadEvent.Outcome.REVOKED:
+            return Q(revoked_at__isnull=False)
+        if reason == DownloadEvent.Outcome.EXPIRED:
+            return Q(expires_at__isnull=False, expires_at__lte=now)
+        if reason == DownloadEvent.Outcome.LIMIT_REACHED:
+            return Q(download_limit__isnull=False, download_count__gte=F("download_limit"))
+        raise ValueError(f"not a refusal: {reason!r}")
+
+    @staticmethod
+    def available_q(now) -> Q:
+        """The grants that may be downloaded at `now`: refused for no reason. It is the WHERE
+        clause of the conditional UPDATE that takes a download."""
+        available = Q()
+        for reason in REFUSAL_ORDER:
+            available &= ~DownloadGrant.refusal_q(reason, now)
+        return available
+
+    def refusal(self, now=None) -> str | None:
+        """Why this loaded grant cannot be downloaded at `now` (a DownloadEvent.Outcome), or None."""
+        if self.revoked_at is not None:
+            return DownloadEvent.Outcome.REVOKED
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return DownloadEvent.Outcome.EXPIRED
+        if self.download_limit is not None and self.download_count >= self.download_limit:
+            return DownloadEvent.Outcome.LIMIT_REACHED
+        return None
+
+    @property
+    def refusal_labels(self) -> "RefusalLabels | None":
+        """The words for why this grant cannot be downloaded now, or None when it can."""
+        reason = self.refusal()
+        return REFUSAL_LABELS[reason] if reason else None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def downloads_remaining(self) -> int | None:
+        if self.download_limit is None:
+            return None
+        return max(self.download_limit - self.download_count, 0)
+
+
+class DownloadEvent(models.Model):
+    """One download attempt on a grant, for support and payment disputes."""
+
+    class Outcome(models.TextChoices):
+        SERVED = "served", "Served"
+        LIMIT_REACHED = "limit_reached", "Limit reached"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    grant = models.ForeignKey(DownloadGrant, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["grant", "at"], name="event_grant_at")]
+
+    def __str__(self):
+        return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# The reasons a grant is refused, in the order `DownloadGrant.refusal` reports them.
+REFUSAL_ORDER = (
+    DownloadEvent.Outcome.REVOKED,
+    DownloadEvent.Outcome.EXPIRED,
+    DownloadEvent.Outcome.LIMIT_REACHED,
+)
+
+
+@dataclass(frozen=True)
+class RefusalLabels:
+    """The words for one refusal, for each place that shows it."""
+
+    state: str  # the back office's name of the state ("used up")
+    filter: str  # the back office's list filter parameter ("used_up")
+    title: str  # the title of the buyer's 410 page
+    reason: str  # the buyer's order page, beside the disabled button
+
+
+# The one map of refusal labels: the download endpoint, the order page and the admin read it.
+REFUSAL_LABELS = {
+    DownloadEvent.Outcome.REVOKED: RefusalLabels(
+        state="revoked", filter="revoked", title="Access revoked", reason="Access revoked"
+    ),
+    DownloadEvent.Outcome.EXPIRED: RefusalLabels(
+        state="expired",
+        filter="expired",
+        title="Download expired",
+        reason="Download period ended",
+    ),
+    DownloadEvent.Outcome.LIMIT_REACHED: RefusalLabels(
+        state="used up",
+        filter="used_up",
+        title="Download limit reached",
+        reason="Download limit reached",
+    ),
+}
