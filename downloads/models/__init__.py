@@ -26,6 +26,7 @@ from .grants import (
     RefusalLabels,
     new_grant_token,
 )
+from .licences import LicenseInstance, LicenseKey, canonical_key, key_digest, new_license_key
 from .orders import ChannelEvent, Order, OrderLine, OrderNotification, new_order_token
 from .webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -38,6 +39,8 @@ __all__ = [
     "DownloadEvent",
     "DownloadGrant",
     "DownloadVersion",
+    "LicenseInstance",
+    "LicenseKey",
     "Media",
     "MediaUpload",
     "Order",
@@ -50,7 +53,10 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "canonical_key",
+    "key_digest",
     "media_upload_to",
     "new_grant_token",
+    "new_license_key",
     "new_order_token",
 ]

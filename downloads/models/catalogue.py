@@ -48,6 +48,17 @@ class Product(TimeStamped):
         blank=True,
         help_text="Days from payment until downloads expire. Empty: the store default; 0: never.",
     )
+    license_keys = models.BooleanField(
+        default=False, help_text="Issue a licence key for each unit bought."
+    )
+    license_activation_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Activations per licence key. Empty: unlimited."
+    )
+    license_expiry_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days from payment until a licence key expires. Empty: never.",
+    )
     archived = models.BooleanField(default=False, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True)
 

@@ -21,6 +21,9 @@ class WebhookEndpoint(TimeStamped):
         GRANT_REVOKED = "grant.revoked"
         DOWNLOAD_SERVED = "download.served"
         DOWNLOAD_VERSION_CREATED = "download.version_created"
+        LICENSE_KEY_CREATED = "license_key.created"
+        LICENSE_KEY_ACTIVATED = "license_key.activated"
+        LICENSE_KEY_DEACTIVATED = "license_key.deactivated"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     url = models.URLField(max_length=2048)

@@ -7,12 +7,13 @@ unique (a Shopify order keeps Shopify's number, unique among Shopify's); one ord
 its catalogue price unless the caller names one (catalogue prices are in the store's
 currency, so an order in another names every line's price), its total is price × quantity
 less its discount, and the order's total is the lines' subtotal plus tax, in one currency;
-a new order is pending or paid; an order is paid once (grants issued idempotently, the
-email sent after commit); only a pending order is cancelled and a cancelled one keeps its
-history; a refund of lines revokes exactly those lines' grants (a line is refunded once all
-its units are), the refunded amount never exceeds the total, and refunding the last line
-refunds the order and the grants of its attached files; a dispute revokes every grant and
-flags the order; only a paid order's email is sent.
+a new order is pending or paid; an order is paid once (grants and licence keys issued
+idempotently, the email sent after commit); only a pending order is cancelled and a
+cancelled one keeps its history; a refund of lines revokes exactly those lines' grants and
+disables their keys (a line is refunded once all its units are; a unit's key as soon as it
+is), the refunded amount never exceeds the total, and refunding the last line refunds the
+order and the grants of its attached files; a dispute revokes every grant, disables every
+key and flags the order; only a paid order's email is sent.
 """
 
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,7 @@ from ..models import (
 from . import webhooks
 from .common import UNSET, save_fields
 from .grants import grants_issue
+from .licences import license_keys_disable, license_keys_disable_refunded, license_keys_issue
 
 FIRST_ORDER_NUMBER = 1001
 Channel = Order.Channel
@@ -288,6 +290,7 @@ def order_lines_add(*, order: Order, lines: Sequence[LineInput]) -> list[OrderLi
         save_fields(locked, {"subtotal": subtotal, "total": subtotal + locked.tax})
         if locked.status == Order.Status.PAID:
             grants_issue(order=locked)
+            license_keys_issue(order=locked)
     _refresh(order, locked)
     return added
 
@@ -365,6 +368,7 @@ def order_pay(
             locked.paid_at = timezone.now()
             locked.save(update_fields=["status", "paid_at", "updated_at"])
         grants_issue(order=locked)
+        license_keys_issue(order=locked)
         if newly_paid:
             webhooks.emit("order.paid", partial(webhooks.order_data, locked))
         if newly_paid and send_email:
@@ -471,6 +475,7 @@ def order_refund(
                 locked.refunded_at = now
                 if not named_amount:  # the whole order is refunded: tax included
                     amount = locked.total - locked.refunded_total
+        license_keys_disable_refunded(order=locked, at=now)
         refunded_total = min(locked.refunded_total + amount, locked.total)
         changed_total = refunded_total != locked.refunded_total
         locked.refunded_total = refunded_total
@@ -530,6 +535,7 @@ def order_dispute(*, order: Order) -> Order:
             locked.disputed_at = now
             locked.save(update_fields=["disputed_at", "updated_at"])
         locked.grants.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+        license_keys_disable(keys=locked.license_keys.all(), at=now)
         _emit_revoked(order=locked, at=now)
     order.disputed_at = locked.disputed_at
     return order

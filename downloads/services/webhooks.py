@@ -390,6 +390,32 @@ def version_data(version) -> dict:
     }
 
 
+def license_key_data(key, *, instance=None, instance_id=None) -> dict:
+    data = {
+        "object": "license_key",
+        "id": str(key.pk),
+        "key": key.key,
+        "status": key.status,
+        "order": str(key.order_id),
+        "line": str(key.line_id),
+        "product": str(key.product_id),
+        "activation_limit": key.activation_limit,
+        "activation_usage": key.activation_usage,
+        "expires_at": unix(key.expires_at),
+        "disabled_at": unix(key.disabled_at),
+        "created_at": unix(key.created_at),
+    }
+    if instance is not None:
+        data["instance"] = {
+            "id": str(instance.pk),
+            "name": instance.name,
+            "created_at": unix(instance.created_at),
+        }
+    elif instance_id is not None:
+        data["instance"] = {"id": str(instance_id)}
+    return data
+
+
 def emit_grants(event_type: str, grants: Iterable) -> None:
     """Emit one event per grant (grant.created, grant.revoked, grant.limit_reached)."""
     emit_many(event_type, [partial(grant_data, grant) for grant in grants])
