@@ -7,8 +7,9 @@ class DownloadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Signal receivers: webhook subscription cache invalidation, and the retry of
-        # PostgreSQL statements a migration made stale. Imported here, not at the top: models
+        # Signal receivers: webhook subscription cache invalidation, the retry of
+        # PostgreSQL statements a migration made stale, and the removal of a stamped copy's
+        # stored file with its row. Imported here, not at the top: models
         # can be imported only once the app registry is ready.
         from . import db  # noqa: F401
-        from .services import webhooks  # noqa: F401
+        from .services import stamping, webhooks  # noqa: F401

@@ -188,25 +188,34 @@ def stored_size(key: str) -> int | None:
 
 
 def stored_sha256(key: str) -> str:
-    """SHA-256 of a stored object, streamed in chunks (django-storages' S3 files would read
-    the whole object into memory, hence boto3's streaming body here)."""
+    """SHA-256 of a stored object, streamed in chunks (see `stored_chunks`)."""
     digest = hashlib.sha256()
-    if is_s3():
-        body = _s3_client().get_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))["Body"]
-        try:
-            for chunk in body.iter_chunks(STREAM_CHUNK):
-                digest.update(chunk)
-        finally:
-            body.close()
-    else:
-        with default_storage.open(key, "rb") as handle:
-            for chunk in iter(lambda: handle.read(STREAM_CHUNK), b""):
-                digest.update(chunk)
+    for chunk in stored_chunks(key):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
 def delete_stored(key: str) -> None:
     default_storage.delete(key)
+
+
+def stored_chunks(key: str, chunk_size: int = STREAM_CHUNK):
+    """The bytes of a stored object as chunks, never the whole object in memory: boto3's
+    streaming body on S3 (django-storages' files would read it all), the file locally."""
+    if is_s3():
+        body = _s3_client().get_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+    else:
+        with default_storage.open(key, "rb") as handle:
+            yield from iter(lambda: handle.read(chunk_size), b"")
+
+
+def store_file(key: str, fileobj) -> str:
+    """Store an open file under `key` (a fresh key: never overwrites); returns its name."""
+    return default_storage.save(key, File(fileobj))
 
 
 class _BoundedReader:

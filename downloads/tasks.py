@@ -1,6 +1,7 @@
 """Background tasks, on the django-tasks backport of Django's Tasks API (`django.tasks` in
 Django 6): webhook deliveries, backfills (grants and buyer emails for files added or
-changed after the sale) and the processing of sales channels' webhooks.
+changed after the sale), the processing of sales channels' webhooks, and buyers' stamped
+copies of PDFs.
 
 Production runs the database backend and one or more `manage.py db_worker` processes; there
 is no other server. The task functions only take ids and re-read the rows, so a task that
@@ -43,3 +44,12 @@ def channel_event_process(event_id: str) -> str | None:
 
     event = process(event_id=event_id)
     return event.status if event is not None else None
+
+
+@task
+def stamped_copy_make(copy_id: str) -> str | None:
+    """Make one buyer's stamped copy of a PDF."""
+    from .services.stamping import stamped_copy_make as make
+
+    copy = make(copy_id=copy_id)
+    return copy.status if copy is not None else None

@@ -15,6 +15,7 @@ from .catalogue import (
     Media,
     MediaUpload,
     Product,
+    StampPosition,
     Variant,
     media_upload_to,
 )
@@ -24,7 +25,9 @@ from .grants import (
     DownloadEvent,
     DownloadGrant,
     RefusalLabels,
+    StampedCopy,
     new_grant_token,
+    stamped_upload_to,
 )
 from .licences import LicenseInstance, LicenseKey, canonical_key, key_digest, new_license_key
 from .orders import ChannelEvent, Order, OrderLine, OrderNotification, new_order_token
@@ -48,6 +51,8 @@ __all__ = [
     "OrderNotification",
     "Product",
     "RefusalLabels",
+    "StampPosition",
+    "StampedCopy",
     "TimeStamped",
     "Variant",
     "WebhookAttempt",
@@ -59,4 +64,5 @@ __all__ = [
     "new_grant_token",
     "new_license_key",
     "new_order_token",
+    "stamped_upload_to",
 ]

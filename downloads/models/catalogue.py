@@ -118,6 +118,16 @@ class Media(TimeStamped):
         return self.file.name
 
 
+DEFAULT_STAMP_TEXT = "Licensed to {email} · Order #{order_number} · {date}"
+
+
+class StampPosition(models.TextChoices):
+    """Where the stamp sits on each page."""
+
+    BOTTOM = "bottom", "Bottom of the page"
+    TOP = "top", "Top of the page"
+
+
 class Download(TimeStamped):
     """A deliverable: a Media or an external URL, placed on a product (optionally one of its
     variants) or kept without a product for attaching to single orders."""
@@ -144,6 +154,18 @@ class Download(TimeStamped):
     position = models.PositiveIntegerField(default=0)
     archived = models.BooleanField(default=False, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    stamp = models.BooleanField(
+        default=False,
+        help_text="Deliver each buyer a copy of the PDF stamped on every page with stamp_text.",
+    )
+    stamp_text = models.CharField(
+        max_length=255,
+        default=DEFAULT_STAMP_TEXT,
+        help_text="Placeholders: {email}, {name}, {order_number}, {date}.",
+    )
+    stamp_position = models.CharField(
+        max_length=10, choices=StampPosition.choices, default=StampPosition.BOTTOM
+    )
     deliver_to_existing_orders = models.BooleanField(
         default=False,
         help_text="Also give this file to every paid, unrefunded order of the product.",

@@ -8,13 +8,15 @@ per order line and download; the log is PROTECTed.
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
 from .base import TimeStamped
-from .catalogue import Download
+from .catalogue import Download, Media
 from .orders import Order, OrderLine
 
 
@@ -187,3 +189,53 @@ REFUSAL_LABELS = {
         reason="Download limit reached",
     ),
 }
+
+
+def stamped_upload_to(instance: "StampedCopy", filename: str) -> str:
+    """A stamped copy's own key, apart from the media it was made from."""
+    name = get_valid_filename(PurePosixPath(filename).name)[-120:] or "file.pdf"
+    return f"stamped/{uuid.uuid4().hex}/{name}"
+
+
+class StampedCopy(models.Model):
+    """One buyer's copy of one version (media) of a stamped Download: made in the background,
+    kept private on the same storage under its own key, served in place of the media.
+
+    `unstampable` marks a PDF that could not be stamped (encrypted, broken): the buyer gets
+    the file as it is, and the merchant sees why.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being prepared"
+        READY = "ready", "Ready"
+        UNSTAMPABLE = "unstampable", "Delivered unstamped"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    grant = models.ForeignKey(
+        DownloadGrant, on_delete=models.CASCADE, related_name="stamped_copies"
+    )
+    source = models.ForeignKey(
+        Media,
+        on_delete=models.CASCADE,
+        related_name="stamped_copies",
+        help_text="The version of the file this copy was made from.",
+    )
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    file = models.FileField(upload_to=stamped_upload_to, max_length=255, blank=True)
+    byte_size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "stamped copies"
+        constraints = [
+            models.UniqueConstraint(fields=["grant", "source"], name="stamped_copy_once")
+        ]
+
+    def __str__(self):
+        return f"{self.grant} ({self.get_status_display()})"

@@ -1,0 +1,116 @@
+"""PDF stamping (services.stamping): the stamp on every page, what survives, what cannot be
+stamped, and the copies' lifecycle."""
+
+import io
+import re
+
+import pikepdf
+import pytest
+from pypdf import PdfReader
+
+from downloads.errors import ServiceError
+from downloads.models import StampedCopy
+from downloads.services.stamping import (
+    Unstampable,
+    pdf_stamp,
+    stamp_text_check,
+    stamp_text_render,
+)
+from tests import pdfs
+
+TEXT = "Licensed to ada@example.com · Order #1042 · 1 December 2026"
+
+
+def stamped(source: bytes, **kwargs) -> bytes:
+    out = io.BytesIO()
+    pdf_stamp(source=io.BytesIO(source), dest=out, text=kwargs.pop("text", TEXT), **kwargs)
+    return out.getvalue()
+
+
+class TestThePdf:
+    def test_every_page_carries_the_stamp(self):
+        result = PdfReader(io.BytesIO(stamped(pdfs.book(7))))
+        assert len(result.pages) == 7
+        for page in result.pages:
+            assert "ada@example.com" in page.extract_text()
+            assert "Order #1042" in page.extract_text()
+
+    def test_one_form_xobject_is_shared_by_every_page(self):
+        result = pikepdf.open(io.BytesIO(stamped(pdfs.book(20))))
+        forms = {
+            page.Resources.XObject[name].objgen
+            for page in result.pages
+            for name in page.Resources.XObject
+        }
+        assert len(forms) == 1
+
+    def test_bookmarks_links_page_labels_and_metadata_survive(self):
+        source = pdfs.book(6, title="Survivors")
+        before, after = PdfReader(io.BytesIO(source)), PdfReader(io.BytesIO(stamped(source)))
+        assert [item.title for item in after.outline] == [item.title for item in before.outline]
+        assert [after.get_destination_page_number(item) for item in after.outline] == list(range(6))
+        assert after.page_labels == before.page_labels == ["i", "ii", "1", "2", "3", "4"]
+        assert after.metadata.title == "Survivors"
+        links = [a.get_object()["/A"]["/URI"] for a in after.pages[0]["/Annots"]]
+        assert links == ["https://example.com/errata"]
+
+    @pytest.mark.parametrize(("position", "low", "high"), [("top", 800, 842), ("bottom", 0, 40)])
+    def test_the_stamp_sits_where_asked(self, position, low, high):
+        pdf = pikepdf.open(io.BytesIO(stamped(pdfs.book(1), position=position)))
+        page = pdf.pages[0]
+        content = page.obj.Contents.read_bytes().decode("latin-1")
+        placed = [
+            float(match[1])
+            for match in re.finditer(r"(?:[-\d.]+ ){5}([-\d.]+) cm\s*/\S+ Do", content)
+        ]
+        assert len(placed) == 1 and low < placed[0] < high  # A4 is 842 points high
+
+    def test_characters_the_standard_font_lacks_become_question_marks(self):
+        text = PdfReader(io.BytesIO(stamped(pdfs.book(1), text="Für Zoë 山田"))).pages[0]
+        assert "Für Zoë ??" in text.extract_text()
+
+    def test_an_encrypted_or_broken_pdf_cannot_be_stamped(self):
+        with pytest.raises(Unstampable, match="encrypted"):
+            stamped(pdfs.encrypted())
+        with pytest.raises(Unstampable, match="cannot be read"):
+            stamped(b"%PDF-1.4 this is not really a PDF")
+
+    def test_a_500_page_book_is_stamped_in_one_pass(self):
+        result = PdfReader(io.BytesIO(stamped(pdfs.book(500))))
+        assert len(result.pages) == 500
+        assert "ada@example.com" in result.pages[499].extract_text()
+
+
+class TestTheText:
+    def test_the_placeholders_are_filled_in(self):
+        from datetime import date
+
+        text = stamp_text_render(
+            "Licensed to {email} ({name}) · Order #{order_number} · {date}",
+            email="ada@example.com",
+            name="",
+            order_number=1042,
+            on=date(2026, 12, 1),
+        )
+        assert (
+            text == "Licensed to ada@example.com (ada@example.com) · Order #1042 · 1 December 2026"
+        )
+
+    @pytest.mark.parametrize(
+        "bad", ["", "   ", "x" * 256, "Hi {customer}", "Hi {email", "{0}", "{email.__class__}"]
+    )
+    def test_a_template_with_other_placeholders_or_no_text_is_refused(self, bad):
+        with pytest.raises(ServiceError) as exc:
+            stamp_text_check(bad)
+        assert (exc.value.code, exc.value.attribute) == ("download.invalid", "stamp_text")
+
+    def test_a_good_template_is_kept(self):
+        assert stamp_text_check(" For {name} <{email}> ") == "For {name} <{email}>"
+
+
+def test_the_copy_statuses_say_what_the_buyer_gets():
+    assert dict(StampedCopy.Status.choices) == {
+        "pending": "Being prepared",
+        "ready": "Ready",
+        "unstampable": "Delivered unstamped",
+    }
