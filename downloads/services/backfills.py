@@ -31,6 +31,7 @@ from ..models import (
 from . import webhooks
 from .common import enqueue_in_transaction
 from .grants import default_expiry, default_limit
+from .stamping import stamped_copies_request
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def _backfill_batch(
             ]
             DownloadGrant.objects.bulk_create(new)
             webhooks.emit_grants("grant.created", new)
+            stamped_copies_request(grants=new)
         notify = {grant.order_id for grant in new}
     else:
         kind, subject_id = OrderNotification.Kind.NEW_VERSION, version.pk

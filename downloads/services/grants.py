@@ -25,6 +25,7 @@ from ..models import (
 )
 from . import webhooks
 from .common import LATEST_EXPIRY, UNSET, check_expires_at, check_expiry_days
+from .stamping import stamped_copies_request
 
 
 def default_limit(value: int | None) -> int | None:
@@ -84,6 +85,7 @@ def grants_issue(*, order: Order) -> list[DownloadGrant]:
         )
     DownloadGrant.objects.bulk_create(new)
     webhooks.emit_grants("grant.created", new)
+    stamped_copies_request(grants=new)
     return new
 
 
@@ -119,7 +121,7 @@ def grant_create(
     _check_limit(download_limit)
     try:
         with transaction.atomic():
-            return DownloadGrant.objects.create(
+            grant = DownloadGrant.objects.create(
                 order=order,
                 line=line,
                 download=download,
@@ -127,6 +129,8 @@ def grant_create(
                 expires_at=expires_at,
                 download_count=download_count,
             )
+            stamped_copies_request(grants=[grant])
+            return grant
     except IntegrityError as exc:
         raise ServiceError(
             "This order already has a grant for this download.", code="grant.exists"

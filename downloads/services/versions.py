@@ -3,7 +3,8 @@
 Rules owned here: grants point at the Download, not the file, so a new version reaches every
 buyer on their next download; the first replacement records the original file as version
 one; a changelog is at most CHANGELOG_MAX_LENGTH characters; buyers are told by email only
-when the merchant asks (`notify_buyers`, through a backfill).
+when the merchant asks (`notify_buyers`, through a backfill); buyers of a stamped file get a
+stamped copy of the new version (services.stamping).
 """
 
 from functools import partial
@@ -19,6 +20,7 @@ from ..models import (
 )
 from . import webhooks
 from .backfills import backfill_start
+from .stamping import stamped_copies_for_download
 
 CHANGELOG_MAX_LENGTH = 500
 
@@ -83,6 +85,9 @@ def download_replace_media(
         locked.media, locked.url, locked.file_updated_at = media, None, now
         locked.save(update_fields=["media", "url", "file_updated_at", "updated_at"])
         webhooks.emit("download.version_created", partial(webhooks.version_data, version))
+        # Buyers of a stamped file get their copy of the new version made in the background;
+        # each replaces the older copy once it is ready.
+        stamped_copies_for_download(download=locked)
         if notify_buyers:
             backfill_start(download=locked, version=version, notify_buyers=True)
     for field in ("media", "url", "file_updated_at", "updated_at"):

@@ -1,22 +1,30 @@
 """PDF stamping (services.stamping): the stamp on every page, what survives, what cannot be
 stamped, and the copies' lifecycle."""
 
+import hashlib
 import io
 import re
 
 import pikepdf
 import pytest
+from django.core.files.storage import default_storage
+from django_tasks_db.models import DBTaskResult
 from pypdf import PdfReader
 
+from downloads import storage
 from downloads.errors import ServiceError
 from downloads.models import StampedCopy
+from downloads.services.grants import grant_delete
+from downloads.services.orders import LineInput, order_create
 from downloads.services.stamping import (
     Unstampable,
     pdf_stamp,
     stamp_text_check,
     stamp_text_render,
+    stamped_copy_make,
 )
-from tests import pdfs
+from downloads.services.versions import download_replace_media
+from tests import factories, pdfs
 
 TEXT = "Licensed to ada@example.com · Order #1042 · 1 December 2026"
 
@@ -108,9 +116,88 @@ class TestTheText:
         assert stamp_text_check(" For {name} <{email}> ") == "For {name} <{email}>"
 
 
-def test_the_copy_statuses_say_what_the_buyer_gets():
-    assert dict(StampedCopy.Status.choices) == {
-        "pending": "Being prepared",
-        "ready": "Ready",
-        "unstampable": "Delivered unstamped",
-    }
+@pytest.mark.django_db
+class TestCopies:
+    @pytest.fixture
+    def stamped_download(self):
+        media = factories.MediaFactory(content=pdfs.book(3), filename="Guide.pdf")
+        return factories.DownloadFactory(media=media, stamp=True)
+
+    def pay(self, download, email="ada@example.com"):
+        return order_create(
+            email=email,
+            lines=[LineInput(product=download.product)],
+            status="paid",
+            send_email=False,
+        )
+
+    def test_paying_requests_one_pending_copy_and_enqueues_its_making(self, stamped_download):
+        order = self.pay(stamped_download)
+        copy = StampedCopy.objects.get()
+        assert (copy.grant.order_id, copy.source_id, copy.status) == (
+            order.pk,
+            stamped_download.media_id,
+            "pending",
+        )
+        tasks = DBTaskResult.objects.filter(task_path="downloads.tasks.stamped_copy_make")
+        assert [task.args_kwargs["args"] for task in tasks] == [[str(copy.pk)]]
+
+    def test_unstamped_or_non_pdf_downloads_get_no_copy(self):
+        plain = factories.DownloadFactory()
+        not_pdf = factories.DownloadFactory(
+            stamp=True,
+            media=factories.MediaFactory(filename="a.zip", content_type="application/zip"),
+        )
+        link = factories.LinkDownloadFactory(stamp=True)
+        for download in (plain, not_pdf, link):
+            self.pay(download)
+        assert not StampedCopy.objects.exists()
+
+    def test_making_a_copy_stamps_the_buyers_email_and_stores_it_apart(self, stamped_download):
+        order = self.pay(stamped_download)
+        copy = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        assert copy.status == "ready" and copy.file.name.startswith("stamped/")
+        assert copy.file.name != stamped_download.media.key
+        data = b"".join(storage.stored_chunks(copy.file.name))
+        assert (copy.byte_size, copy.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        pages = PdfReader(io.BytesIO(data)).pages
+        assert len(pages) == 3
+        assert all(f"ada@example.com · Order #{order.number}" in p.extract_text() for p in pages)
+        assert stamped_copy_make(copy_id=copy.pk).file.name == copy.file.name  # idempotent
+
+    def test_a_new_version_gets_a_new_copy_that_replaces_the_old_one(self, stamped_download):
+        self.pay(stamped_download)
+        first = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        new_media = factories.MediaFactory(content=pdfs.book(4), filename="Guide v2.pdf")
+        download_replace_media(download=stamped_download, media=new_media)
+        pending = StampedCopy.objects.get(status="pending")
+        assert pending.source_id == new_media.pk
+        with self.captured_commits() as commits:
+            second = stamped_copy_make(copy_id=pending.pk)
+        assert commits
+        assert list(StampedCopy.objects.all()) == [second]
+        assert (
+            len(PdfReader(io.BytesIO(b"".join(storage.stored_chunks(second.file.name)))).pages) == 4
+        )
+        assert not default_storage.exists(first.file.name)
+
+    def test_an_encrypted_pdf_is_marked_unstampable_and_kept_as_is(self):
+        media = factories.MediaFactory(content=pdfs.encrypted(), filename="Locked.pdf")
+        download = factories.DownloadFactory(media=media, stamp=True)
+        self.pay(download)
+        copy = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        assert (copy.status, copy.file.name) == ("unstampable", "")
+        assert "encrypted" in copy.error
+
+    def test_deleting_the_grant_deletes_the_stored_copy(self, stamped_download):
+        order = self.pay(stamped_download)
+        copy = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        assert default_storage.exists(copy.file.name)
+        with self.captured_commits():
+            grant_delete(grant=order.grants.get())
+        assert not StampedCopy.objects.exists()
+        assert not default_storage.exists(copy.file.name)
+
+    @pytest.fixture(autouse=True)
+    def _commits(self, django_capture_on_commit_callbacks):
+        self.captured_commits = lambda: django_capture_on_commit_callbacks(execute=True)
