@@ -2,8 +2,10 @@
 
 Rules owned here: a download is taken by ONE conditional UPDATE whose WHERE clause is the
 whole rule (`DownloadGrant.available_q`: not revoked, not expired, under the limit), so
-concurrent requests never overshoot a limit; every attempt, served or refused, is logged as
-a DownloadEvent; a refusal's reason comes from the row already read.
+concurrent requests never overshoot a limit; a download of several files at once (download
+all) takes one from each in one transaction before anything is sent, under the same rule;
+every attempt, served or refused, is logged as a DownloadEvent; a refusal's reason comes
+from the row already read.
 """
 
 import uuid
@@ -170,3 +172,43 @@ def _emit_consumed(*, grant: DownloadGrant, at, ip, user_agent, subscribed) -> N
         )
     if "grant.limit_reached" in subscribed and grant.download_count == grant.download_limit:
         webhooks.emit_grants("grant.limit_reached", [grant])
+
+
+def grants_consume_many(
+    *, grants, ip: str | None = None, user_agent: str = ""
+) -> list[DownloadGrant]:
+    """Take one download from each of several grants at once (download all), in one
+    transaction, each by the conditional UPDATE of `grant_consume`'s rule; log every attempt.
+    Returns the grants that were taken (their counts updated); the others lost a race to
+    their limit, expiry or revocation and are left out. Nothing is sent before this returns.
+    """
+    now = timezone.now()
+    user_agent = _stored_user_agent(user_agent)
+    subscribed = CONSUMED_EVENTS & webhooks.subscribed_types()
+    taken: list[DownloadGrant] = []
+    events = []
+    with transaction.atomic():
+        # Rows are updated in one order (by id), so two downloads of overlapping sets of
+        # files wait for each other instead of deadlocking.
+        for grant in sorted(grants, key=lambda grant: str(grant.pk)):
+            count = _consume_in_transaction(
+                grant=grant, now=now, exact="grant.limit_reached" in subscribed
+            )
+            if count is None:
+                outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+            else:
+                outcome = DownloadEvent.Outcome.SERVED
+                grant.download_count, grant.last_downloaded_at = count, now
+                taken.append(grant)
+            events.append(
+                DownloadEvent(
+                    grant=grant, outcome=outcome, ip=ip or None, user_agent=user_agent, at=now
+                )
+            )
+        DownloadEvent.objects.bulk_create(events)
+        if subscribed:
+            for grant in taken:
+                _emit_consumed(
+                    grant=grant, at=now, ip=ip, user_agent=user_agent, subscribed=subscribed
+                )
+    return taken

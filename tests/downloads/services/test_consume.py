@@ -8,7 +8,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from downloads.models import DownloadEvent, DownloadGrant
-from downloads.services.consume import grant_consume
+from downloads.services.consume import grant_consume, grants_consume_many
 from downloads.services.grants import grants_revoke
 from tests import factories
 
@@ -130,3 +130,60 @@ def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_
     served = DownloadEvent.objects.filter(grant=grant, outcome="served").count()
     assert served == 7 == grant.download_count - 3
     assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
+
+
+class TestConsumeMany:
+    def test_one_download_is_taken_from_each_grant_and_each_attempt_logged(self):
+        order = factories.paid_order_with_files(lines=2, attached=1)
+        grants = list(DownloadGrant.objects.filter(order=order))
+        for grant in grants:
+            DownloadGrant.objects.filter(pk=grant.pk).update(download_limit=5, download_count=1)
+            grant.refresh_from_db()
+        taken = grants_consume_many(grants=grants, ip="203.0.113.9", user_agent="zip")
+        assert {grant.pk for grant in taken} == {grant.pk for grant in grants}
+        assert set(DownloadGrant.objects.values_list("download_count", flat=True)) == {2}
+        events = DownloadEvent.objects.filter(outcome="served", user_agent="zip")
+        assert events.count() == len(grants)
+
+    def test_a_grant_that_lost_its_last_download_meanwhile_is_left_out_and_logged(self):
+        fresh = factories.GrantFactory(download_limit=3)
+        spent = factories.GrantFactory(download_limit=1)
+        stale = DownloadGrant.objects.get(pk=spent.pk)  # read while it looked available
+        grant_consume(grant=spent)
+        taken = grants_consume_many(grants=[fresh, stale])
+        assert taken == [fresh]
+        assert DownloadGrant.objects.get(pk=spent.pk).download_count == 1
+        assert list(stale.events.values_list("outcome", flat=True).order_by("outcome")) == [
+            "limit_reached",
+            "served",
+        ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_download_alls_with_seven_left_take_exactly_seven(postgres_only):
+    grant = factories.GrantFactory(download_limit=10, download_count=3)
+    other = factories.GrantFactory(order=grant.order, download_limit=None)
+    barrier = threading.Barrier(50)
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def download_all():
+        try:
+            mine = list(DownloadGrant.objects.filter(pk__in=[grant.pk, other.pk]))
+            barrier.wait(timeout=30)
+            got = grants_consume_many(grants=mine)
+            with lock:
+                taken.append(sum(g.pk == grant.pk for g in got))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=download_all) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(taken) == 50 and sum(taken) == 7
+    assert DownloadGrant.objects.get(pk=grant.pk).download_count == 10
+    assert DownloadGrant.objects.get(pk=other.pk).download_count == 50
