@@ -6,4 +6,14 @@ The imports below are the registration: importing each module runs its `@admin.r
 module that defines them (`downloads.admin.media`, …).
 """
 
-from . import catalogue, channels, grants, media, orders, site, versions, webhooks  # noqa: F401
+from . import (  # noqa: F401
+    catalogue,
+    channels,
+    grants,
+    licences,
+    media,
+    orders,
+    site,
+    versions,
+    webhooks,
+)

@@ -303,6 +303,14 @@ class ProductAdmin(
             {"fields": ["name", "sku", "price", "vendor", "tags", "description", "external_id"]},
         ),
         ("Downloads", {"fields": ["download_limit", "download_expiry_days"]}),
+        (
+            "Licence keys",
+            {
+                "fields": ["license_keys", "license_activation_limit", "license_expiry_days"],
+                "description": "Settings for the keys issued from now on; keys already "
+                "issued keep their limit and expiry (change those on the key's page).",
+            },
+        ),
         ("State", {"fields": ["archived", "archived_at", "created_at", "updated_at"]}),
     ]
     inlines = [VariantInline, DownloadInline]

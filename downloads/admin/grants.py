@@ -234,24 +234,34 @@ class DownloadGrantAdmin(
 
     @admin.action(permissions=["change"], description="Reset the download count to 0")
     def reset(self, request, queryset):
+        # Counted before the change: on a list filtered by state, the change moves grants
+        # out of the queryset.
+        selected = queryset.count()
         changed = grants_reset(grants=queryset)
-        self._report(request, "Reset", changed, queryset.count(), "had no downloads")
+        self._report(request, "Reset", changed, selected, "had no downloads")
 
     @admin.action(permissions=["change"], description="Revoke access")
     def revoke(self, request, queryset):
+        # Counted before the change: on a list filtered by state, the change moves grants
+        # out of the queryset.
+        selected = queryset.count()
         changed = grants_revoke(grants=queryset)
-        self._report(request, "Revoked", changed, queryset.count(), "were revoked")
+        self._report(request, "Revoked", changed, selected, "were revoked")
 
     @admin.action(permissions=["change"], description="Restore access")
     def restore(self, request, queryset):
+        # Counted before the change: on a list filtered by state, the change moves grants
+        # out of the queryset.
+        selected = queryset.count()
         changed = grants_restore(grants=queryset)
-        self._report(request, "Restored", changed, queryset.count(), "had access")
+        self._report(request, "Restored", changed, selected, "had access")
 
     @admin.action(permissions=["change"], description="Extend expiry by N days…")
     def extend(self, request, queryset):
         form = ExtendForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             days = form.cleaned_data["days"]
+            selected = queryset.count()
             try:
                 changed = grants_extend(grants=queryset, days=days)
             except ServiceError as exc:
@@ -261,7 +271,7 @@ class DownloadGrantAdmin(
                     request,
                     f"Extended by {plural(days, 'day')}:",
                     changed,
-                    queryset.count(),
+                    selected,
                     "never expire",
                 )
                 return None

@@ -1,7 +1,7 @@
 """Orders in the back office: creating one through `order_create` (channel "admin", the
 catalogue's prices unless a line names its own), the API's actions (mark paid, resend the
-email, refund orders or lines, attach and detach files, cancel), and every amount shown
-formatted in the order's currency by `downloads.money`.
+email, refund orders or lines, attach and detach files, cancel), every amount shown
+formatted in the order's currency by `downloads.money`, and the order's licence keys.
 
 Every change goes through `downloads.services.orders`; an order is never edited or deleted
 here (it is a record of a sale and the download log hangs on it), only acted on.
@@ -24,6 +24,7 @@ from downloads.models import (
     ChannelEvent,
     Download,
     DownloadGrant,
+    LicenseKey,
     Order,
     OrderLine,
     Product,
@@ -41,6 +42,7 @@ from downloads.services.orders import (
 )
 
 from .grants import GrantColumnsMixin
+from .licences import LicenseKeyColumnsMixin
 from .mixins import (
     LIST_PER_PAGE,
     ObjectActionsMixin,
@@ -101,6 +103,24 @@ class GrantInline(GrantColumnsMixin, ViewOnlyInlineMixin, admin.TabularInline):
     @admin.display(description="")
     def edit(self, obj):
         return format_html('<a href="{}">Manage</a>', admin_url(obj))
+
+
+class LicenseKeyInline(LicenseKeyColumnsMixin, ViewOnlyInlineMixin, admin.TabularInline):
+    """The order's licence keys, line by line and unit by unit, each linked to its page."""
+
+    model = LicenseKey
+    fk_name = "order"
+    fields = ["key_link", "item", "status_badge", "activations", "expires"]
+    readonly_fields = fields
+    verbose_name = "licence key"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("line")
+            .order_by("line__position", "line_id", "unit")
+        )
 
 
 class OrderLineForm(forms.Form):
@@ -297,7 +317,7 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         "email_sent_at",
         "attached",
     ]
-    inlines = [OrderLineInline, GrantInline]
+    inlines = [OrderLineInline, GrantInline, LicenseKeyInline]
     actions = ["mark_paid", "send_email", "refund", "attach", "detach", "cancel"]
     object_actions = ("mark_paid", "send_email", "refund", "attach", "detach", "cancel")
     object_action_labels = {
@@ -316,6 +336,13 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             .select_related("customer")
             .annotate(_lines=related_count(OrderLine, "order"))
         )
+
+    def get_inline_instances(self, request, obj=None):
+        # The licence keys' section only on an order that has keys (one EXISTS).
+        inlines = super().get_inline_instances(request, obj)
+        if obj is None or not obj.license_keys.exists():
+            inlines = [inline for inline in inlines if not isinstance(inline, LicenseKeyInline)]
+        return inlines
 
     def has_delete_permission(self, request, obj=None):
         # Orders are records of sales and the download log hangs on them: refund or cancel.

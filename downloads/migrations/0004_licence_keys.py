@@ -49,6 +49,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['created_at', 'unit', 'id'],
+                'verbose_name': 'licence key',
             },
         ),
         migrations.CreateModel(
@@ -61,6 +62,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['created_at', 'id'],
+                'verbose_name': 'activation',
             },
         ),
         migrations.AddConstraint(

@@ -78,6 +78,7 @@ class LicenseKey(TimeStamped):
 
     class Meta:
         ordering = ["created_at", "unit", "id"]
+        verbose_name = "licence key"
         constraints = [
             models.UniqueConstraint(fields=["line", "unit"], name="license_key_once_per_unit"),
             models.CheckConstraint(
@@ -157,6 +158,7 @@ class LicenseInstance(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "activation"
 
     def __str__(self):
         return self.name

@@ -5,7 +5,9 @@ unique, at most MAX_TAGS of at most MAX_TAG_LENGTH characters; a download has ex
 of media or url, a url needs a name, a variant belongs to the download's product; archiving
 hides from new sales and keeps buyers' downloads; deleting what orders use is refused; a
 product has a price (an amount, see downloads.money) and a variant its own or none (None: it
-costs its product's).
+costs its product's); a product's licence keys are on or off, their activation limit at least 1
+(None: unlimited, at most MAX_LICENSE_ACTIVATIONS) and their expiry 1 to MAX_EXPIRY_DAYS days
+after payment (None: never); keys already issued keep what they were issued with.
 """
 
 from collections.abc import Iterable
@@ -99,8 +101,14 @@ PRODUCT_FIELDS = frozenset(
         "external_id",
         "download_limit",
         "download_expiry_days",
+        "license_keys",
+        "license_activation_limit",
+        "license_expiry_days",
     }
 )
+
+# Activations a product's keys may each take; beyond that, unlimited (None) says it better.
+MAX_LICENSE_ACTIVATIONS = 1_000_000
 
 
 VARIANT_FIELDS = frozenset({"name", "sku", "external_id", "price", "position"})
@@ -124,6 +132,43 @@ def _clean_tags(tags) -> list[str]:
     return clean
 
 
+def _check_license_settings(fields: dict) -> None:
+    """The product's licence settings among `fields`: a bool, a limit of at least 1 or None,
+    an expiry of 1 to MAX_EXPIRY_DAYS days or None."""
+    if "license_keys" in fields and not isinstance(fields["license_keys"], bool):
+        raise ServiceError(
+            "license_keys must be true or false.",
+            code="product.invalid",
+            reason="invalid",
+            attribute="license_keys",
+        )
+    limit = fields.get("license_activation_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise ServiceError(
+            "license_activation_limit must be a whole number, or null for unlimited.",
+            code="product.invalid",
+            reason="invalid",
+            attribute="license_activation_limit",
+        )
+    if limit is not None and not 1 <= limit <= MAX_LICENSE_ACTIVATIONS:
+        raise ServiceError(
+            f"license_activation_limit must be between 1 and {MAX_LICENSE_ACTIVATIONS}, "
+            "or null for unlimited.",
+            code="product.invalid",
+            reason="min_value" if limit < 1 else "max_value",
+            attribute="license_activation_limit",
+        )
+    days = fields.get("license_expiry_days")
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool)):
+        raise ServiceError(
+            "license_expiry_days must be a whole number of days, or null for never.",
+            code="product.invalid",
+            reason="invalid",
+            attribute="license_expiry_days",
+        )
+    check_expiry_days(days, attribute="license_expiry_days", entity="product", minimum=1)
+
+
 def product_create(
     *,
     name: str,
@@ -135,10 +180,22 @@ def product_create(
     external_id: int | None = None,
     download_limit: int | None = None,
     download_expiry_days: int | None = None,
+    license_keys: bool = False,
+    license_activation_limit: int | None = None,
+    license_expiry_days: int | None = None,
     archived: bool = False,
 ) -> Product:
-    """Create a product. Limits left None fall back to the store defaults when orders pay."""
+    """Create a product. Limits left None fall back to the store defaults when orders pay;
+    with `license_keys` each unit bought gets a key (limit None: unlimited activations,
+    expiry None: never)."""
     check_expiry_days(download_expiry_days, attribute="download_expiry_days", entity="product")
+    _check_license_settings(
+        {
+            "license_keys": license_keys,
+            "license_activation_limit": license_activation_limit,
+            "license_expiry_days": license_expiry_days,
+        }
+    )
     now = timezone.now()
     return Product.objects.create(
         name=required_text(name, attribute="name", noun="product"),
@@ -150,6 +207,9 @@ def product_create(
         external_id=external_id,
         download_limit=download_limit,
         download_expiry_days=download_expiry_days,
+        license_keys=license_keys,
+        license_activation_limit=license_activation_limit,
+        license_expiry_days=license_expiry_days,
         archived=archived,
         archived_at=now if archived else None,
     )
@@ -157,7 +217,8 @@ def product_create(
 
 def product_update(*, product: Product, archived=UNSET, **fields) -> Product:
     """Change a product's fields (see PRODUCT_FIELDS); `archived` goes through
-    `product_set_archived`. Existing grants keep the limits they were issued with."""
+    `product_set_archived`. Existing grants and licence keys keep the limits they were
+    issued with."""
     if unknown := set(fields) - PRODUCT_FIELDS:
         raise TypeError(f"Unknown product fields: {', '.join(sorted(unknown))}")
     if "name" in fields:
@@ -170,6 +231,7 @@ def product_update(*, product: Product, archived=UNSET, **fields) -> Product:
         check_expiry_days(
             fields["download_expiry_days"], attribute="download_expiry_days", entity="product"
         )
+    _check_license_settings(fields)
     for field in ("sku", "vendor", "description"):
         if field in fields and fields[field] is None:
             fields[field] = ""

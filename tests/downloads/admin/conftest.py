@@ -1,8 +1,10 @@
-"""Helpers for the back-office tests: paid orders made through the services, and messages."""
+"""Helpers for the back-office tests: paid orders made through the services (with files, with
+licence keys), and messages."""
 
 import pytest
 from django.contrib.messages import get_messages
 
+from downloads.services.orders import LineInput
 from tests import factories
 from tests.conftest import paid_order
 
@@ -13,6 +15,13 @@ def product_with_file(content=b"%PDF-1.4 the bytes\n", filename="guide.pdf", **k
         media=factories.MediaFactory(content=content, filename=filename),
     )
     return download.product
+
+
+def licence_order(product=None, quantity=1, **kwargs):
+    """A paid order of `quantity` units of a product that issues licence keys (by default one
+    with 3 activations per key); its keys are `order.license_keys`."""
+    product = product or factories.ProductFactory(license_keys=True, license_activation_limit=3)
+    return paid_order(LineInput(product=product, quantity=quantity), **kwargs)
 
 
 def messages_of(response) -> list[str]:

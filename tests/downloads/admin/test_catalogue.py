@@ -330,6 +330,55 @@ def test_prices_are_formatted_in_the_store_currency_yen_without_decimals(admin_c
     assert "In minor units of JPY: 49 is ¥49." in form
 
 
+# --- Licence keys ---------------------------------------------------------------------------------
+
+
+def test_licence_settings_are_saved_through_the_product_services(admin_client):
+    page = admin_client.get(reverse("admin:downloads_product_add")).content.decode()
+    assert '<h2 id="fieldset-0-2-heading" class="fieldset-heading">Licence keys</h2>' in page
+    data = product_form(license_keys="on", license_activation_limit="3", license_expiry_days="365")
+    assert admin_client.post(reverse("admin:downloads_product_add"), data).status_code == 302
+    product = Product.objects.get()
+    assert (
+        product.license_keys,
+        product.license_activation_limit,
+        product.license_expiry_days,
+    ) == (True, 3, 365)
+    key = paid_order(product).license_keys.get()
+    assert key.activation_limit == 3 and key.expires_at is not None
+    url = reverse("admin:downloads_product_change", args=[product.pk])
+    changed = inline_rows(
+        product, license_keys="on", license_activation_limit="", license_expiry_days=""
+    )
+    assert admin_client.post(url, changed).status_code == 302
+    product.refresh_from_db()
+    assert (product.license_activation_limit, product.license_expiry_days) == (None, None)
+    key.refresh_from_db()
+    assert key.activation_limit == 3  # a key keeps what it was issued with
+
+
+@pytest.mark.parametrize(
+    "field, typed, message",
+    [
+        (
+            "license_activation_limit",
+            "0",
+            "license_activation_limit must be between 1 and 1000000, or null for unlimited.",
+        ),
+        ("license_expiry_days", "0", "license_expiry_days must be between 1 and 36500."),
+        ("license_expiry_days", "36501", "license_expiry_days must be between 1 and 36500."),
+    ],
+)
+def test_licence_settings_the_service_refuses_show_on_their_field(
+    admin_client, field, typed, message
+):
+    data = product_form(license_keys="on", **{field: typed})
+    response = admin_client.post(reverse("admin:downloads_product_add"), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == [message]
+    assert not Product.objects.exists()
+
+
 # --- Variants -------------------------------------------------------------------------------------
 
 

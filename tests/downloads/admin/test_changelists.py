@@ -7,7 +7,7 @@ from django.urls import reverse
 from accounts.services import api_key_create
 from downloads.models import ChannelEvent
 from tests import factories
-from tests.downloads.admin.conftest import paid_order, product_with_file
+from tests.downloads.admin.conftest import licence_order, paid_order, product_with_file
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +53,16 @@ def make_channel_events(n):
         )
 
 
+def make_license_keys(n):
+    """n keys: a few on orders of their own (each with its buyer), the rest on one order, over
+    two products (so the product filter is shown)."""
+    products = factories.ProductFactory.create_batch(2, license_keys=True)
+    for index in range(min(n, 5)):
+        licence_order(products[index % 2], email=f"buyer{index}@example.com")
+    if n > 5:
+        licence_order(products[0], quantity=n - 5)
+
+
 def make_api_keys(n):
     staff = factories.StaffFactory()
     for index in range(n):
@@ -64,7 +74,8 @@ def make_users(n):
 
 
 # (changelist, rows factory, queries): session, user, the counts and the page, plus the
-# vendor filter's values (products), the date hierarchy's range and days (orders, events).
+# vendor filter's values (products), the date hierarchy's range and days (orders, events), the
+# product filter's values (licence keys).
 CHANGELISTS = [
     ("downloads_product", make_products, 6),
     ("downloads_variant", make_variants, 5),
@@ -74,6 +85,7 @@ CHANGELISTS = [
     ("downloads_downloadgrant", make_grants, 5),
     ("downloads_downloadevent", make_events, 7),
     ("downloads_channelevent", make_channel_events, 5),
+    ("downloads_licensekey", make_license_keys, 6),
     ("accounts_apikey", make_api_keys, 5),
     ("accounts_user", make_users, 5),
 ]

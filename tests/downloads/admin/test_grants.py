@@ -101,6 +101,14 @@ def test_revoke_and_restore(admin_client, grants):
     ).exists()
 
 
+def test_revoking_from_a_list_filtered_on_not_revoked_counts_what_was_chosen(
+    admin_client, grants
+):
+    # Revoking moves the grant out of the filtered queryset: counted after, it said "-1".
+    response = admin_client.post(GRANTS + "?revoked=no", action("revoke", [grants["active"]]))
+    assert messages_of(response) == ["Revoked 1 grant."]
+
+
 def test_extend_asks_for_days_then_extends_those_that_expire(admin_client, grants):
     selected = [grants["expired"], grants["active"]]
     form = admin_client.post(GRANTS, action("extend", selected))

@@ -7,9 +7,16 @@ from django.core import mail
 from django.urls import reverse
 
 from downloads.models import ChannelEvent, DownloadGrant, Order
+from downloads.services.licences import license_key_activate
 from downloads.services.orders import LineInput, order_dispute, order_refund
 from tests import factories
-from tests.downloads.admin.conftest import action, messages_of, paid_order, product_with_file
+from tests.downloads.admin.conftest import (
+    action,
+    licence_order,
+    messages_of,
+    paid_order,
+    product_with_file,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -387,6 +394,48 @@ class TestChangePage:
         formset = response.context["inline_admin_formsets"][0]
         assert not formset.has_add_permission and not formset.has_change_permission
         assert response.context["show_save"] is False
+
+    def test_a_paid_order_of_a_licence_product_shows_its_keys_per_line_linked(self, admin_client):
+        guide = product_with_file(name="Guide")
+        editor = factories.ProductFactory(
+            name="Editor", license_keys=True, license_activation_limit=3
+        )
+        order = paid_order(LineInput(product=guide), LineInput(product=editor, quantity=2))
+        first, second = order.license_keys.order_by("unit")
+        license_key_activate(key_text=first.key, instance_name="Laptop")
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        assert '<h2 id="license_keys-heading" class="inline-heading">' in html
+        links = re.findall(r'<td class="field-key_link">\s*<p><a href="([^"]+)">', html)
+        assert links == [
+            reverse("admin:downloads_licensekey_change", args=[key.pk]) for key in (first, second)
+        ]
+        assert cells(html, "item") == ["Editor, unit 1 of 2", "Editor, unit 2 of 2"]
+        assert cells(html, "activations") == ["1 of 3", "0 of 3"]
+        assert cells(html, "status_badge") == [
+            '<span class="license-status license-status-active">Active</span>',
+            '<span class="license-status license-status-inactive">Inactive</span>',
+        ]
+
+    def test_an_order_without_keys_has_no_licence_keys_section(self, admin_client, order):
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        assert "license_keys-group" not in html
+
+    @pytest.mark.parametrize("keys", [1, 20])
+    def test_the_page_takes_the_same_queries_for_1_and_20_licence_keys(
+        self, admin_client, django_assert_num_queries, keys
+    ):
+        order = licence_order(quantity=keys)
+        url = reverse("admin:downloads_order_change", args=[order.pk])
+        admin_client.get(url)  # the process's content-type cache, filled once
+        # session, user, the order, its lines, grants, channel events and attached files,
+        # whether it has keys, and its keys with their lines
+        with django_assert_num_queries(9):
+            response = admin_client.get(url)
+        assert response.content.decode().count('<td class="field-key_link">') == keys
 
     def test_orders_cannot_be_deleted(self, admin_client, order):
         url = reverse("admin:downloads_order_delete", args=[order.pk])
