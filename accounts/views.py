@@ -9,7 +9,7 @@ from django.views.decorators.http import require_safe
 
 from downloads import selectors
 from downloads.emails import site_url
-from downloads.views.headers import page_headers
+from downloads.views.headers import ORDER_PAGE_CONTENT_SECURITY_POLICY, page_headers
 
 from .forms import OrderEmailPasswordResetForm
 
@@ -17,20 +17,24 @@ ORDERS_PER_PAGE = 20
 
 
 @require_safe
-@page_headers
+@page_headers(csp=ORDER_PAGE_CONTENT_SECURITY_POLICY)
 def order_detail(request, access_token: str):
-    """An order's files, by the secret link in the order email (no login needed)."""
+    """An order's files and licence keys, by the secret link in the order email (no login
+    needed)."""
     order = selectors.order_get_by_token(access_token=access_token)
     if order is None:
         return render(request, "accounts/order_not_found.html", status=404)
+    lines = order.lines.all()
     return render(
         request,
         "accounts/order_detail.html",
         {
             "order": order,
-            "lines": order.lines.all(),
+            "lines": lines,
             "order_grants": order.order_grants,
             "is_owner": order.is_owned_by(request.user),
+            # The *Copy* buttons' script is loaded only on a page with keys to copy.
+            "has_license_keys": any(line.license_keys.all() for line in lines),
         },
     )
 

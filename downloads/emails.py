@@ -11,7 +11,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .models import Download, DownloadVersion, Order, OrderNotification
+from .models import Download, DownloadVersion, LicenseKey, Order, OrderNotification
 from .selectors import order_get_by_token
 
 
@@ -30,11 +30,20 @@ def order_page_url(order: Order, request=None) -> str:
 
 def order_email_message(*, order: Order, request=None, connection=None) -> EmailMultiAlternatives:
     """The order email (text and HTML): what was bought at what price and the total, in the
-    order's currency; each item with its files; and the order page link."""
+    order's currency; each item with its files and its licence keys (with the activations
+    each allows; disabled keys left out, like revoked files); and the order page link."""
     full = order_get_by_token(access_token=order.access_token) or order
     bought = list(full.lines.all())
     lines = [
-        {"line": line, "grants": [grant for grant in line.grants.all() if not grant.is_revoked]}
+        {
+            "line": line,
+            "grants": [grant for grant in line.grants.all() if not grant.is_revoked],
+            "keys": [
+                key
+                for key in line.license_keys.all()
+                if key.status_at() != LicenseKey.Status.DISABLED
+            ],
+        }
         for line in bought
         if line.refunded_at is None
     ]
@@ -48,6 +57,7 @@ def order_email_message(*, order: Order, request=None, connection=None) -> Email
         "lines": lines,
         "order_grants": order_grants,
         "has_files": bool(order_grants) or any(item["grants"] for item in lines),
+        "has_keys": any(item["keys"] for item in lines),
     }
     message = EmailMultiAlternatives(
         subject=f"{store}: your downloads for order #{full.number}",

@@ -3,14 +3,27 @@ each with the joins and prefetches that keep its query count constant."""
 
 import hmac
 import json
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    UUIDField,
+    Value,
+)
+from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 
 from . import money
@@ -19,6 +32,8 @@ from .models import (
     Download,
     DownloadEvent,
     DownloadGrant,
+    LicenseInstance,
+    LicenseKey,
     Media,
     Order,
     OrderLine,
@@ -165,20 +180,28 @@ def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
     return grant
 
 
+# A key's unit was refunded: its order refunded, its line refunded in full, or past the units
+# still paid for (`LicenseKey.refunded_q`, what refunds disable); read here only to word a
+# disabled key ("Disabled (refunded)"), never to decide its status (`LicenseKey.status_at`).
+_KEY_UNIT_REFUNDED = ExpressionWrapper(LicenseKey.refunded_q(), output_field=BooleanField())
+
+
 def order_lines_prefetch() -> Prefetch:
     grants = DownloadGrant.objects.select_related("download__media").order_by(
         "download__position", "created_at", "id"
     )
+    keys = LicenseKey.objects.annotate(unit_refunded=_KEY_UNIT_REFUNDED).order_by("unit", "id")
     return Prefetch(
         "lines",
         queryset=OrderLine.objects.select_related("product", "variant").prefetch_related(
-            Prefetch("grants", queryset=grants)
+            Prefetch("grants", queryset=grants), Prefetch("license_keys", queryset=keys)
         ),
     )
 
 
 def order_get_by_token(*, access_token: str) -> Order | None:
-    """The order behind a buyer's order page URL, with lines, files and grants prefetched.
+    """The order behind a buyer's order page URL, with lines, files, grants and licence keys
+    prefetched (each key with `unit_refunded`, to word a disabled one).
 
     Order-level grants (files attached to the order) are in `order.order_grants`.
     """
@@ -205,13 +228,17 @@ def order_get_by_token(*, access_token: str) -> Order | None:
 
 @dataclass(frozen=True)
 class StorefrontOrder:
-    """An order as flat rows, for the storefront JSON: no model instances are built, which
-    makes this read about three times cheaper than `order_get_by_token` (see bench/)."""
+    """An order as flat rows, for the storefront JSON: no model instances are built (but
+    one field-less LicenseKey per key, to ask it its status), which makes this read about
+    three times cheaper than `order_get_by_token` (see bench/)."""
 
     number: int
     paid_at: datetime | None
     lines: list[tuple]  # STOREFRONT_LINE_FIELDS, in line order
     grants: list[tuple]  # STOREFRONT_GRANT_FIELDS, in display order
+    # Each line's licence keys by line id, in unit order: (key, status, activation_limit,
+    # activation_usage, expires_at); lines without keys are absent.
+    license_keys: dict
 
 
 STOREFRONT_LINE_FIELDS = (
@@ -243,11 +270,28 @@ STOREFRONT_GRANT_FIELDS = (
 )
 
 
+# Each line's keys come in the lines' own statement (LEFT JOIN: one row per key, one row of
+# NULLs for a line without keys), so they cost the storefront no statement of their own.
+STOREFRONT_KEY_FIELDS = (
+    "license_keys__key",
+    "license_keys__activation_limit",
+    "license_keys__activation_usage",
+    "license_keys__expires_at",
+    "license_keys__disabled_at",
+)
+# What `LicenseKey.status_at` reads, as the key fields' row positions and attnames.
+_KEY_STATUS_FIELDS = ("activation_usage", "expires_at", "disabled_at")
+_KEY_STATUS_COLUMNS = _in_field_order(LicenseKey, _KEY_STATUS_FIELDS)
+_KEY_STATUS_POSITIONS = [
+    len(STOREFRONT_LINE_FIELDS) + STOREFRONT_KEY_FIELDS.index(f"license_keys__{name}")
+    for name in _KEY_STATUS_COLUMNS
+]
+
 _STOREFRONT_LINES = CompiledQuery(
     lambda access_token: (
         OrderLine.objects.filter(order__access_token=access_token)
-        .order_by("position", "id")
-        .values_list(*STOREFRONT_LINE_FIELDS)
+        .order_by("position", "id", "license_keys__unit", "license_keys__id")
+        .values_list(*STOREFRONT_LINE_FIELDS, *STOREFRONT_KEY_FIELDS)
     )
 )
 _STOREFRONT_GRANTS = CompiledQuery(
@@ -260,15 +304,30 @@ _STOREFRONT_GRANTS = CompiledQuery(
 
 
 def order_storefront_by_token(*, access_token: str) -> StorefrontOrder | None:
-    """The order behind a storefront's account page, in two queries of plain rows."""
+    """The order behind a storefront's account page, in two queries of plain rows: its
+    lines with their licence keys, then its grants."""
     if not _token_ok(access_token):
         return None
-    lines = _STOREFRONT_LINES.rows(access_token)
+    rows = _STOREFRONT_LINES.rows(access_token)
     # Every order has a line; none here means no such order.
-    if not lines or not hmac.compare_digest(lines[0][3], access_token):
+    if not rows or not hmac.compare_digest(rows[0][3], access_token):
         return None
+    width = len(STOREFRONT_LINE_FIELDS)
+    lines, keys, now, db = [], {}, timezone.now(), connection.alias
+    for row in rows:
+        if not lines or lines[-1][0] != row[0]:
+            lines.append(row[:width])
+        if row[width] is None:
+            continue
+        key = LicenseKey.from_db(
+            db, _KEY_STATUS_COLUMNS, [row[position] for position in _KEY_STATUS_POSITIONS]
+        )
+        text, limit, usage, expires_at, _disabled_at = row[width:]
+        keys.setdefault(row[0], []).append((text, key.status_at(now), limit, usage, expires_at))
     grants = _STOREFRONT_GRANTS.rows(access_token)
-    return StorefrontOrder(number=lines[0][1], paid_at=lines[0][2], lines=lines, grants=grants)
+    return StorefrontOrder(
+        number=lines[0][1], paid_at=lines[0][2], lines=lines, grants=grants, license_keys=keys
+    )
 
 
 def order_list_for_customer(*, user) -> QuerySet[Order]:
@@ -479,3 +538,90 @@ def top_products_by_revenue(
         .order_by("-revenue", "product__name")
         .values("revenue", id=F("product_id"), name=F("product__name"))[:limit]
     )
+
+
+# --- Licence keys -----------------------------------------------------------------------------
+
+# What the public licence API answers with, model by model (attnames; see
+# `license_key_get_for_validation`): the whole key, and what its `meta` shows.
+_Customer = Order._meta.get_field("customer").related_model
+_LICENSE_COLUMNS = {
+    LicenseKey: [field.attname for field in LicenseKey._meta.concrete_fields],
+    Order: _in_field_order(Order, ("id", "number", "email", "customer_id")),
+    _Customer: _in_field_order(_Customer, ("id", "name")),
+    Product: _in_field_order(Product, ("id", "name")),
+    Variant: _in_field_order(Variant, ("id", "name")),
+    LicenseInstance: _in_field_order(
+        LicenseInstance, ("id", "license_key_id", "name", "created_at")
+    ),
+}
+_LICENSE_PATHS = {
+    LicenseKey: "",
+    Order: "order__",
+    _Customer: "order__customer__",
+    Product: "product__",
+    Variant: "variant__",
+    LicenseInstance: "asked_instance__",
+}
+# The instance id the statement is given when none was asked for (or it is not an id at all):
+# uuid4 never makes it, so it matches no instance.
+_NO_INSTANCE = uuid.UUID(int=0)
+_LICENSE_FOR_VALIDATION = CompiledQuery(
+    lambda key_hash, instance_id: (
+        LicenseKey.objects.annotate(
+            # LEFT JOIN the key's instance with that id (the id is cast in SQL, so that it
+            # reaches the statement as a plain string parameter).
+            asked_instance=FilteredRelation(
+                "instances",
+                condition=Q(instances__id=Cast(Value(instance_id), output_field=UUIDField())),
+            )
+        )
+        .filter(key_hash=key_hash)
+        .order_by()
+        .values_list(
+            *(
+                _LICENSE_PATHS[model] + name
+                for model, names in _LICENSE_COLUMNS.items()
+                for name in names
+            )
+        )[:1]
+    )
+)
+
+
+def license_key_get_for_validation(
+    *, key_hash: str, instance_id=None
+) -> tuple[LicenseKey, LicenseInstance | None] | None:
+    """The key whose SHA-256 is `key_hash`, with its order (and the order's customer),
+    product and variant, and the key's instance `instance_id` when it has one of that id
+    (else None): one SELECT, run as a prepared statement (a licence check runs on every start
+    of the seller's app). None when no key has that digest. Comparing the key the buyer typed
+    with the one found, in constant time, is the caller's (`services.licences`)."""
+    if not isinstance(key_hash, str) or len(key_hash) != 64:
+        return None
+    try:
+        asked = uuid.UUID(str(instance_id)) if instance_id not in (None, "") else _NO_INSTANCE
+    except ValueError:  # not an id at all: as unknown as any other
+        asked = _NO_INSTANCE
+    db = connections[DEFAULT_DB_ALIAS]
+    # The id as the database stores it: a uuid's text on PostgreSQL, 32 hex digits on SQLite.
+    asked_param = str(LicenseInstance._meta.pk.get_db_prep_value(asked, db))
+    rows = _LICENSE_FOR_VALIDATION.rows(key_hash, asked_param)
+    if not rows:
+        return None
+    values = iter(rows[0])
+    loaded = {model: [next(values) for _ in names] for model, names in _LICENSE_COLUMNS.items()}
+
+    def build(model):
+        return model.from_db(db.alias, _LICENSE_COLUMNS[model], loaded[model])
+
+    key, order = build(LicenseKey), build(Order)
+    order.customer = build(_Customer) if order.customer_id is not None else None
+    key.order = order
+    key.product = build(Product)
+    key.variant = build(Variant) if key.variant_id is not None else None
+    instance = None
+    if loaded[LicenseInstance][0] is not None:
+        instance = build(LicenseInstance)
+        instance.license_key = key
+    return key, instance

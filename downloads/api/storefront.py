@@ -1,9 +1,11 @@
 """The storefront JSON (no auth), in Fileflare's customer-account-orders shape.
 
 `GET /api/v2/customer-account-orders?id=<order access token>` answers exactly the keys of
-`seeds/fileflare-customer-account-orders-v2.txt`. A plain Django view: no authentication
-to run, and it is about as cheap as a JSON answer gets here. CORS for the store's own
-origins comes from django-cors-headers (CORS_URLS_REGEX covers /api/v2/).
+`seeds/fileflare-customer-account-orders-v2.txt`. Our additions sit beside the seed's keys
+and only where they apply, so an order without them has the seed's shape exactly: a file's
+`updated_at`, and a line's `license_keys` when it has keys. A plain Django view: no
+authentication to run, and it is about as cheap as a JSON answer gets here. CORS for the
+store's own origins comes from django-cors-headers (CORS_URLS_REGEX covers /api/v2/).
 """
 
 from django.http import JsonResponse
@@ -74,6 +76,19 @@ def line_product(row: tuple) -> dict:
     }
 
 
+def license_key(row: tuple) -> dict:
+    """One key (selectors.StorefrontOrder.license_keys) in the licence API's names; the
+    expiry in Unix seconds (null: never), like every time in our API."""
+    key, status, limit, usage, expires_at = row
+    return {
+        "key": key,
+        "status": status,
+        "activation_limit": limit,
+        "activation_usage": usage,
+        "expires_at": int(expires_at.timestamp()) if expires_at is not None else None,
+    }
+
+
 def customer_account_orders(request):
     """An order's files by its access token, for a custom storefront's account page."""
     if request.method not in ("GET", "HEAD"):
@@ -91,13 +106,16 @@ def customer_account_orders(request):
     by_line: dict = {}
     for row in order.grants:
         by_line.setdefault(row[0], []).append(asset(row, url_template, order.paid_at))
+    lines = []
+    for line in order.lines:
+        item = {"product": line_product(line), "assets": by_line.get(line[0], [])}
+        if line[0] in order.license_keys:
+            item["license_keys"] = [license_key(key) for key in order.license_keys[line[0]]]
+        lines.append(item)
     body = {
         "order": {
             "order_number": order.number,
-            "lines": [
-                {"product": line_product(line), "assets": by_line.get(line[0], [])}
-                for line in order.lines
-            ],
+            "lines": lines,
             "assets": by_line.get(None, []),
         },
         "text": TEXT,

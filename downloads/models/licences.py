@@ -132,6 +132,16 @@ class LicenseKey(TimeStamped):
         raise ValueError(f"not a licence status: {status!r}")
 
     @staticmethod
+    def refunded_q() -> Q:
+        """The keys of refunded units: every key of a refunded order or line, and of a partly
+        refunded line the units past what is still paid for (its highest units)."""
+        return (
+            Q(order__status=Order.Status.REFUNDED)
+            | Q(line__refunded_at__isnull=False)
+            | Q(unit__gt=F("line__quantity") - F("line__refunded_quantity"))
+        )
+
+    @staticmethod
     def activatable_q(now) -> Q:
         """The keys that may take one more activation at `now`: the WHERE clause of the
         conditional UPDATE that takes one."""

@@ -35,12 +35,12 @@ def check_expiry_days(days: int | None, *, attribute: str, entity: str, minimum:
         )
 
 
-def check_expires_at(expires_at: datetime | None) -> None:
-    """Refuse a grant expiry past LATEST_EXPIRY (None: never expires, allowed)."""
+def check_expires_at(expires_at: datetime | None, *, entity: str = "grant") -> None:
+    """Refuse an expiry past LATEST_EXPIRY (None: never expires, allowed)."""
     if expires_at is not None and expires_at >= LATEST_EXPIRY:
         raise ServiceError(
             "expires_at is too far in the future.",
-            code="grant.invalid",
+            code=f"{entity}.invalid",
             reason="max_value",
             attribute="expires_at",
         )

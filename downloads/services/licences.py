@@ -14,7 +14,8 @@ Rules owned here:
   activation back in one transaction. Nothing reads the usage and writes it back.
 - A key typed by a buyer is put in canonical form, looked up by its SHA-256 and compared with
   `hmac.compare_digest`; an unknown key and a malformed one get the same answer
-  (`license_key.not_found`).
+  (`license_key.not_found`). The lookup is one SELECT
+  (`selectors.license_key_get_for_validation`), with the instance a validation asks about.
 - A key's limit is never set below its usage (the UPDATE checks it); a limit is at least 1
   or null (unlimited).
 """
@@ -26,10 +27,11 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from .. import selectors
 from ..errors import ServiceError
 from ..models import LicenseInstance, LicenseKey, Order, canonical_key, key_digest, new_license_key
 from . import webhooks
@@ -85,15 +87,9 @@ def license_keys_issue(*, order: Order) -> list[LicenseKey]:
 
 
 def license_keys_disable_refunded(*, order: Order, at: datetime) -> int:
-    """Disable the keys of the order's refunded units: every key of a refunded order or a
-    refunded line, and of a partly refunded line the units past what is still paid for
-    (its highest units). One UPDATE; keys already disabled keep their time."""
-    refunded = Q(line__refunded_at__isnull=False) | Q(
-        unit__gt=F("line__quantity") - F("line__refunded_quantity")
-    )
-    if order.status == Order.Status.REFUNDED:
-        refunded = Q()
-    keys = LicenseKey.objects.filter(refunded, order=order, disabled_at__isnull=True)
+    """Disable the keys of the order's refunded units (`LicenseKey.refunded_q`). One
+    UPDATE; keys already disabled keep their time."""
+    keys = LicenseKey.objects.filter(LicenseKey.refunded_q(), order=order, disabled_at__isnull=True)
     return keys.update(disabled_at=at, updated_at=at)
 
 
@@ -132,7 +128,7 @@ def license_key_update(
             )
         changes["activation_limit"] = activation_limit
     if expires_at is not UNSET:
-        check_expires_at(expires_at)
+        check_expires_at(expires_at, entity="license_key")
         changes["expires_at"] = expires_at
     if disabled is not UNSET:
         changes["disabled_at"] = (key.disabled_at or now) if disabled else None
@@ -176,24 +172,41 @@ class LicenseAnswer:
     instance: LicenseInstance | None = None
 
 
+class LicenseRefusal(ServiceError):
+    """A refusal about a key that exists (disabled, expired, at its limit, no such instance):
+    it carries the key, so that the answer can still show the key and its meta."""
+
+    def __init__(self, message: str, *, code: str, key: LicenseKey):
+        super().__init__(message, code=code)
+        self.key = key
+
+
 def _not_found() -> ServiceError:
     return ServiceError("license_key not found.", code="license_key.not_found")
 
 
-def license_key_find(*, key_text) -> LicenseKey | None:
-    """The key a buyer typed (with its order, line and product, for the answer's meta), or
-    None for an unknown or malformed one: the same for both, and compared in constant time."""
+def _instance_not_found(key: LicenseKey) -> LicenseRefusal:
+    return LicenseRefusal("instance_id not found.", code="license_instance.not_found", key=key)
+
+
+def _lookup(key_text, instance_id=None) -> tuple[LicenseKey, LicenseInstance | None] | None:
     key = canonical_key(key_text)
     if key is None:
         return None
-    found = (
-        LicenseKey.objects.select_related("order", "line", "product", "variant")
-        .filter(key_hash=key_digest(key))
-        .first()
+    found = selectors.license_key_get_for_validation(
+        key_hash=key_digest(key), instance_id=instance_id
     )
-    if found is None or not hmac.compare_digest(found.key.encode(), key.encode()):
+    if found is None or not hmac.compare_digest(found[0].key.encode(), key.encode()):
         return None
     return found
+
+
+def license_key_find(*, key_text) -> LicenseKey | None:
+    """The key a buyer typed (with its order and its customer, product and variant, for the
+    answer's meta), or None for an unknown or malformed one: the same for both, and compared
+    in constant time. One SELECT."""
+    found = _lookup(key_text)
+    return None if found is None else found[0]
 
 
 def license_key_activate(*, key_text, instance_name) -> LicenseAnswer:
@@ -235,17 +248,15 @@ def license_key_activate(*, key_text, instance_name) -> LicenseAnswer:
 
 
 def license_key_validate(*, key_text, instance_id=None) -> LicenseAnswer:
-    """Find a key (and, when `instance_id` is given, its instance) for a validation. The
-    answer's `valid` is the caller's to derive from the key's status; a missing instance is
-    `license_instance.not_found`."""
-    key = license_key_find(key_text=key_text)
-    if key is None:
+    """Find a key (and, when `instance_id` is given, its instance) for a validation, in one
+    SELECT. The answer's `valid` is the caller's to derive from the key's status; a missing
+    instance is `license_instance.not_found`."""
+    found = _lookup(key_text, instance_id)
+    if found is None:
         raise _not_found()
-    instance = None
-    if instance_id not in (None, ""):
-        instance = _instance_of(key, instance_id)
-        if instance is None:
-            raise ServiceError("instance_id not found.", code="license_instance.not_found")
+    key, instance = found
+    if instance_id not in (None, "") and instance is None:
+        raise _instance_not_found(key)
     return LicenseAnswer(key=key, instance=instance)
 
 
@@ -264,7 +275,7 @@ def license_key_deactivate(*, key_text, instance_id) -> LicenseAnswer:
         )
     instance = _instance_of(key, instance_id)
     if instance is None:
-        raise ServiceError("instance_id not found.", code="license_instance.not_found")
+        raise _instance_not_found(key)
     _instance_remove(key=key, instance_id=instance.pk)
     _refresh_usage(key)
     return LicenseAnswer(key=key, instance=instance)
@@ -303,12 +314,14 @@ def _refresh_usage(key: LicenseKey) -> None:
             setattr(key, field, value)
 
 
-def _refusal(key: LicenseKey, now) -> ServiceError:
+def _refusal(key: LicenseKey, now) -> LicenseRefusal:
     status = key.status_at(now)
     if status == LicenseKey.Status.DISABLED:
-        return ServiceError("This license key is disabled.", code="license_key.disabled")
+        return LicenseRefusal("This license key is disabled.", code="license_key.disabled", key=key)
     if status == LicenseKey.Status.EXPIRED:
-        return ServiceError("This license key has expired.", code="license_key.expired")
-    return ServiceError(
-        "This license key has reached the activation limit.", code="license_key.limit_reached"
+        return LicenseRefusal("This license key has expired.", code="license_key.expired", key=key)
+    return LicenseRefusal(
+        "This license key has reached the activation limit.",
+        code="license_key.limit_reached",
+        key=key,
     )

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -9,9 +10,15 @@ from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 from downloads import storage
-from downloads.models import Order
+from downloads.models import LicenseKey, Order
+from downloads.services.licences import license_key_activate, license_keys_disable
 from downloads.services.orders import LineInput, order_dispute, order_refund
 from downloads.services.versions import download_replace_media
+from downloads.views.headers import (
+    CHECKOUT_CONTENT_SECURITY_POLICY,
+    CONTENT_SECURITY_POLICY,
+    ORDER_PAGE_CONTENT_SECURITY_POLICY,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -147,8 +154,8 @@ class TestOrderPage:
     ):
         order = factories.paid_order_with_files(lines=10, email=customer.email)
         client.force_login(customer)
-        # session, user, then the same 4 as for a guest
-        with django_assert_num_queries(6):
+        # session, user, then the same 5 as for a guest
+        with django_assert_num_queries(7):
             assert client.get(order_url(order)).status_code == 200
 
     def test_head_is_answered_and_post_is_405(self, client):
@@ -167,8 +174,9 @@ class TestOrderPage:
             S3Storage, "url", lambda self, *a, **k: presigned.append(a) or original(self, *a, **k)
         )
         assert storage.is_s3()
-        # order, lines (+product, variant), the lines' grants (+download, media), order grants
-        with django_assert_num_queries(4):
+        # order, lines (+product, variant), the lines' grants (+download, media), the lines'
+        # licence keys, order grants
+        with django_assert_num_queries(5):
             response = client.get(order_url(order))
         assert response.status_code == 200
         assert response.content.decode().count('<li class="file">') == lines + 2
@@ -287,10 +295,246 @@ class TestOrderPageReceipt:
     def test_the_receipt_adds_no_queries(self, client, django_assert_num_queries, lines):
         order = factories.paid_order_with_files(lines=lines, attached=1)
         order.lines.update(price=1900, total=3800, quantity=2)
-        # order, lines (+product, variant), the lines' grants (+download, media), order grants
-        with django_assert_num_queries(4):
+        # order, lines (+product, variant), the lines' grants (+download, media), the lines'
+        # licence keys, order grants
+        with django_assert_num_queries(5):
             page = text_of(client.get(order_url(order)))
         assert page.count("$19.00 × 2 $38.00") == lines
+
+
+def licensed(limit=3, days=None, **kwargs):
+    """A product that issues licence keys (and has one file)."""
+    product = factories.ProductFactory(
+        license_keys=True, license_activation_limit=limit, license_expiry_days=days, **kwargs
+    )
+    factories.DownloadFactory(product=product)
+    return product
+
+
+def csp_directives(policy: str) -> dict:
+    """A Content-Security-Policy as {directive: [sources]}."""
+    directives = {}
+    for part in policy.split(";"):
+        name, *sources = part.split()
+        directives[name] = sources
+    return directives
+
+
+def key_item(html: str, key: LicenseKey) -> str:
+    """The HTML of one key's <li> on the order page."""
+    match = re.search(
+        rf'<li class="licence-key[^"]*">(?:(?!</li>\s*</ul>\s*</li>).)*?{key.key}.*?</ul>\s*</li>',
+        html,
+        flags=re.S,
+    )
+    assert match, f"{key.key} is not on the page"
+    return match.group(0)
+
+
+def key_text(html: str, key: LicenseKey) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", key_item(html, key))).strip()
+
+
+class TestOrderPageLicenceKeys:
+    """Each key under its line: the key (monospace, selectable), its status in words, its
+    activations, what is left, its expiry, and a *Copy* button that its own script shows."""
+
+    def test_each_key_shows_its_usage_what_is_left_its_status_and_expiry(self, client, paid_order):
+        app = licensed(limit=3, days=365, name="Pixel Studio")
+        order = paid_order(LineInput(product=app, quantity=2))
+        first, second = order.license_keys.order_by("unit")
+        for name in ("Laptop", "Desktop"):
+            license_key_activate(key_text=first.key, instance_name=name)
+        first.refresh_from_db()
+        html = client.get(order_url(order)).content.decode()
+        until = timezone.localtime(first.expires_at)
+        assert key_text(html, first) == (
+            f"{first.key} Copy licence key 1 for Pixel Studio Active 2 of 3 activations used "
+            f"1 left Valid until {until:%-d %B %Y}"
+        )
+        assert key_text(html, second) == (
+            f"{second.key} Copy licence key 2 for Pixel Studio Not activated yet "
+            f"0 of 3 activations used 3 left Valid until {until:%-d %B %Y}"
+        )
+        assert "Licence keys" in text_of(client.get(order_url(order)))
+        # Monospace and selectable in one click: the key is its own <code> element.
+        assert f'<code class="key-text" id="key-{first.pk}">{first.key}</code>' in html
+        assert f'<time datetime="{until:%Y-%m-%dT%H:%M:%S}' in html
+
+    def test_an_unlimited_key_that_never_expires(self, client, paid_order):
+        order = paid_order(licensed(limit=None))
+        key = order.license_keys.get()
+        for name in ("Laptop", "Desktop"):
+            license_key_activate(key_text=key.key, instance_name=name)
+        html = client.get(order_url(order)).content.decode()
+        text = key_text(html, key)
+        assert "Active 2 activations (unlimited) Never expires" in text
+        assert "left" not in text
+        assert "Licence key " in text_of(client.get(order_url(order)))  # one key: singular
+
+    def test_one_activation_is_singular(self, client, paid_order):
+        order = paid_order(licensed(limit=1))
+        key = order.license_keys.get()
+        license_key_activate(key_text=key.key, instance_name="Laptop")
+        assert "1 of 1 activation used 0 left" in key_text(
+            client.get(order_url(order)).content.decode(), key
+        )
+
+    def test_an_expired_key_says_so_and_when(self, client, paid_order):
+        order = paid_order(licensed(days=30))
+        key = order.license_keys.get()
+        key.expires_at = timezone.now() - timedelta(days=2)
+        key.save()
+        text = key_text(client.get(order_url(order)).content.decode(), key)
+        when = timezone.localtime(key.expires_at)
+        assert f"Expired 0 of 3 activations used Expired on {when:%-d %B %Y}" in text
+        assert "left" not in text
+
+    def test_a_refunded_order_shows_its_keys_disabled_refunded(self, client, paid_order):
+        order = order_refund(order=paid_order(LineInput(product=licensed(), quantity=2)))
+        html = client.get(order_url(order)).content.decode()
+        for key in order.license_keys.all():
+            text = key_text(html, key)
+            assert "Disabled (refunded) 0 of 3 activations used" in text
+            assert "left" not in text and "until" not in text and "expires" not in text
+
+    def test_a_partial_refund_disables_only_the_refunded_units(self, client, paid_order):
+        order = paid_order(LineInput(product=licensed(), quantity=3))
+        order_refund(order=order, quantities={order.lines.get().pk: 1}, amount=2500)
+        html = client.get(order_url(order)).content.decode()
+        one, two, three = order.license_keys.order_by("unit")
+        assert "Not activated yet" in key_text(html, one)
+        assert "Not activated yet" in key_text(html, two)
+        assert "Disabled (refunded)" in key_text(html, three)
+
+    def test_a_key_disabled_for_another_reason_just_says_disabled(self, client, paid_order):
+        order = paid_order(LineInput(product=licensed(), quantity=2))
+        first, second = order.license_keys.order_by("unit")
+        license_keys_disable(keys=LicenseKey.objects.filter(pk=first.pk))
+        html = client.get(order_url(order)).content.decode()
+        assert "Disabled 0 of 3" in key_text(html, first)
+        assert "refunded" not in key_text(html, first)
+        assert "Not activated yet" in key_text(html, second)
+
+    def test_a_disputed_orders_keys_are_disabled_not_refunded(self, client, paid_order):
+        order = order_dispute(order=paid_order(licensed()))
+        text = key_text(client.get(order_url(order)).content.decode(), order.license_keys.get())
+        assert "Disabled 0 of 3" in text and "refunded" not in text
+
+    def test_keys_sit_under_their_own_line_and_a_product_without_keys_shows_none(
+        self, client, paid_order
+    ):
+        app, book = licensed(name="Pixel Studio"), factories.DownloadFactory().product
+        order = paid_order(LineInput(product=book), LineInput(product=app))
+        html = client.get(order_url(order)).content.decode()
+        key = order.license_keys.get()
+        sections = re.findall(r'<section class="card".*?</section>', html, flags=re.S)
+        book_card, app_card = sections[:2]
+        assert key.key in app_card and "licence-key" not in book_card
+        assert book.name in book_card and "Pixel Studio" in app_card
+
+    def test_a_licence_product_without_files_shows_its_keys_and_no_empty_notice(
+        self, client, paid_order
+    ):
+        app = factories.ProductFactory(license_keys=True, license_activation_limit=2)
+        order = paid_order(app)
+        page = text_of(client.get(order_url(order)))
+        assert order.license_keys.get().key in page
+        assert "This item has no files to download." not in page
+
+    def test_one_buyers_page_never_shows_another_orders_keys(self, client, paid_order):
+        app = licensed()
+        mine = paid_order(LineInput(product=app, quantity=2), email="me@example.com")
+        theirs = paid_order(LineInput(product=app, quantity=3), email="them@example.com")
+        html = client.get(order_url(mine)).content.decode()
+        assert html.count('<li class="licence-key') == 2
+        for key in mine.license_keys.all():
+            assert key.key in html
+        for key in theirs.license_keys.all():
+            assert key.key not in html
+
+    def test_the_copy_button_is_hidden_until_its_own_script_runs(self, client, paid_order):
+        order = paid_order(LineInput(product=licensed(), quantity=2))
+        html = client.get(order_url(order)).content.decode()
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert scripts == ['<script src="/static/accounts/copy.js" defer>']
+        assert "</script>" in html and re.search(r"<script[^>]*>\s*\S+\s*</script>", html) is None
+        assert re.search(r"\son[a-z]+=", html) is None  # no inline handlers
+        for key in order.license_keys.all():
+            button = re.search(rf'<button[^>]*data-copy-target="key-{key.pk}"[^>]*>', html)
+            assert button, "a Copy button for every key"
+            assert re.search(r"\shidden(\s|>)", button.group(0))
+            assert 'type="button"' in button.group(0)
+            assert f'data-copy-status="copied-{key.pk}"' in button.group(0)
+            status = re.search(rf'<span[^>]*id="copied-{key.pk}"[^>]*>', html).group(0)
+            assert 'role="status"' in status and 'aria-live="polite"' in status
+            assert f'id="key-{key.pk}"' in html
+
+    def test_a_page_without_keys_loads_no_script(self, client):
+        order = factories.paid_order_with_files(lines=2)
+        html = client.get(order_url(order)).content.decode()
+        assert "<script" not in html and "data-copy-target" not in html
+
+    def test_the_script_is_found_by_staticfiles_and_uses_the_clipboard_or_selects(self):
+        from django.contrib.staticfiles import finders
+
+        source = Path(finders.find("accounts/copy.js")).read_text()
+        assert "navigator.clipboard.writeText" in source
+        assert "selectNodeContents" in source  # the fallback selects the key
+        assert "button.hidden = false" in source
+        for unsafe in ("eval(", "innerHTML", "new Function", "document.write"):
+            assert unsafe not in source
+
+    def test_the_order_page_allows_its_own_scripts_and_nothing_looser(self, client, paid_order):
+        order = paid_order(licensed())
+        for response in (
+            client.get(order_url(order)),
+            client.get(order_url(factories.paid_order_with_files(lines=1))),
+            client.get("/account/orders/0c732eb6fd9802a0821a9d29888baee8/"),  # its 404
+        ):
+            policy = response["Content-Security-Policy"]
+            assert policy == ORDER_PAGE_CONTENT_SECURITY_POLICY
+            directives = csp_directives(policy)
+            assert directives["script-src"] == ["'self'"]
+            assert directives["default-src"] == ["'none'"]
+            # Everything else is the other pages' policy, unchanged.
+            others = csp_directives(CONTENT_SECURITY_POLICY)
+            assert {k: v for k, v in directives.items() if k != "script-src"} == others
+        for loose in ("unsafe-inline", "unsafe-eval", "strict-dynamic", "unsafe-hashes", "*"):
+            assert loose not in ORDER_PAGE_CONTENT_SECURITY_POLICY
+
+    def test_the_other_pages_policies_are_unchanged(self, client, customer):
+        assert "script-src" not in CONTENT_SECURITY_POLICY
+        assert "script-src" not in CHECKOUT_CONTENT_SECURITY_POLICY
+        assert client.get("/")["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert client.get(reverse("accounts:login"))["Content-Security-Policy"] == (
+            CONTENT_SECURITY_POLICY
+        )
+        client.force_login(customer)
+        assert client.get(reverse("accounts:order_list"))["Content-Security-Policy"] == (
+            CONTENT_SECURITY_POLICY
+        )
+
+    @pytest.mark.parametrize("lines", [1, 10])
+    def test_query_count_is_constant_with_keys(
+        self, client, paid_order, django_assert_num_queries, lines
+    ):
+        order = paid_order(
+            *(LineInput(product=licensed(), quantity=2) for _ in range(lines)),
+            factories.DownloadFactory().product,
+        )
+        keys = list(order.license_keys.all())
+        assert len(keys) == 2 * lines
+        for key in keys[::2]:
+            license_key_activate(key_text=key.key, instance_name="Laptop")
+        # order, lines (+product, variant), the lines' grants (+download, media), the lines'
+        # licence keys (+ whether their unit was refunded), order grants
+        with django_assert_num_queries(5):
+            response = client.get(order_url(order))
+        html = response.content.decode()
+        assert html.count('<li class="licence-key') == 2 * lines
+        assert html.count("1 of 3 activations used") == lines
+        assert all(key.key in html for key in keys)
 
 
 class TestOrderList:

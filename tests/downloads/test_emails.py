@@ -5,6 +5,8 @@ files and links to the order page, never to /downloads/ (mail scanners follow li
 The notices of files added or changed after the sale: one per order, sent by a backfill.
 """
 
+import re
+
 import pytest
 from django.core import mail
 from django.utils import timezone
@@ -175,6 +177,95 @@ def test_a_mail_server_failure_does_not_undo_the_payment(
     assert order.grants.count() == 2
     assert order.email_sent_at is None  # so the merchant can see it and resend
     assert "smtp is down" in caplog.text
+
+
+# --- Licence keys: each line's keys, with the activations each allows -------------------------
+
+
+def licensed(limit=3, days=None, **kwargs):
+    return factories.ProductFactory(
+        license_keys=True, license_activation_limit=limit, license_expiry_days=days, **kwargs
+    )
+
+
+def test_the_email_lists_each_lines_keys_with_the_activations_allowed_in_both_parts(
+    django_capture_on_commit_callbacks,
+):
+    app = licensed(limit=3, days=365, name="Pixel Studio")
+    factories.DownloadFactory(product=app, media=factories.MediaFactory(filename="Setup.dmg"))
+    unlimited = licensed(limit=None, name="Font Pack")
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_create(
+            email="buyer@example.com",
+            lines=[LineInput(product=app, quantity=2), LineInput(product=unlimited)],
+            status=Order.Status.PAID,
+        )
+    (message,) = mail.outbox
+    html = message.alternatives[0][0]
+    first, second = order.license_keys.filter(product=app).order_by("unit")
+    font = order.license_keys.get(product=unlimited)
+    until = f"{timezone.localtime(first.expires_at):%-d %B %Y}"
+    body = message.body
+    assert "Your licence keys:\n\nPixel Studio\n" in body
+    assert f"  - {first.key}: 3 activations allowed, until {until}\n" in body
+    assert f"  - {second.key}: 3 activations allowed, until {until}\n" in body
+    assert f"Font Pack\n  - {font.key}: unlimited activations\n" in body
+    assert body.index("Pixel Studio\n  - ") < body.index("Font Pack\n  - ")
+    assert "Setup.dmg" in body  # the files are still listed
+    for key in (first, second):
+        assert re.search(
+            rf"<code[^>]*>{key.key}</code><span[^>]*> · 3 activations allowed · until {until}<",
+            html,
+        )
+    assert re.search(rf"<code[^>]*>{font.key}</code><span[^>]*> · unlimited activations<", html)
+    # Under their own line: Pixel Studio's section holds its file and keys, not the fonts'.
+    sections = html.split('<p style="margin: 0 0 4px; font-weight: 600;">')[1:]
+    pixel = next(section for section in sections if section.startswith("Pixel Studio"))
+    assert "Setup.dmg" in pixel and first.key in pixel and second.key in pixel
+    assert font.key not in pixel
+    assert "Licence keys" in html and "Licence key<" in html  # plural, then one key
+
+
+def test_one_activation_is_singular_and_a_keys_only_order_is_not_waiting_for_files():
+    order = order_create(
+        email="buyer@example.com",
+        lines=[LineInput(product=licensed(limit=1, name="Plugin"))],
+        status=Order.Status.PAID,
+        send_email=False,
+    )
+    order_send_email(order=order)
+    (message,) = mail.outbox
+    key = order.license_keys.get()
+    assert f"  - {key.key}: 1 activation allowed\n" in message.body
+    assert "not ready yet" not in message.body
+    assert "not ready yet" not in message.alternatives[0][0]
+    assert "Your licence keys are below." in message.alternatives[0][0]
+    assert f"http://testserver/account/orders/{order.access_token}/" in message.body
+
+
+def test_disabled_keys_and_refunded_lines_are_left_out_of_a_resent_email():
+    app = licensed(name="Pixel Studio")
+    order = order_create(
+        email="buyer@example.com",
+        lines=[LineInput(product=app, quantity=3)],
+        status=Order.Status.PAID,
+        send_email=False,
+    )
+    order_refund(order=order, quantities={order.lines.get().pk: 1}, amount=2500)
+    order_send_email(order=order)
+    (message,) = mail.outbox
+    one, two, three = order.license_keys.order_by("unit")
+    for body in (message.body, message.alternatives[0][0]):
+        assert one.key in body and two.key in body
+        assert three.key not in body  # its unit was refunded: the key is disabled
+
+
+def test_an_email_without_keys_has_no_keys_section():
+    order = factories.paid_order_with_files(lines=2, attached=0)
+    order_send_email(order=order)
+    (message,) = mail.outbox
+    assert "licence" not in message.body.lower()
+    assert "licence" not in message.alternatives[0][0].lower()
 
 
 # --- After the sale: a new file or a new version, told by a backfill --------------------------

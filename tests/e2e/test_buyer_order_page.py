@@ -1,5 +1,5 @@
 """A buyer in headless Chromium: the order page by its link, downloads until the limit,
-and signing in to the order list."""
+copying licence keys, and signing in to the order list."""
 
 import re
 
@@ -8,7 +8,10 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from downloads.models import DownloadEvent, Order
+from downloads.services.licences import license_key_activate
+from downloads.services.orders import LineInput
 from tests import factories
+from tests.conftest import paid_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -94,3 +97,84 @@ def test_customer_signs_in_and_opens_an_order_from_the_list(live_server, page, s
     expect(page.locator("li.file")).to_have_count(4)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def csp_violations(page) -> list[str]:
+    """Every console message about the Content Security Policy from now on (Chromium logs
+    each violation, e.g. "Refused to execute inline script because it violates …")."""
+    seen: list[str] = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and seen.append(message.text),
+    )
+    return seen
+
+
+def test_buyer_copies_a_licence_key_with_the_copy_button(live_server, page, screenshot):
+    app = factories.ProductFactory(
+        name="Pixel Studio", license_keys=True, license_activation_limit=3
+    )
+    factories.DownloadFactory(product=app)
+    order = paid_order(LineInput(product=app, quantity=2), email="maker@example.com")
+    first, second = order.license_keys.order_by("unit")
+    for name in ("Laptop", "Desktop"):
+        license_key_activate(key_text=first.key, instance_name=name)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    violations, errors = csp_violations(page), []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(live_server.url + reverse("accounts:order_detail", args=[order.access_token]))
+    row = page.locator("li.licence-key", has_text=first.key)
+    expect(row.locator("code.key-text")).to_have_text(first.key)
+    for words in ("Active", "2 of 3 activations used", "1 left", "Never expires"):
+        expect(row).to_contain_text(words)
+    expect(page.locator("li.licence-key", has_text=second.key)).to_contain_text("Not activated yet")
+    status = row.get_by_role("status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_text("")
+    button = row.get_by_role("button", name=re.compile(r"^Copy licence key 1 for Pixel Studio"))
+    expect(button).to_be_visible()  # the script took the `hidden` attribute off
+
+    button.click()
+    expect(status).to_have_text("Copied")
+    expect(button).to_have_class(re.compile(r"\bis-copied\b"))
+    assert page.evaluate("navigator.clipboard.readText()") == first.key
+    screenshot(page, "key-copied")
+
+    other = page.locator("li.licence-key", has_text=second.key)
+    other.get_by_role("button", name=re.compile("^Copy")).click()
+    expect(other.get_by_role("status")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == second.key
+    expect(status).to_have_text("", timeout=8_000)  # "Copied" clears itself
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "keys-phone")
+    assert violations == [] and errors == []
+    # The watch works and the policy is strict: an inline script is refused and reported.
+    page.evaluate(
+        "document.head.appendChild(Object.assign(document.createElement('script'),"
+        " {textContent: 'window.inlineRan = true'}))"
+    )
+    expect(page.locator("body")).to_be_visible()
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.inlineRan === undefined")
+    assert any("inline script" in text for text in violations)
+
+
+def test_without_javascript_the_key_is_selectable_and_no_copy_button_shows(live_server, browser):
+    app = factories.ProductFactory(license_keys=True, license_activation_limit=None)
+    order = paid_order(app)
+    key = order.license_keys.get()
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + reverse("accounts:order_detail", args=[order.access_token]))
+        row = page.locator("li.licence-key")
+        expect(row).to_contain_text("0 activations (unlimited)")
+        expect(row.get_by_role("button", name=re.compile("^Copy"))).to_be_hidden()
+        code = row.locator("code.key-text")
+        expect(code).to_have_text(key.key)
+        expect(code).to_have_css("user-select", "all")  # one click selects the whole key
+        expect(code).to_have_css("font-family", re.compile("monospace"))
+    finally:
+        context.close()

@@ -1,13 +1,18 @@
 """GET /api/v2/customer-account-orders?id=<access token>: Fileflare's shape, no auth."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 from downloads import storage
 from downloads.api.storefront import compact_size
+from downloads.models import LicenseKey
+from downloads.services.licences import license_key_activate
+from downloads.services.orders import LineInput, order_refund
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -185,6 +190,115 @@ def test_cors_allows_only_the_configured_storefront_origins(client, settings):
     assert preflight.status_code == 200
     assert preflight["Access-Control-Allow-Origin"] == "https://my-store.com"
     assert "GET" in preflight["Access-Control-Allow-Methods"]
+
+
+# --- Licence keys: each line's `license_keys`, beside the seed's keys ---------------------------
+
+
+def licensed(limit=3, days=None, **kwargs):
+    product = factories.ProductFactory(
+        license_keys=True, license_activation_limit=limit, license_expiry_days=days, **kwargs
+    )
+    factories.DownloadFactory(product=product)
+    return product
+
+
+def without_license_keys(body: dict) -> dict:
+    """The answer with the lines' `license_keys` taken out."""
+    body = json.loads(json.dumps(body))
+    for line in body["order"]["lines"]:
+        line.pop("license_keys", None)
+    return body
+
+
+def test_a_line_with_keys_lists_them_in_the_licence_apis_names(client, paid_order):
+    app = licensed(limit=3, days=365)
+    order = paid_order(LineInput(product=app, quantity=2), licensed(limit=None))
+    first, second = order.license_keys.filter(product=app).order_by("unit")
+    for name in ("Laptop", "Desktop"):
+        license_key_activate(key_text=first.key, instance_name=name)
+    unlimited = order.license_keys.exclude(product=app).get()
+    lines = client.get(URL, {"id": order.access_token}).json()["order"]["lines"]
+    expires_at = int(first.expires_at.timestamp())
+    assert lines[0]["license_keys"] == [
+        {
+            "key": first.key,
+            "status": "active",
+            "activation_limit": 3,
+            "activation_usage": 2,
+            "expires_at": expires_at,
+        },
+        {
+            "key": second.key,
+            "status": "inactive",
+            "activation_limit": 3,
+            "activation_usage": 0,
+            "expires_at": expires_at,
+        },
+    ]
+    assert lines[1]["license_keys"] == [
+        {
+            "key": unlimited.key,
+            "status": "inactive",
+            "activation_limit": None,
+            "activation_usage": 0,
+            "expires_at": None,
+        }
+    ]
+    assert len(lines[0]["assets"]) == 1  # the files are still there
+
+
+def test_a_keys_status_is_the_models_expired_and_disabled_too(client, paid_order):
+    order = paid_order(LineInput(product=licensed(days=30), quantity=3))
+    one, two, three = order.license_keys.order_by("unit")
+    LicenseKey.objects.filter(pk=one.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    order_refund(order=order, quantities={order.lines.get().pk: 1}, amount=2500)
+    keys = client.get(URL, {"id": order.access_token}).json()["order"]["lines"][0]["license_keys"]
+    assert [key["key"] for key in keys] == [one.key, two.key, three.key]
+    now = timezone.now()
+    assert [key["status"] for key in keys] == [
+        LicenseKey.objects.get(pk=key.pk).status_at(now) for key in (one, two, three)
+    ]
+    assert [key["status"] for key in keys] == ["expired", "inactive", "disabled"]
+
+
+def test_the_seeds_keys_are_unchanged_and_lines_without_keys_carry_none(client, paid_order):
+    order = paid_order(
+        licensed(), factories.DownloadFactory().product, downloads=[factories.DownloadFactory()]
+    )
+    body = client.get(URL, {"id": order.access_token}).json()
+    assert "license_keys" in body["order"]["lines"][0]
+    assert "license_keys" not in body["order"]["lines"][1]  # not a licence product
+    assert shape(without_license_keys(body)) == shape(seed_response())
+    for line in body["order"]["lines"]:
+        assert set(line) - {"license_keys"} == {"product", "assets"}
+
+
+def test_one_buyers_id_never_shows_another_buyers_keys(client, paid_order):
+    app = licensed()
+    mine = paid_order(LineInput(product=app, quantity=2), email="me@example.com")
+    theirs = paid_order(LineInput(product=app, quantity=2), email="them@example.com")
+    text = client.get(URL, {"id": mine.access_token}).content.decode()
+    assert all(key.key in text for key in mine.license_keys.all())
+    assert not any(key.key in text for key in theirs.license_keys.all())
+
+
+@pytest.mark.parametrize("lines", [1, 10, 50])
+def test_keys_cost_no_statement_of_their_own(client, paid_order, django_assert_num_queries, lines):
+    order = paid_order(
+        *(LineInput(product=licensed(), quantity=2) for _ in range(lines)),
+        factories.DownloadFactory().product,
+        downloads=[factories.DownloadFactory()],
+    )
+    # lines (+order, product, variant, their licence keys), then every grant of the order
+    with django_assert_num_queries(2) as queries:
+        response = client.get(URL, {"id": order.access_token})
+    body = response.json()
+    counts = [len(line.get("license_keys", ())) for line in body["order"]["lines"]]
+    assert counts == [2] * lines + [0]
+    assert len(body["order"]["lines"][-1]["assets"]) == 1 and len(body["order"]["assets"]) == 1
+    (with_keys,) = [query for query in queries.captured_queries if "licensekey" in query["sql"]]
+    assert "orderline" in with_keys["sql"]  # folded into the lines' statement
 
 
 @pytest.mark.parametrize("lines", [1, 10, 50])
