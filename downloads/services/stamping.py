@@ -26,6 +26,7 @@ import logging
 import string
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 
 import pikepdf
@@ -206,6 +207,61 @@ def stamped_copies_for_download(*, download: Download) -> list[StampedCopy]:
         return []
     grants = DownloadGrant.objects.filter(download=download).select_related("download__media")
     return stamped_copies_request(grants=grants.iterator(chunk_size=2000))
+
+
+@dataclass(frozen=True)
+class CopyFile:
+    """A ready stamped copy, shaped like the Media it was made from for the storage's
+    response builders (key, filename, content_type, sha256, byte_size, pk)."""
+
+    pk: object
+    key: str
+    filename: str
+    content_type: str
+    sha256: str
+    byte_size: int
+
+
+@dataclass(frozen=True)
+class Deliverable:
+    """What a grant's buyer gets for its file right now: `file` (the Media, or the buyer's
+    CopyFile), or nothing yet (`pending`: the copy is being prepared). `stamped` says the
+    file is personalised."""
+
+    file: object | None
+    pending: bool = False
+    stamped: bool = False
+
+
+def file_to_deliver(*, grant: DownloadGrant) -> Deliverable:
+    """The file to serve for a grant (its Download and media loaded): the media itself when
+    the download is not stamped or the PDF could not be stamped, the buyer's ready copy of
+    the current version, or pending while it is made. No query unless the file is stamped.
+    """
+    download = grant.download
+    media = download.media if download.media_id else None
+    if not is_stamped(download):
+        return Deliverable(file=media)
+    copy = (
+        StampedCopy.objects.filter(grant_id=grant.pk, source_id=download.media_id)
+        .only("pk", "status", "file", "sha256", "byte_size")
+        .first()
+    )
+    if copy is None or copy.status == StampedCopy.Status.PENDING:
+        return Deliverable(file=None, pending=True, stamped=True)
+    if copy.status == StampedCopy.Status.UNSTAMPABLE:
+        return Deliverable(file=media)
+    return Deliverable(
+        file=CopyFile(
+            pk=copy.pk,
+            key=copy.file.name,
+            filename=media.filename,
+            content_type=media.content_type,
+            sha256=copy.sha256,
+            byte_size=copy.byte_size,
+        ),
+        stamped=True,
+    )
 
 
 def stamped_copy_make(*, copy_id) -> StampedCopy | None:

@@ -13,11 +13,13 @@ from pypdf import PdfReader
 
 from downloads import storage
 from downloads.errors import ServiceError
-from downloads.models import StampedCopy
+from downloads.models import DownloadGrant, StampedCopy
 from downloads.services.grants import grant_delete
 from downloads.services.orders import LineInput, order_create
 from downloads.services.stamping import (
+    Deliverable,
     Unstampable,
+    file_to_deliver,
     pdf_stamp,
     stamp_text_check,
     stamp_text_render,
@@ -201,3 +203,50 @@ class TestCopies:
     @pytest.fixture(autouse=True)
     def _commits(self, django_capture_on_commit_callbacks):
         self.captured_commits = lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.mark.django_db
+class TestWhatIsDelivered:
+    def test_an_unstamped_file_is_its_media_and_costs_no_query(self, django_assert_num_queries):
+        grant = factories.GrantFactory()
+        grant = DownloadGrant.objects.select_related("download__media").get(pk=grant.pk)
+        with django_assert_num_queries(0):
+            deliverable = file_to_deliver(grant=grant)
+        assert (deliverable.file, deliverable.pending, deliverable.stamped) == (
+            grant.download.media,
+            False,
+            False,
+        )
+
+    def test_a_stamped_file_is_pending_then_the_buyers_copy(self):
+        media = factories.MediaFactory(content=pdfs.book(2), filename="Guide.pdf")
+        download = factories.DownloadFactory(media=media, stamp=True)
+        order = order_create(
+            email="ada@example.com",
+            lines=[LineInput(product=download.product)],
+            status="paid",
+            send_email=False,
+        )
+        grant = order.grants.select_related("download__media").get()
+        assert file_to_deliver(grant=grant) == Deliverable(file=None, pending=True, stamped=True)
+        copy = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        ready = file_to_deliver(grant=grant)
+        assert ready.stamped and not ready.pending
+        assert (ready.file.key, ready.file.filename, ready.file.sha256) == (
+            copy.file.name,
+            "Guide.pdf",
+            copy.sha256,
+        )
+
+    def test_an_unstampable_pdf_is_delivered_as_it_is(self):
+        media = factories.MediaFactory(content=pdfs.encrypted(), filename="Locked.pdf")
+        download = factories.DownloadFactory(media=media, stamp=True)
+        order = order_create(
+            email="ada@example.com",
+            lines=[LineInput(product=download.product)],
+            status="paid",
+            send_email=False,
+        )
+        stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        grant = order.grants.select_related("download__media").get()
+        assert file_to_deliver(grant=grant) == Deliverable(file=media)
