@@ -77,6 +77,20 @@ def wrk_paths_script(paths: list[str]) -> str:
     )
 
 
+def wrk_post_script(path: str, body: str, content_type: str) -> str:
+    """A wrk Lua script that POSTs `body` (with `content_type`) to `path` on every request."""
+
+    def lua(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return (
+        'wrk.method = "POST"\n'
+        f"wrk.path = {lua(path)}\n"
+        f"wrk.body = {lua(body)}\n"
+        f'wrk.headers["Content-Type"] = {lua(content_type)}\n'
+    )
+
+
 def run_wrk(command: list[str]) -> dict:
     """Run wrk (bounded by its -d) and parse it; a run with failed requests is an error."""
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from . import infra, measure, shopify
 from .infra import HOST, WORK, BenchError, Stack, log
@@ -158,6 +159,9 @@ class Bench:
             check=True,
         )
         self.hot, _ = self.task(env, "seed-hot", "--stream-bytes", str(c.file_bytes))
+        # A seller's app checking its key on start: the key and the instance it activated.
+        self.license, _ = self.task(env, "seed-license")
+        self.license_body = urlencode(self.license)
         done = subprocess.run(
             [infra.PYTHON, "manage.py", "create_api_key", "--name", "bench", "--scope", "write"],
             cwd=infra.ROOT,
@@ -206,7 +210,10 @@ class Bench:
             "download": f"/downloads/{self.hot['download_grant']}/",
             "json_reads": f"/bench/storefront-reads?id={self.hot['hot_order']}",
             "download_db": f"/bench/download-without-presign/{self.hot['download_grant']}/",
+            "license": "/api/v1/licenses/validate",
         }
+        # POSTed (form-encoded, as Lemon Squeezy's docs send them); the others are GETs.
+        bodies = {"license": self.license_body}
         expected = {
             "baseline": 200,
             "json": 200,
@@ -214,6 +221,7 @@ class Bench:
             "download": 302,
             "json_reads": 200,
             "download_db": 302,
+            "license": 200,
         }
         titles = {
             "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
@@ -224,10 +232,16 @@ class Bench:
             "page": ("Order page req/s ÷ baseline (10 lines × 3 files)", ""),
             "download": ("Download endpoint (S3, 302) req/s ÷ baseline (30 grants)", ">= 0.4"),
             "download_db": ("Floor: the download's lookup and count, no presign, ÷ baseline", ""),
+            "license": ("License validate req/s ÷ baseline (key and instance)", ">= 0.5"),
         }
         available = {}
         for name, path in paths.items():
-            status = self.probe(base + path)
+            if name in bodies:
+                status = measure.run_curl(
+                    measure.curl_command(base + path, extra=("--data", bodies[name]))
+                )["status"]
+            else:
+                status = self.probe(base + path)
             available[name] = status == expected[name]
             if not available[name]:
                 log(f"{path}: HTTP {status}, expected {expected[name]}: not measured")
@@ -259,6 +273,20 @@ class Bench:
                 connections=c.wrk_connections,
                 script=script,
             )
+        for name, body in bodies.items():
+            if name not in commands:
+                continue
+            script = WORK / f"{name}.lua"
+            script.write_text(
+                measure.wrk_post_script(paths[name], body, "application/x-www-form-urlencoded")
+            )
+            commands[name] = measure.wrk_command(
+                self.wrk,
+                base,
+                duration=c.wrk_seconds,
+                connections=c.wrk_connections,
+                script=script,
+            )
         for command in commands.values():  # warm-up: imports, connections, caches
             measure.run_wrk([*command[:3], "-d1s", *command[4:]])
         log(f"hot paths: {c.rounds} interleaved rounds of {c.wrk_seconds:g} s each")
@@ -278,7 +306,7 @@ class Bench:
                 details={"rps": baseline},
             )
         )
-        for name in ("json", "json_reads", "page", "download", "download_db"):
+        for name in ("json", "json_reads", "page", "download", "download_db", "license"):
             title, target = titles[name]
             if name not in commands:
                 self.missing(f"{name}.ratio", title, target, f"{paths[name]} is not there yet")
@@ -308,17 +336,21 @@ class Bench:
             "json": (paths["json"], f"/api/v2/customer-account-orders?id={tiny}"),
             "page": (paths["page"], f"/account/orders/{tiny}/"),
             "download": (paths["download"],),
+            "license": (paths["license"],),
         }
         titles = {
             "json": ("Storefront JSON: SQL queries a request (1×1 and 10×3 orders)", "<= 6"),
             "page": ("Order page: SQL queries a request (1×1 and 10×3 orders)", "<= 6"),
             "download": ("Download endpoint: SQL statements a served download", "<= 3"),
+            "license": ("License validate: SQL statements a request", "== 1"),
         }
         for name, (title, target) in titles.items():
             if not available[name]:
                 self.missing(f"{name}.queries", title, target, f"{paths[name]} is not there yet")
                 continue
             args = [part for url in urls[name] for part in ("--url", url)]
+            if name == "license":
+                args += ["--data", self.license_body]
             counted, command = self.task(env, "queries", *args)
             counts = [entry["queries"] for entry in counted.values()]
             self.add(

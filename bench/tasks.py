@@ -117,6 +117,28 @@ def seed_hot(args) -> dict:
     }
 
 
+def seed_license(args) -> dict:
+    """A licence key to validate: a paid order of a product that issues keys (unlimited
+    activations), through the services, with one instance activated as the seller's app
+    would on its first start."""
+    from downloads.models import Order, Product
+    from downloads.services.licences import license_key_activate
+    from downloads.services.orders import LineInput, order_create
+
+    product = Product.objects.create(
+        name="Bench app", sku="BENCH-APP", license_keys=True, license_activation_limit=None
+    )
+    order = order_create(
+        email="licence@example.com",
+        lines=[LineInput(product=product)],
+        status=Order.Status.PAID,
+        send_email=False,
+    )
+    key = order.license_keys.get()
+    instance = license_key_activate(key_text=key.key, instance_name="bench machine").instance
+    return {"license_key": key.key, "instance_id": str(instance.pk)}
+
+
 STORE_SQL = [
     # Orders: paid (API orders of two 15.00 lines), one per second going back from now.
     """
@@ -220,7 +242,8 @@ TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
 
 def queries(args) -> dict:
     """SQL statements per request, counted with CaptureQueriesContext through the test Client
-    (after one warm-up request per URL), against the bench's database.
+    (after one warm-up request per URL), against the bench's database: GETs, or with
+    `--data` POSTs of that form-encoded body.
 
     `queries` counts the statements that read or write data (savepoints included);
     BEGIN/COMMIT, which Django also records, are counted apart in `round_trips`.
@@ -230,11 +253,18 @@ def queries(args) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     client = Client()
+    form = "application/x-www-form-urlencoded"
+
+    def request(url):
+        if args.data is None:
+            return client.get(url)
+        return client.post(url, args.data, content_type=form)
+
     out = {}
     for url in args.url:
-        client.get(url)
+        request(url)
         with CaptureQueriesContext(connection) as captured:
-            response = client.get(url)
+            response = request(url)
         sql = [query["sql"] for query in captured.captured_queries]
         out[url] = {
             "status": response.status_code,
@@ -381,6 +411,7 @@ def shopify_worker(args) -> dict:
 TASKS = {
     "seed-hot": seed_hot,
     "seed-shopify": seed_shopify,
+    "seed-license": seed_license,
     "shopify-worker": shopify_worker,
     "seed-store": seed_store,
     "queries": queries,
@@ -396,7 +427,9 @@ def main(argv=None) -> None:
     p = sub.add_parser("seed-store")
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--other-files", type=int, default=3)
-    sub.add_parser("queries").add_argument("--url", action="append", required=True)
+    p = sub.add_parser("queries")
+    p.add_argument("--url", action="append", required=True)
+    p.add_argument("--data", help="POST this form-encoded body instead of a GET")
     p = sub.add_parser("presign")
     p.add_argument("--key", required=True)
     p.add_argument("--filename", required=True)
@@ -404,6 +437,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=5)
     sub.add_parser("backfill")
     sub.add_parser("seed-shopify")
+    sub.add_parser("seed-license")
     sub.add_parser("shopify-worker").add_argument("--tasks", type=int, required=True)
     args = parser.parse_args(argv)
     _setup()

@@ -363,6 +363,14 @@ if not re.fullmatch(r"\d+/[smhd][a-z]*", DOWNLOADS_API_THROTTLE):
     raise ImproperlyConfigured(
         f"DOWNLOADS_API_THROTTLE must be N/sec, N/min, N/hour or N/day, got {DOWNLOADS_API_THROTTLE!r}."
     )
+# Public licence API calls (activate, validate, deactivate) per client address and period: a
+# seller's app checks its key on every start, a key guesser is stopped long before it gets far.
+DOWNLOADS_LICENSE_THROTTLE = env.str("DOWNLOADS_LICENSE_THROTTLE", default="60/min")
+if not re.fullmatch(r"\d+/[smhd][a-z]*", DOWNLOADS_LICENSE_THROTTLE):
+    raise ImproperlyConfigured(
+        "DOWNLOADS_LICENSE_THROTTLE must be N/sec, N/min, N/hour or N/day, "
+        f"got {DOWNLOADS_LICENSE_THROTTLE!r}."
+    )
 # Direct uploads (presigned S3 POST, or the app's signed upload URL) stay open this long.
 DOWNLOADS_UPLOAD_URL_TTL = min(
     max(env.int("DOWNLOADS_UPLOAD_URL_TTL", default=3600), 60), 7 * 86400

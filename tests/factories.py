@@ -180,3 +180,19 @@ def grant_in_state(state: str, now):
         for key, value in GRANT_STATES[state].items()
     }
     return GrantFactory(**fields)
+
+
+def licensed_order(quantity=1, *, email="buyer@example.com", **product_fields):
+    """A paid order (through the services, no email) of `quantity` units of a product that
+    issues licence keys (activation limit 3 unless `product_fields` say otherwise): its keys
+    are `order.license_keys`."""
+    from downloads.services.orders import LineInput, order_create
+
+    product_fields.setdefault("license_activation_limit", 3)
+    product = ProductFactory(license_keys=True, **product_fields)
+    return order_create(
+        email=email,
+        lines=[LineInput(product=product, quantity=quantity)],
+        status=models.Order.Status.PAID,
+        send_email=False,
+    )

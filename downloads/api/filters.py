@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import django_filters
 from django import forms
 from django.db.models import Q
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import BaseFilterBackend
 
@@ -21,13 +22,17 @@ from downloads.models import (
     Download,
     DownloadEvent,
     DownloadGrant,
+    LicenseInstance,
+    LicenseKey,
     Media,
     Order,
     Product,
     Variant,
     WebhookDelivery,
     WebhookEndpoint,
+    canonical_key,
 )
+from downloads.models.licences import KEY_GROUP_LENGTH, KEY_GROUPS
 
 from .exceptions import QueryParameterError
 
@@ -36,6 +41,7 @@ DIRECTIONS = ("asc", "desc", "ASC", "DESC")
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # Unix seconds the datetime type can hold (year 1970 to 9999).
 UNIX_MIN, UNIX_MAX = 0, 253402300799
+KEY_CHARS = KEY_GROUPS * KEY_GROUP_LENGTH  # a licence key's characters, without its dashes
 
 
 def unix_to_datetime(value: int) -> datetime:
@@ -258,6 +264,40 @@ class BackfillFilterSet(ApiFilterSet):
         fields: list = []
 
 
+class LicenseKeyFilterSet(ApiFilterSet):
+    order_ids = UUIDListFilter(field_name="order_id", help_text="Keys of these orders.")
+    product_ids = UUIDListFilter(field_name="product_id", help_text="Keys of these products.")
+    status = django_filters.ChoiceFilter(
+        choices=LicenseKey.Status.choices, method="filter_status", help_text="Derived status."
+    )
+    disabled = BooleanFilter(method="filter_disabled", help_text="Disabled keys, or the others.")
+    email = TextFilter(
+        field_name="order__email", lookup_expr="iexact", max_length=254, help_text="The buyer's."
+    )
+
+    class Meta:
+        model = LicenseKey
+        fields: list = []
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(LicenseKey.status_q(value, timezone.now())) if value else queryset
+
+    def filter_disabled(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(disabled_at__isnull=not value)
+
+
+class LicenseInstanceFilterSet(ApiFilterSet):
+    license_key_ids = UUIDListFilter(
+        field_name="license_key_id", help_text="Instances of these keys."
+    )
+
+    class Meta:
+        model = LicenseInstance
+        fields: list = []
+
+
 # --- Backends -----------------------------------------------------------------------------------
 
 
@@ -312,6 +352,31 @@ def or_order_number(condition: Q, term: str, number_field: str) -> Q:
     if digits.isdigit() and len(term) < 19:
         condition |= Q(**{number_field: int(digits)})
     return condition
+
+
+def license_key_prefix(term: str) -> str | None:
+    """A search term as the beginning of a stored licence key, or None when it cannot be one.
+    Typed as a buyer would (any case, spaces or dashes anywhere, O for 0, I or L for 1): the
+    term is padded to a whole key, put in canonical form by `canonical_key`, and cut back to
+    the characters typed, with the dashes where the stored key has them."""
+    chars = "".join(ch for ch in term if ch not in " -\t\r\n")
+    if not chars or len(chars) > KEY_CHARS:
+        return None
+    canonical = canonical_key(chars + "0" * (KEY_CHARS - len(chars)))
+    if canonical is None:
+        return None
+    return canonical[: len(chars) + (len(chars) - 1) // KEY_GROUP_LENGTH]
+
+
+def or_license_key(condition: Q, term: str, key_field: str = "key") -> Q:
+    """A `search_q` helper: `condition`, or else the keys that are `term` (a whole key) or
+    begin with it, as `license_key_prefix` reads it."""
+    prefix = license_key_prefix(term)
+    if prefix is None:
+        return condition
+    if len(prefix) == KEY_CHARS + KEY_GROUPS - 1:  # a whole key: the unique index, exactly
+        return condition | Q(**{key_field: prefix})
+    return condition | Q(**{f"{key_field}__startswith": prefix})
 
 
 class SortBackend(BaseFilterBackend):

@@ -3,7 +3,8 @@
 `GET /api/v2/customer-account-orders?id=<order access token>` answers exactly the keys of
 `seeds/fileflare-customer-account-orders-v2.txt`. Our additions sit beside the seed's keys
 and only where they apply, so an order without them has the seed's shape exactly: a file's
-`updated_at`, and a line's `license_keys` when it has keys. A plain Django view: no
+`updated_at`, and a line's `license_keys` when it has keys; the one addition every asset
+carries is `stamped` (true: the file is a copy stamped with the buyer's email). A plain Django view: no
 authentication to run, and it is about as cheap as a JSON answer gets here. CORS for the
 store's own origins comes from django-cors-headers (CORS_URLS_REGEX covers /api/v2/).
 """
@@ -14,6 +15,7 @@ from django.urls import path, reverse
 from downloads import selectors
 from downloads.emails import site_url
 from downloads.models import Download
+from downloads.services.stamping import is_stamped_file
 
 TEXT = {"title": "Download files for your orders", "text": None}
 # Grant tokens are URL-safe base64: put into the reversed URL as they are.
@@ -42,7 +44,8 @@ def error(status: int, http_status: str, code: str, message: str) -> JsonRespons
 
 def asset(row: tuple, url_template: str, paid_at) -> dict:
     """One grant row (selectors.STOREFRONT_GRANT_FIELDS) as a Fileflare asset."""
-    (_line, token, count, limit, download_id, name, url, updated, media_id, filename, size) = row
+    (_line, token, count, limit, download_id, name, url, updated, media_id, filename, size,
+     stamp, content_type) = row  # fmt: skip
     is_file = media_id is not None
     data = {
         "id": str(download_id),
@@ -52,6 +55,8 @@ def asset(row: tuple, url_template: str, paid_at) -> dict:
         "is_file": is_file,
         "is_link": not is_file,
         "url": url_template.replace(TOKEN_SLOT, token),
+        # Beside the seed's keys: the buyer gets a copy stamped with their email.
+        "stamped": is_stamped_file(stamp=stamp, content_type=content_type, filename=filename),
     }
     if updated is not None and paid_at is not None and updated > paid_at:
         # Our one addition to the seed's shape, present only for a file replaced after the

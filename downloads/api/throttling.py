@@ -42,3 +42,44 @@ def rate_limit_headers(request) -> dict[str, str]:
         return {}
     limit, remaining = state
     return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining)}
+
+
+class LicenseRateThrottle(SimpleRateThrottle):
+    """The public licence API's limit: DOWNLOADS_LICENSE_THROTTLE ("60/min") per client
+    address (X-Forwarded-For as far as DOWNLOADS_NUM_PROXIES trusts it), for its three
+    endpoints together, so a guesser of keys is stopped long before it gets anywhere.
+
+    A fixed window: one counter per address and period, raised by the cache's atomic `incr`
+    (a single operation a request, atomic across processes on Redis, and of constant size
+    whatever the rate, unlike the history of timestamps DRF's own throttles keep). Refused
+    requests count too. The cache only: no SQL, unless the cache itself is the database.
+    """
+
+    scope = "license"
+
+    def get_rate(self) -> str:
+        # Read at each request, like ApiKeyRateThrottle's.
+        return settings.DOWNLOADS_LICENSE_THROTTLE
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": f"ip:{self.get_ident(request)}"}
+
+    def allow_request(self, request, view) -> bool:
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        counter = f"{self.get_cache_key(request, view)}:{window}"
+        try:
+            count = self.cache.incr(counter)
+        except ValueError:  # the window's first request (or its counter was evicted)
+            if self.cache.add(counter, 1, timeout=self.duration + 1):
+                count = 1
+            else:  # another process added it in between
+                count = self.cache.incr(counter)
+        # Read by the licence views for the X-RateLimit-* headers of this response.
+        request.rate_limit = (self.num_requests, max(self.num_requests - count, 0))
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        """Seconds until the window ends (Retry-After)."""
+        return max(self.window_ends - self.now, 1)

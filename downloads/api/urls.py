@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from .views.catalogue import DownloadViewSet, ProductViewSet, VariantViewSet
 from .views.customers import CustomerViewSet
 from .views.grants import EventViewSet, GrantViewSet
+from .views.licences import LicenseInstanceViewSet, LicenseKeyInstanceViewSet, LicenseKeyViewSet
 from .views.media import MediaViewSet, media_upload_content
 from .views.orders import OrderViewSet
 from .views.versions import BackfillViewSet, DownloadBackfillViewSet, DownloadVersionViewSet
@@ -38,8 +39,17 @@ router.register(
     DownloadBackfillViewSet,
     basename="download_backfill",
 )
+# Licence keys (issued by payment): the keys and their instances (activations).
+router.register("license_keys", LicenseKeyViewSet, basename="license_key")
+router.register(
+    r"license_keys/(?P<license_key_id>[^/]+)/instances",
+    LicenseKeyInstanceViewSet,
+    basename="license_key_instance",
+)
+router.register("license_instances", LicenseInstanceViewSet, basename="license_instance")
 
 urlpatterns = [
+    path("v1/licenses/", include("downloads.api.licenses")),  # public: Lemon Squeezy's shape
     path(
         "v1/media/uploads/<str:upload_id>/content",
         media_upload_content,

@@ -3,7 +3,8 @@ Prices are integers in minor units of the store's currency (DOWNLOADS_CURRENCY).
 
 from rest_framework import serializers
 
-from downloads.models import Media, Product, Variant
+from downloads.models import Media, Product, StampPosition, Variant
+from downloads.models.catalogue import DEFAULT_STAMP_TEXT
 from downloads.services.catalogue import MAX_TAG_LENGTH, MAX_TAGS
 from downloads.services.common import MAX_EXPIRY_DAYS
 
@@ -98,6 +99,17 @@ class VariantUpdateSerializer(VariantInputSerializer):
 
 DOWNLOAD_EXPANDABLE = ("media", "product", "variant")
 
+STAMP_HELP = (
+    "true: each buyer gets their own copy of the PDF stamped on every page with stamp_text "
+    "(made in the background; until it is ready the download answers 503 with Retry-After). "
+    "Only PDFs are stamped: any other file is delivered as it is."
+)
+STAMP_TEXT_HELP = (
+    "1 to 255 characters; placeholders {email}, {name}, {order_number} and {date} only "
+    "(anything else: 422). Changing it makes every buyer's copy again."
+)
+STAMP_POSITION_HELP = "Where the stamp sits on each page."
+
 
 class DownloadSerializer(TimestampsMixin, serializers.Serializer):
     """SureCart's download object."""
@@ -120,6 +132,11 @@ class DownloadSerializer(TimestampsMixin, serializers.Serializer):
     file_updated_at = UnixTimeField(
         allow_null=True, help_text="When the file was last replaced by a new version."
     )
+    stamp = serializers.BooleanField(help_text=STAMP_HELP)
+    stamp_text = serializers.CharField(help_text=STAMP_TEXT_HELP)
+    stamp_position = serializers.ChoiceField(
+        choices=StampPosition.choices, help_text=STAMP_POSITION_HELP
+    )
 
 
 class DownloadInputSerializer(serializers.Serializer):
@@ -140,6 +157,18 @@ class DownloadInputSerializer(serializers.Serializer):
         required=False,
         help_text="true: give this product file to every paid, unrefunded order of the "
         "product, in the background.",
+    )
+    stamp = serializers.BooleanField(required=False, help_text=STAMP_HELP)
+    # Checked by the service (stamping.stamp_text_check): blank, too long or an unknown
+    # placeholder is a 422 on stamp_text with code download.invalid.
+    stamp_text = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=f"{STAMP_TEXT_HELP} Default: `{DEFAULT_STAMP_TEXT}`.",
+    )
+    stamp_position = serializers.ChoiceField(
+        choices=StampPosition.choices, required=False, help_text=STAMP_POSITION_HELP
     )
 
 

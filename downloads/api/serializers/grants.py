@@ -1,12 +1,14 @@
 """Grant serializers (EasyCart's DownloadItem) and the download events of grants."""
 
 from django.urls import NoReverseMatch, reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from downloads import storage
 from downloads.emails import site_url
-from downloads.models import Download, DownloadEvent, DownloadGrant, Order, OrderLine
+from downloads.models import Download, DownloadEvent, DownloadGrant, Order, OrderLine, StampedCopy
 from downloads.services.common import MAX_EXPIRY_DAYS
+from downloads.services.stamping import stamp_state
 
 from .common import ConstantField, TimestampsMixin, UnixTimeField, UUIDRelatedField, bounded_int
 
@@ -18,6 +20,19 @@ def grant_download_url(grant: DownloadGrant, request=None) -> str:
     except NoReverseMatch:
         path = f"/downloads/{grant.token}/"
     return site_url(request) + path
+
+
+class StampedStateSerializer(serializers.Serializer):
+    """Where the buyer's stamped copy of the file stands (services.stamping.stamp_state)."""
+
+    status = serializers.ChoiceField(
+        choices=StampedCopy.Status.choices,
+        help_text="pending: being made (the download answers 503 until then); ready: served "
+        "in place of the file; unstampable: the PDF could not be stamped (encrypted, broken) "
+        "and is delivered as it is.",
+    )
+    error = serializers.CharField(help_text="Why the PDF could not be stamped; empty otherwise.")
+    ready_at = UnixTimeField(allow_null=True, help_text="When the copy was made.")
 
 
 class GrantSerializer(TimestampsMixin, serializers.Serializer):
@@ -42,6 +57,9 @@ class GrantSerializer(TimestampsMixin, serializers.Serializer):
     revoked_at = UnixTimeField(allow_null=True)
     last_downloaded_at = UnixTimeField(allow_null=True)
     url = serializers.SerializerMethodField(help_text="Serves the file (takes one download).")
+    stamped = serializers.SerializerMethodField(
+        help_text="Null when the file is not stamped; else the buyer's stamped copy."
+    )
 
     def get_product_id(self, grant) -> str | None:
         product_id = grant.line.product_id if grant.line_id else grant.download.product_id
@@ -62,6 +80,11 @@ class GrantSerializer(TimestampsMixin, serializers.Serializer):
 
     def get_url(self, grant) -> str:
         return grant_download_url(grant, self.context.get("request"))
+
+    @extend_schema_field(StampedStateSerializer(allow_null=True))
+    def get_stamped(self, grant) -> dict | None:
+        state = stamp_state(grant=grant)
+        return StampedStateSerializer(state).data if state is not None else None
 
 
 class GrantCreateSerializer(serializers.Serializer):

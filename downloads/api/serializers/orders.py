@@ -20,6 +20,7 @@ from .common import (
     bounded_int,
     text,
 )
+from .licences import LineLicenseKeySerializer
 
 
 class OrderLineSerializer(serializers.Serializer):
@@ -36,6 +37,9 @@ class OrderLineSerializer(serializers.Serializer):
     external_id = serializers.CharField(help_text="The channel's line item id; may be empty.")
     refunded_quantity = serializers.IntegerField(help_text="Units refunded so far.")
     refunded_at = UnixTimeField(allow_null=True, help_text="When all its units were refunded.")
+    license_keys = LineLicenseKeySerializer(
+        many=True, help_text="The line's licence keys, one per unit (empty: none issued)."
+    )
 
 
 class OrderSerializer(TimestampsMixin, serializers.Serializer):

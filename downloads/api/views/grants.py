@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 
+from downloads import selectors
 from downloads.models import DownloadEvent, DownloadGrant
 from downloads.services.grants import (
     grant_create,
@@ -36,7 +37,10 @@ class GrantViewSet(ApiViewSet):
     """EasyCart's DownloadItem: list, create, get, update (PUT or PATCH) and delete."""
 
     object_name = "grant"
-    queryset = DownloadGrant.objects.select_related("download__media", "line")
+    # Each grant's stamped copy (`stamped`) comes in the same statement (one LEFT JOIN).
+    queryset = selectors.grants_with_stamp_state(
+        DownloadGrant.objects.select_related("download__media", "line")
+    )
     filterset_class = filters.GrantFilterSet
     output_serializer_class = s.GrantSerializer
     input_serializer_class = s.GrantCreateSerializer

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 
-from downloads.models import Download, Order, OrderLine
+from downloads.models import Download, LicenseKey, Order, OrderLine
 from downloads.services.orders import (
     order_attach_downloads,
     order_cancel,
@@ -39,7 +39,12 @@ class OrderViewSet(ApiViewSet):
 
     object_name = "order"
     queryset = Order.objects.prefetch_related(
-        Prefetch("lines", queryset=OrderLine.objects.order_by("position", "id")),
+        Prefetch(
+            "lines",
+            queryset=OrderLine.objects.order_by("position", "id").prefetch_related(
+                Prefetch("license_keys", queryset=LicenseKey.objects.order_by("unit", "id"))
+            ),
+        ),
         Prefetch("downloads", queryset=Download.objects.only("id").order_by("position", "id")),
     )
     filterset_class = filters.OrderFilterSet

@@ -12,6 +12,7 @@ from tests import factories
 def _api_rate_unthrottled(settings):
     """The suite makes many calls per key: a rate no test reaches, and fresh counters."""
     settings.DOWNLOADS_API_THROTTLE = "100000/min"
+    settings.DOWNLOADS_LICENSE_THROTTLE = "100000/min"
     cache.clear()
 
 

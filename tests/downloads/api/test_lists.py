@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from downloads.api import pagination
 from downloads.models import Order
+from downloads.services.licences import license_key_activate
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,15 @@ def _download_row():
     factories.DownloadFactory(product=variant.product, variant=variant)
 
 
+def _license_key_row():
+    factories.licensed_order()
+
+
+def _license_instance_row():
+    key = factories.licensed_order().license_keys.get()
+    license_key_activate(key_text=key.key, instance_name="Laptop")
+
+
 # resource, row builder, query string, queries: key lookup + count + the page's keys + its
 # rows + prefetches
 LISTS = [
@@ -43,10 +53,12 @@ LISTS = [
     ("variants", _variant_row, "", 4),
     ("media", factories.MediaFactory, "", 4),
     ("downloads", _download_row, "?expand[]=media&expand[]=product&expand[]=variant", 4),
-    ("orders", _order_row, "", 6),
+    ("orders", _order_row, "", 7),  # … + lines, their licence keys, attached downloads
     ("grants", factories.GrantFactory, "", 4),
     ("events", factories.EventFactory, "", 4),
     ("customers", _customer_row, "", 4),
+    ("license_keys", _license_key_row, "", 4),  # the rows join their orders
+    ("license_instances", _license_instance_row, "", 4),
 ]
 
 
@@ -73,6 +85,7 @@ def test_list_query_count_is_constant(
     assert len(body["data"]) == rows
     assert {row["object"] for row in body["data"]} <= {
         "product", "variant", "media", "download", "order", "grant", "event", "customer",
+        "license_key", "license_instance",
     }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from accounts.models import ApiKey
 from downloads.models import Order
 from downloads.money import MAX_AMOUNT
+from downloads.services.licences import license_key_activate
 from downloads_project.wsgi import application
 from tests import factories
 
@@ -45,6 +46,8 @@ def test_schema_is_a_valid_openapi_3_document_of_every_resource(openapi):
         "grants",
         "events",
         "customers",
+        "license_keys",
+        "license_instances",
     ):
         assert f"/api/v1/{resource}" in paths, resource
     for action in ("pay", "refund", "attach", "detach", "send_email"):
@@ -53,6 +56,13 @@ def test_schema_is_a_valid_openapi_3_document_of_every_resource(openapi):
         assert f"/api/v1/grants/{{id}}/{action}" in paths
     assert "/api/v1/media/uploads" in paths
     assert "/api/v1/media/uploads/{upload_id}/complete" in paths
+    assert set(openapi["paths"]["/api/v1/license_keys"]) == {"get"}  # issued by payment only
+    assert set(openapi["paths"]["/api/v1/license_keys/{id}"]) == {"get", "patch"}
+    assert "/api/v1/license_keys/{license_key_id}/instances" in paths
+    assert set(openapi["paths"]["/api/v1/license_keys/{license_key_id}/instances/{id}"]) == {
+        "get",
+        "delete",
+    }
 
 
 def test_every_operation_documents_its_errors_and_the_list_envelope(openapi):
@@ -62,6 +72,8 @@ def test_every_operation_documents_its_errors_and_the_list_envelope(openapi):
         for method, operation in item.items()
     ]
     for path, method, operation in operations:
+        if "licenses (public)" in operation.get("tags", []):
+            continue  # no credentials, Lemon Squeezy's answers: tests/downloads/api/test_licenses.py
         responses = operation["responses"]
         assert {"400", "401", "403", "429"} <= set(responses), (path, method)
         if method in ("post", "put", "patch"):
@@ -141,6 +153,57 @@ def test_money_and_channels_are_documented_with_their_bounds(openapi):
     assert parameters["external_id"] == {"type": "string", "maxLength": 255}
 
 
+def test_licence_keys_are_documented_with_enums_nullables_and_read_only_fields(openapi):
+    schemas = openapi["components"]["schemas"]
+    key = schemas["LicenseKey"]
+    statuses = ["inactive", "active", "expired", "disabled"]
+    assert key["properties"]["status"]["enum"] == statuses
+    assert key["properties"]["object"]["enum"] == ["license_key"]
+    for name in ("activation_limit", "activations_left", "expires_at", "disabled_at"):
+        assert (key["properties"][name]["type"], key["properties"][name]["nullable"]) == (
+            "integer",
+            True,
+        ), name
+    assert key["properties"]["variant"] == {"type": "string", "format": "uuid", "nullable": True}
+    for name in ("key", "status", "activation_usage", "activations_left", "customer_email"):
+        assert key["properties"][name]["readOnly"] is True, name
+    assert set(key["required"]) >= {"order", "order_number", "line", "product", "disabled"}
+    patch = openapi["paths"]["/api/v1/license_keys/{id}"]["patch"]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    body = schemas[body["$ref"].rsplit("/", 1)[1]]
+    assert set(body["properties"]) == {"activation_limit", "expires_at", "disabled"}
+    limit = body["properties"]["activation_limit"]
+    assert (limit["type"], limit["minimum"], limit["nullable"]) == ("integer", 1, True)
+    assert "required" not in body
+    assert {"409", "422"} <= set(patch["responses"])
+    parameters = {
+        parameter["name"]: parameter["schema"]
+        for parameter in openapi["paths"]["/api/v1/license_keys"]["get"]["parameters"]
+    }
+    assert parameters["status"]["enum"] == statuses
+    assert {"order_ids[]", "product_ids[]", "disabled", "email", "search", "ids[]"} <= set(
+        parameters
+    )
+    assert schemas["LicenseInstance"]["properties"]["object"]["enum"] == ["license_instance"]
+    line = schemas["OrderLine"]["properties"]["license_keys"]
+    assert line["type"] == "array" and "license_keys" in schemas["OrderLine"]["required"]
+    delete = openapi["paths"]["/api/v1/license_keys/{license_key_id}/instances/{id}"]["delete"]
+    assert delete["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Deleted"
+    }
+
+
+def test_webhook_event_types_include_the_licence_events(openapi):
+    licence_events = {"license_key.created", "license_key.activated", "license_key.deactivated"}
+    body = openapi["components"]["schemas"]["WebhookEndpointInputRequest"]
+    assert licence_events <= set(body["properties"]["event_types"]["items"]["enum"])
+    parameters = {
+        parameter["name"]: parameter["schema"]
+        for parameter in openapi["paths"]["/api/v1/webhook_deliveries"]["get"]["parameters"]
+    }
+    assert licence_events <= set(parameters["event_type"]["enum"])
+
+
 def test_docs_page_renders_without_a_cdn(client, db):
     response = client.get("/api/docs/")
     assert response.status_code == 200
@@ -165,6 +228,8 @@ def _seed() -> dict[str, str]:
     variant = factories.VariantFactory(product=line.product)
     grant = factories.GrantFactory(order=order, line=line)
     event = factories.EventFactory(grant=grant)
+    key = factories.licensed_order().license_keys.get()
+    instance = license_key_activate(key_text=key.key, instance_name="Schemathesis").instance
     return {
         "products": str(line.product_id),
         "variants": str(variant.pk),
@@ -174,6 +239,8 @@ def _seed() -> dict[str, str]:
         "grants": str(grant.pk),
         "events": str(event.pk),
         "customers": customer.pk,
+        "license_keys": str(key.pk),
+        "license_instances": str(instance.pk),
     }
 
 
@@ -224,10 +291,20 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             RANDOM_EXAMPLES // 2,
             negative_checks,
         )
-        seeded_id = seeded.get(operation.path.split("/")[3])
-        if "{id}" in operation.path and seeded_id is not None:
+        path_parameters = {"id": seeded.get(operation.path.split("/")[3])}
+        if "{license_key_id}" in operation.path:  # a key's instances: the seeded key's own
+            path_parameters = {
+                "license_key_id": seeded["license_keys"],
+                "id": seeded["license_instances"],
+            }
+        path_parameters = {
+            name: value
+            for name, value in path_parameters.items()
+            if value is not None and f"{{{name}}}" in operation.path
+        }
+        if path_parameters:
             exercise(
-                operation.as_strategy(path_parameters={"id": seeded_id}),
+                operation.as_strategy(path_parameters=path_parameters),
                 SEEDED_EXAMPLES,
                 checks,
             )
