@@ -101,9 +101,7 @@ def test_revoke_and_restore(admin_client, grants):
     ).exists()
 
 
-def test_revoking_from_a_list_filtered_on_not_revoked_counts_what_was_chosen(
-    admin_client, grants
-):
+def test_revoking_from_a_list_filtered_on_not_revoked_counts_what_was_chosen(admin_client, grants):
     # Revoking moves the grant out of the filtered queryset: counted after, it said "-1".
     response = admin_client.post(GRANTS + "?revoked=no", action("revoke", [grants["active"]]))
     assert messages_of(response) == ["Revoked 1 grant."]
