@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from accounts import tokens
 from accounts.models import ApiKey
-from downloads.models import Download, DownloadGrant, Media, Order, Product
+from downloads.models import Download, DownloadGrant, Media, Order, Product, StampedCopy
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,9 +104,15 @@ def test_seed_demo_loads_a_store_and_is_idempotent(capsys):
     call_command("seed_demo")
     again = [M.objects.count() for M in (Product, Media, Download, Order, DownloadGrant)]
     assert counts == again
-    assert counts[0] == 3 and counts[3] == 1 and counts[4] >= 4
+    assert counts[0] == 4 and counts[3] == 1 and counts[4] >= 5
     order = Order.objects.get()
     assert order.status == Order.Status.PAID
+    # Priced products; a licence key for the software, a stamped copy of the guide on its way.
+    assert order.total == 1900 + 4900 + 0 + 3900
+    key = order.license_keys.get()
+    assert (key.activation_limit, key.product.sku) == (3, "SKETCH-1")
+    assert StampedCopy.objects.filter(grant__order=order, status="pending").count() == 1
+    assert "Store home:" in first
     assert Download.objects.filter(url__isnull=False).exists()
     assert "merchant@example.com" in first and order.access_token in first
     pdf = Media.objects.get(filename__endswith=".pdf")

@@ -69,6 +69,7 @@ class Command(BaseCommand):
                 tags=["books", "ebooks"],
                 price=1900,
                 files=[("Field Guide (2nd edition).pdf", demo_pdf("The Field Guide"))],
+                stamp=True,  # each buyer's copy carries their email (made by the worker)
             )
             icons = self._product(
                 sku="ICONS-1",
@@ -111,6 +112,18 @@ class Command(BaseCommand):
                     url="https://example.com/episode-1.mp3",
                     name="Episode 1 (streaming link)",
                 )
+            sketcher = self._product(
+                sku="SKETCH-1",
+                external_id=7004,
+                name="Sketcher for macOS and Windows",
+                vendor="Demo Software",
+                tags=["software"],
+                price=3900,
+                files=[("Sketcher-setup.zip", demo_zip({"README.txt": "Sketcher 1.0 installer."}))],
+                license_keys=True,
+                license_activation_limit=3,
+                license_expiry_days=365,
+            )
             order = Order.objects.filter(number=DEMO_ORDER_NUMBER).first()
             if order is None:
                 order = order_create(
@@ -120,6 +133,7 @@ class Command(BaseCommand):
                         LineInput(product=guide),
                         LineInput(product=icons, variant=commercial),
                         LineInput(product=podcast),
+                        LineInput(product=sketcher),
                     ],
                     status=Order.Status.PAID,
                     send_email=False,
@@ -152,7 +166,20 @@ class Command(BaseCommand):
             )
         return user
 
-    def _product(self, *, sku, external_id, name, vendor, tags, price, files, download_limit=None):
+    def _product(
+        self,
+        *,
+        sku,
+        external_id,
+        name,
+        vendor,
+        tags,
+        price,
+        files,
+        download_limit=None,
+        stamp=False,
+        **licensing,
+    ):
         product, created = Product.objects.get_or_create(
             sku=sku,
             defaults={
@@ -163,10 +190,13 @@ class Command(BaseCommand):
                 "price": price,
                 "download_limit": download_limit,
                 "description": f"Demo product: {name}.",
+                **licensing,
             },
         )
         if created:
             for position, (filename, content) in enumerate(files):
                 media = media_create(file=ContentFile(content), filename=filename)
-                Download.objects.create(product=product, media=media, position=position)
+                Download.objects.create(
+                    product=product, media=media, position=position, stamp=stamp
+                )
         return product
