@@ -13,6 +13,11 @@ urlpatterns = [
     path("orders/", views.order_list, name="order_list"),
     path("orders/<str:access_token>/", views.order_detail, name="order_detail"),
     path(
+        "orders/<str:access_token>/download-all/",
+        views.order_download_all,
+        name="order_download_all",
+    ),
+    path(
         "login/",
         page_headers(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
         name="login",

@@ -1,19 +1,35 @@
-"""The buyer's account pages: one order by its secret link, and a customer's order list."""
+"""The buyer's account pages: one order by its secret link (and all its files as one ZIP),
+and a customer's order list."""
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
-from django.urls import reverse_lazy
-from django.views.decorators.http import require_safe
+from django.urls import reverse, reverse_lazy
+from django.views.decorators.http import require_http_methods, require_safe
 
-from downloads import selectors
+from downloads import selectors, storage
 from downloads.emails import site_url
+from downloads.errors import ServiceError
+from downloads.models import Order
+from downloads.services import bundles
+from downloads.views.delivery import PREPARING_RETRY_AFTER, client_of, delivery_headers
 from downloads.views.headers import ORDER_PAGE_CONTENT_SECURITY_POLICY, page_headers
 
 from .forms import OrderEmailPasswordResetForm
 
 ORDERS_PER_PAGE = 20
+# The order page offers *Download all* from this many files the buyer may download.
+DOWNLOAD_ALL_FROM = 2
+
+
+def _grants_shown(order) -> list:
+    """The order's grants as the page lists them (each line's files, then the files attached
+    to the order), from the page's prefetch."""
+    return [
+        *(grant for line in order.lines.all() for grant in line.grants.all()),
+        *order.order_grants,
+    ]
 
 
 @require_safe
@@ -25,6 +41,15 @@ def order_detail(request, access_token: str):
     if order is None:
         return render(request, "accounts/order_not_found.html", status=404)
     lines = order.lines.all()
+    download_all = None
+    if order.status != Order.Status.PENDING:
+        # From the grants already read, nothing asked of the storage (a stamped file's copy:
+        # see bundles.bundle_contents).
+        contents = bundles.bundle_contents(
+            order=order, grants=_grants_shown(order), read_storage=False
+        )
+        if len(contents.files) >= DOWNLOAD_ALL_FROM:
+            download_all = contents
     return render(
         request,
         "accounts/order_detail.html",
@@ -35,7 +60,84 @@ def order_detail(request, access_token: str):
             "is_owner": order.is_owned_by(request.user),
             # The *Copy* buttons' script is loaded only on a page with keys to copy.
             "has_license_keys": any(line.license_keys.all() for line in lines),
+            "download_all": download_all,
         },
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+@delivery_headers
+@page_headers
+def order_download_all(request, access_token: str):
+    """Every file of the order the buyer can still download, as one ZIP streamed while it is
+    read, one download taken from each before the first byte (services.bundles). HEAD
+    answers the headers a GET would get now and takes nothing. Nothing to download: a page
+    that says why (409 awaiting payment, 503 still being prepared, 410 nothing left)."""
+    order = selectors.order_get_by_token(access_token=access_token)
+    if order is None:
+        return render(request, "accounts/order_not_found.html", status=404)
+    try:
+        if request.method == "HEAD":
+            bundle = bundles.bundle_contents(order=order, grants=_grants_shown(order))
+        else:
+            ip, user_agent = client_of(request)
+            bundle = bundles.bundle_take(
+                order=order, grants=_grants_shown(order), ip=ip, user_agent=user_agent
+            )
+    except ServiceError as exc:
+        return _download_all_problem(
+            request, order, status=409, title="Not paid yet", message=exc.message
+        )
+    if bundle.is_empty:
+        return _nothing_to_download(request, bundle)
+    return storage.zip_response(
+        filename=bundle.filename,
+        files=bundle.files,
+        texts=bundle.texts,
+        head=request.method == "HEAD",
+    )
+
+
+def _nothing_to_download(request, bundle):
+    order = bundle.order
+    named = ", ".join(f"“{item.name}” ({item.label})" for item in bundle.left_out)
+    if bundle.waiting:
+        response = _download_all_problem(
+            request,
+            order,
+            status=503,
+            title="Your files are not ready yet",
+            message=(
+                f"Nothing in order #{order.number} can be downloaded yet: {named}. Try again "
+                "in a moment; nothing was counted."
+            ),
+        )
+        # As the single download of a file being prepared.
+        response["Retry-After"] = str(PREPARING_RETRY_AFTER)
+        return response
+    if not bundle.left_out:
+        message = f"Order #{order.number} has no files to download."
+    else:
+        message = (
+            f"Nothing in order #{order.number} can be downloaded any more: {named}. Contact "
+            "the store if you need more."
+        )
+    return _download_all_problem(
+        request, order, status=410, title="Nothing left to download", message=message
+    )
+
+
+def _download_all_problem(request, order, *, status: int, title: str, message: str):
+    # The visitor holds the order page's token (it is in this URL): link back to it.
+    return render(
+        request,
+        "downloads/problem.html",
+        {
+            "title": title,
+            "message": message,
+            "order_url": reverse("accounts:order_detail", args=[order.access_token]),
+        },
+        status=status,
     )
 
 

@@ -3,14 +3,16 @@
 Everyone else asks it for what they need: a response that delivers a file (`media_response`:
 a 302 to a presigned URL on S3, the file streamed with Range support locally), the byte range
 a request may be served (`request_range`), an upload form (`direct_upload_instructions`),
-whether the app itself receives uploads (`receives_uploads`). The storage object is Django's
+whether the app itself receives uploads (`receives_uploads`), a stored object's bytes as
+chunks (`stored_chunks`: boto3's streaming body on S3), and many stored files as one ZIP
+streamed while it is read (`zip_response`). The storage object is Django's
 `default_storage`, built once per process (django-storages builds its boto3 client on first
 use and keeps it), never per request.
 
 Rules owned here: RFC 6266 Content-Disposition with the original filename, in one place; one
 byte range per request (anything else serves the whole file); a resume of another version of
 a file (If-Range not matching) gets the whole current file; S3 media never passes through the
-app.
+app for a single download, and a ZIP of several reads each object as a stream, never whole.
 """
 
 import hashlib
@@ -25,7 +27,8 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from zipstream import ZIP_STORED, ZipStream
 
 logger = logging.getLogger(__name__)
 
@@ -385,3 +388,36 @@ def _local_file_response(request, media, byte_range: ByteRange | None):
     if media.sha256:
         response["ETag"] = _etag(media)
     return response
+
+
+# --- Many files as one ZIP (download all) ------------------------------------------------------
+
+
+def zip_response(*, filename: str, files, texts=(), head: bool = False) -> HttpResponse:
+    """One ZIP of stored files, streamed as it is read: every member is added as a generator
+    over `stored_chunks` (boto3's streaming body on S3, never django-storages' open), so the
+    app holds one chunk at a time whatever the sizes, and nothing goes to a temporary file.
+
+    `files` are members read from storage (each with `key`, `name` inside the ZIP and its
+    `size` in bytes); `texts` are small members made by the caller, as (name, bytes). Members
+    are stored, not compressed (PDFs, audio and video do not shrink), so the archive's length
+    is known before its first byte: it is sent as Content-Length, which lets clients show
+    progress. A member's object is opened only when the stream reaches it. `head` answers the
+    headers a GET would get now, reading nothing.
+    """
+    archive = ZipStream(compress_type=ZIP_STORED, sized=True)
+    for member in files:
+        archive.add(_chunks_when_reached(member.key), member.name, size=member.size)
+    for name, data in texts:
+        archive.add(data, name)
+    response = HttpResponse() if head else StreamingHttpResponse(iter(archive))
+    response["Content-Type"] = "application/zip"
+    response["Content-Length"] = str(len(archive))
+    response["Content-Disposition"] = content_disposition(filename)
+    return response
+
+
+def _chunks_when_reached(key: str):
+    # A generator: the object is opened at the first chunk the ZIP asks for, never before
+    # (and never for HEAD); closing the response closes it.
+    yield from stored_chunks(key)

@@ -135,7 +135,28 @@ class DownloadForm(forms.ModelForm):
 
     class Meta:
         model = Download
-        fields = ["product", "variant", "media", "upload", "url", "name", "title", "alt"]
+        fields = [
+            "product",
+            "variant",
+            "media",
+            "upload",
+            "url",
+            "name",
+            "title",
+            "alt",
+            "stamp",
+            "stamp_text",
+            "stamp_position",
+        ]
+        labels = {"stamp": "Stamp PDFs with the buyer's details"}
+        help_texts = {
+            "stamp": "Each buyer gets their own copy of the PDF with stamp text on every "
+            "page, made in the background after payment (and after a new version). Only PDFs "
+            "are stamped: any other file is delivered as it is. A PDF that cannot be stamped "
+            "(encrypted, broken) is delivered as it is and flagged on its grants.",
+            "stamp_text": "Placeholders: {email}, {name}, {order_number}, {date}. Changing "
+            "the text or the position makes every buyer's copy again.",
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -469,8 +490,17 @@ class VariantAdmin(ServiceFormMixin, ServiceDeleteMixin, StripNulSearchMixin, ad
 class DownloadAdmin(ServiceFormMixin, ServiceDeleteMixin, StripNulSearchMixin, admin.ModelAdmin):
     form = DownloadForm
     formfield_overrides = URL_OVERRIDES
-    list_display = ["__str__", "product", "variant", "media", "url", "archived", "position"]
-    list_filter = ["archived"]
+    list_display = [
+        "__str__",
+        "product",
+        "variant",
+        "media",
+        "url",
+        "stamp",
+        "archived",
+        "position",
+    ]
+    list_filter = ["archived", "stamp"]
     search_fields = ["name", "url", "media__filename", "product__name"]
     list_select_related = ["product", "variant", "media"]
     autocomplete_fields = ["product", "variant", "media"]
@@ -485,6 +515,9 @@ class DownloadAdmin(ServiceFormMixin, ServiceDeleteMixin, StripNulSearchMixin, a
         "title",
         "alt",
         "position",
+        "stamp",
+        "stamp_text",
+        "stamp_position",
         "archived",
         "archived_at",
         "deliver_to_existing_orders",

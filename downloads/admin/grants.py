@@ -3,7 +3,8 @@ filters, reset, extend, revoke, restore) and every download served (read-only, e
 CSV for support and disputes).
 
 Every change goes through `downloads.services.grants`; what a grant's state is comes from the
-grant itself (`DownloadGrant.refusal`).
+grant itself (`DownloadGrant.refusal`), where its stamped copy stands from
+`services.stamping.stamp_state` (read with the grants: `selectors.grants_with_stamp_state`).
 """
 
 import csv
@@ -18,7 +19,7 @@ from django.utils.html import format_html
 
 from downloads import selectors
 from downloads.errors import ServiceError
-from downloads.models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
+from downloads.models import REFUSAL_LABELS, DownloadEvent, DownloadGrant, StampedCopy
 from downloads.services.common import MAX_EXPIRY_DAYS
 from downloads.services.grants import (
     grant_create,
@@ -29,6 +30,7 @@ from downloads.services.grants import (
     grants_restore,
     grants_revoke,
 )
+from downloads.services.stamping import stamp_state
 
 from .mixins import (
     LIST_PER_PAGE,
@@ -70,6 +72,25 @@ class GrantColumnsMixin:
     def state(self, obj):
         return grant_state(obj)
 
+    @admin.display(description="stamping")
+    def stamping(self, obj):
+        """The buyer's stamped copy: Being prepared, Ready, or Delivered unstamped with the
+        reason (an encrypted or broken PDF); "-" when the file is not stamped. Needs the
+        grants read through `selectors.grants_with_stamp_state`."""
+        state = stamp_state(grant=obj)
+        if state is None:
+            return "-"
+        if state.status == StampedCopy.Status.UNSTAMPABLE:
+            return format_html(
+                '<span class="stamp-status stamp-status-{}">{}</span>: {}',
+                state.status,
+                state.label,
+                state.error,
+            )
+        return format_html(
+            '<span class="stamp-status stamp-status-{}">{}</span>', state.status, state.label
+        )
+
 
 # --- Grants -----------------------------------------------------------------------------------
 
@@ -98,6 +119,22 @@ def _state_filter(reason: str) -> type[GrantStateFilter]:
         (GrantStateFilter,),
         {"title": labels.state, "parameter_name": labels.filter, "state": labels.filter},
     )
+
+
+class StampingFilter(admin.SimpleListFilter):
+    """Grants by their stamped copy of the current file: the merchant finds the PDFs that
+    could not be stamped (Delivered unstamped) and the copies still being made."""
+
+    title = "stamping"
+    parameter_name = "stamping"
+
+    def lookups(self, request, model_admin):
+        return StampedCopy.Status.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in StampedCopy.Status.values:
+            return queryset.filter(stamp_copy_status=self.value())
+        return queryset
 
 
 RevokedFilter = _state_filter(DownloadEvent.Outcome.REVOKED)
@@ -143,9 +180,10 @@ class DownloadGrantAdmin(
         "count",
         "expires_at",
         "state",
+        "stamping",
         "last_downloaded_at",
     ]
-    list_filter = [RevokedFilter, UsedUpFilter, ExpiredFilter]
+    list_filter = [RevokedFilter, UsedUpFilter, ExpiredFilter, StampingFilter]
     search_fields = [
         "=order__number",
         "order__email",
@@ -169,10 +207,15 @@ class DownloadGrantAdmin(
         "file",
         "count",
         "state",
+        "stamping",
         "revoked_at",
         "last_downloaded_at",
         "created_at",
     ]
+
+    def get_queryset(self, request):
+        # The stamping column: each grant's copy in the list's own statement.
+        return selectors.grants_with_stamp_state(super().get_queryset(request))
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -183,6 +226,7 @@ class DownloadGrantAdmin(
             "file",
             "count",
             "state",
+            "stamping",
             "download_count",
             "download_limit",
             "expires_at",

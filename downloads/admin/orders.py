@@ -17,7 +17,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from downloads import money
+from downloads import money, selectors
 from downloads.emails import order_page_url
 from downloads.errors import ServiceError
 from downloads.models import (
@@ -93,12 +93,25 @@ class OrderLineInline(ViewOnlyInlineMixin, admin.TabularInline):
 
 class GrantInline(GrantColumnsMixin, ViewOnlyInlineMixin, admin.TabularInline):
     model = DownloadGrant
-    fields = ["file", "line", "count", "expires_at", "state", "last_downloaded_at", "edit"]
+    fields = [
+        "file",
+        "line",
+        "count",
+        "expires_at",
+        "state",
+        "stamping",
+        "last_downloaded_at",
+        "edit",
+    ]
     readonly_fields = fields
     verbose_name = "download grant"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("download__media", "line")
+        # `stamping`: each grant's stamped copy in the grants' own statement; the order for
+        # each row's title (DownloadGrant.__str__), which the inline formset does not fill.
+        return selectors.grants_with_stamp_state(
+            super().get_queryset(request).select_related("download__media", "line", "order")
+        )
 
     @admin.display(description="")
     def edit(self, obj):

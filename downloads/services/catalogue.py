@@ -7,7 +7,10 @@ hides from new sales and keeps buyers' downloads; deleting what orders use is re
 product has a price (an amount, see downloads.money) and a variant its own or none (None: it
 costs its product's); a product's licence keys are on or off, their activation limit at least 1
 (None: unlimited, at most MAX_LICENSE_ACTIVATIONS) and their expiry 1 to MAX_EXPIRY_DAYS days
-after payment (None: never); keys already issued keep what they were issued with.
+after payment (None: never); keys already issued keep what they were issued with. A
+download's stamp is on or off, its text a template `stamping.stamp_text_check` accepts and its
+position one of StampPosition; turning the stamp on, or changing its text or position, makes
+every buyer's copy (again), and turning it off deletes them (services.stamping).
 """
 
 from collections.abc import Iterable
@@ -22,8 +25,11 @@ from ..models import (
     Download,
     Media,
     Product,
+    StampPosition,
     Variant,
 )
+from ..models.catalogue import DEFAULT_STAMP_TEXT
+from . import stamping
 from .backfills import download_deliver_to_existing_orders
 from .common import UNSET, check_expiry_days, delete_or_refuse, required_text, save_fields
 from .versions import download_replace_media
@@ -114,9 +120,32 @@ MAX_LICENSE_ACTIVATIONS = 1_000_000
 VARIANT_FIELDS = frozenset({"name", "sku", "external_id", "price", "position"})
 
 
+STAMP_FIELDS = frozenset({"stamp", "stamp_text", "stamp_position"})
 DOWNLOAD_FIELDS = frozenset(
-    {"media", "url", "name", "title", "alt", "product", "variant", "position"}
+    {"media", "url", "name", "title", "alt", "product", "variant", "position", *STAMP_FIELDS}
 )
+
+
+def _clean_stamp_settings(fields: dict) -> dict:
+    """The stamp settings among `fields`, checked: `stamp` a bool, `stamp_text` through
+    stamping.stamp_text_check (stripped), `stamp_position` one of StampPosition."""
+    if "stamp" in fields and not isinstance(fields["stamp"], bool):
+        raise ServiceError(
+            "stamp must be true or false.",
+            code="download.invalid",
+            reason="invalid",
+            attribute="stamp",
+        )
+    if "stamp_text" in fields:
+        fields["stamp_text"] = stamping.stamp_text_check(fields["stamp_text"])
+    if "stamp_position" in fields and fields["stamp_position"] not in StampPosition.values:
+        raise ServiceError(
+            f"stamp_position is one of {', '.join(StampPosition.values)}.",
+            code="download.invalid",
+            reason="invalid_choice",
+            attribute="stamp_position",
+        )
+    return fields
 
 
 def _clean_tags(tags) -> list[str]:
@@ -310,16 +339,24 @@ def download_create(
     position: int | None = None,
     archived: bool = False,
     deliver_to_existing_orders: bool = False,
+    stamp: bool = False,
+    stamp_text: str = DEFAULT_STAMP_TEXT,
+    stamp_position: str = StampPosition.BOTTOM,
 ) -> Download:
     """Create a download (SureCart's): exactly one of `media` or `url` (which needs a
     `name`), on a product, one of its variants (the product follows), or on neither, to be
     attached to single orders. `deliver_to_existing_orders` also gives it to the product's
-    paid orders, in the background."""
+    paid orders, in the background. With `stamp`, each buyer of a PDF gets a copy stamped
+    with `stamp_text` at `stamp_position` (services.stamping); any other file is delivered
+    as it is."""
     url = url or None
     name = (name or "").strip() or None
     if variant is not None and product is None:
         product = variant.product
     download_validate(product=product, variant=variant, media=media, url=url, name=name)
+    stamp_settings = _clean_stamp_settings(
+        {"stamp": stamp, "stamp_text": stamp_text, "stamp_position": stamp_position}
+    )
     now = timezone.now()
     with transaction.atomic():
         download = Download.objects.create(
@@ -333,10 +370,21 @@ def download_create(
             position=_next_download_position(product) if position is None else position,
             archived=archived,
             archived_at=now if archived else None,
+            **stamp_settings,
         )
         if deliver_to_existing_orders:
             download_deliver_to_existing_orders(download=download)
     return download
+
+
+def _stamp_settings_applied(download: Download, changed: set[str]) -> None:
+    """The buyers' copies after a change of the stamp settings (already saved)."""
+    if not download.stamp:
+        stamping.stamped_copies_discard(download=download)
+    elif changed & {"stamp_text", "stamp_position"}:
+        stamping.stamped_copies_remake(download=download)
+    else:  # turned on
+        stamping.stamped_copies_for_download(download=download)
 
 
 def download_update(
@@ -355,9 +403,17 @@ def download_update(
 
     Giving `url` alone switches a file download to a link and `media` alone the other way.
     A new media file goes through `download_replace_media`, so the old file is kept as a
-    version; `archived` goes through `download_set_archived`."""
+    version; `archived` goes through `download_set_archived`.
+
+    Turning `stamp` on requests a stamped copy for every grant; changing `stamp_text` or
+    `stamp_position` makes every copy again; turning it off deletes the copies (their
+    files go with them)."""
     if unknown := set(fields) - DOWNLOAD_FIELDS:
         raise TypeError(f"Unknown download fields: {', '.join(sorted(unknown))}")
+    _clean_stamp_settings(fields)
+    stamp_changed = {
+        field for field in STAMP_FIELDS & set(fields) if fields[field] != getattr(download, field)
+    }
     if "url" in fields:
         fields["url"] = fields["url"] or None
     if "name" in fields:
@@ -395,6 +451,8 @@ def download_update(
             download.save(update_fields=[*fields, "updated_at"])
         if replace:
             download_replace_media(download=download, media=new_media, created_by=created_by)
+        if stamp_changed:
+            _stamp_settings_applied(download, stamp_changed)
         if archived is not UNSET:
             download_set_archived(download=download, archived=archived)
         if deliver_to_existing_orders is True:

@@ -18,6 +18,11 @@ Rules owned here:
   one once it is ready, and deleting a grant or a copy deletes the stored file.
 - A PDF that cannot be stamped (encrypted, broken) is marked `unstampable` with the reason
   and delivered as it is; making a copy is idempotent and may run any number of times.
+- A change of the stamp's text or position makes every copy again
+  (`stamped_copies_remake`); a Download whose stamp is turned off keeps no copies
+  (`stamped_copies_discard`); services.catalogue.download_update says which.
+- What a buyer gets now (`file_to_deliver`) and where a grant's copy stands (`stamp_state`,
+  for the back office and the API) both read the grant's copy of the current version.
 """
 
 import hashlib
@@ -27,7 +32,7 @@ import string
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import pikepdf
 from django.db import transaction
@@ -153,9 +158,19 @@ def pdf_stamp(*, source, dest, text: str, position: str = StampPosition.BOTTOM) 
 def is_stamped(download: Download) -> bool:
     """Whether buyers get their own stamped copy of this download's file."""
     media = download.media if download.media_id else None
-    if not download.stamp or media is None:
+    if media is None:
         return False
-    return media.content_type == "application/pdf" or media.filename.lower().endswith(".pdf")
+    return is_stamped_file(
+        stamp=download.stamp, content_type=media.content_type, filename=media.filename
+    )
+
+
+def is_stamped_file(*, stamp: bool, content_type: str | None, filename: str | None) -> bool:
+    """`is_stamped` from plain values (a download's `stamp`, its media's content type and
+    filename; None for a link), for reads that build no instances (the storefront JSON)."""
+    if not stamp or filename is None:
+        return False
+    return content_type == "application/pdf" or filename.lower().endswith(".pdf")
 
 
 def stamped_copies_request(*, grants: Iterable[DownloadGrant]) -> list[StampedCopy]:
@@ -209,6 +224,64 @@ def stamped_copies_for_download(*, download: Download) -> list[StampedCopy]:
     return stamped_copies_request(grants=grants.iterator(chunk_size=2000))
 
 
+def stamped_copies_discard(*, download: Download) -> int:
+    """Delete every copy of a Download's files (stamping turned off, or about to be made
+    again): their stored files go once the deletion is committed (`_copy_deleted`), and a
+    task still queued for one of them finds nothing to do. Returns how many went."""
+    copies = StampedCopy.objects.filter(grant__download_id=download.pk).only("pk", "file")
+    deleted, _ = copies.delete()
+    return deleted
+
+
+def stamped_copies_remake(*, download: Download) -> list[StampedCopy]:
+    """Make every buyer's copy again (the stamp's text or position changed): the existing
+    copies are deleted, then a pending one is requested for every grant. Until its new copy
+    is ready a buyer's download is answered "being prepared" (503), never the old stamp."""
+    stamped_copies_discard(download=download)
+    return stamped_copies_for_download(download=download)
+
+
+@dataclass(frozen=True)
+class StampState:
+    """Where a grant's personalised copy stands, for the back office and the API: `status`
+    is a StampedCopy.Status (`pending` also when no copy is recorded yet), `error` why a PDF
+    was delivered unstamped, `ready_at` when the copy was made."""
+
+    status: str
+    error: str = ""
+    ready_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return StampedCopy.Status(self.status).label
+
+
+# The annotations `selectors.grants_with_stamp_state` puts on grants: their copy of the
+# Download's current file (the one `file_to_deliver` serves), read with the grants.
+STATE_ANNOTATIONS = ("stamp_copy_status", "stamp_copy_error", "stamp_copy_ready_at")
+
+
+def stamp_state(*, grant: DownloadGrant) -> StampState | None:
+    """None when the grant's file is not stamped (`is_stamped`); else its copy of the
+    current version's state, as `file_to_deliver` sees it. No query when the grant was read
+    through `selectors.grants_with_stamp_state` (its Download and media loaded)."""
+    download = grant.download
+    if not is_stamped(download):
+        return None
+    if hasattr(grant, STATE_ANNOTATIONS[0]):
+        status, error, ready_at = (getattr(grant, name) for name in STATE_ANNOTATIONS)
+    else:
+        row = (
+            StampedCopy.objects.filter(grant_id=grant.pk, source_id=download.media_id)
+            .values_list("status", "error", "ready_at")
+            .first()
+        )
+        status, error, ready_at = row or (None, "", None)
+    if status is None:
+        return StampState(status=StampedCopy.Status.PENDING)
+    return StampState(status=status, error=error or "", ready_at=ready_at)
+
+
 @dataclass(frozen=True)
 class CopyFile:
     """A ready stamped copy, shaped like the Media it was made from for the storage's
@@ -239,14 +312,42 @@ def file_to_deliver(*, grant: DownloadGrant) -> Deliverable:
     the current version, or pending while it is made. No query unless the file is stamped.
     """
     download = grant.download
-    media = download.media if download.media_id else None
     if not is_stamped(download):
-        return Deliverable(file=media)
+        return Deliverable(file=download.media if download.media_id else None)
     copy = (
         StampedCopy.objects.filter(grant_id=grant.pk, source_id=download.media_id)
-        .only("pk", "status", "file", "sha256", "byte_size")
+        .only(*_COPY_FIELDS)
         .first()
     )
+    return _deliverable(download, copy)
+
+
+def files_to_deliver(*, grants: Iterable[DownloadGrant]) -> list[Deliverable]:
+    """`file_to_deliver` for each of these grants (their Downloads and media loaded), in
+    their order, in one query whatever their number, none when no file is stamped (the
+    order page, a download-all)."""
+    grants = [(grant, is_stamped(grant.download)) for grant in grants]
+    stamped_ids = [grant.pk for grant, stamped in grants if stamped]
+    copies = {}
+    if stamped_ids:
+        rows = StampedCopy.objects.filter(grant_id__in=stamped_ids).only(*_COPY_FIELDS)
+        copies = {(copy.grant_id, copy.source_id): copy for copy in rows}
+    deliverables = []
+    for grant, stamped in grants:
+        download = grant.download
+        if stamped:
+            deliverables.append(_deliverable(download, copies.get((grant.pk, download.media_id))))
+        else:
+            deliverables.append(Deliverable(file=download.media if download.media_id else None))
+    return deliverables
+
+
+_COPY_FIELDS = ("pk", "grant_id", "source_id", "status", "file", "sha256", "byte_size")
+
+
+def _deliverable(download: Download, copy: StampedCopy | None) -> Deliverable:
+    """What the buyer gets of a stamped download, given their copy of its current file."""
+    media = download.media
     if copy is None or copy.status == StampedCopy.Status.PENDING:
         return Deliverable(file=None, pending=True, stamped=True)
     if copy.status == StampedCopy.Status.UNSTAMPABLE:

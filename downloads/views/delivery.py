@@ -4,6 +4,11 @@ A served download costs two SQL statements on PostgreSQL: the grant lookup
 (`grant_get_for_delivery`), then the conditional UPDATE that takes the count together with
 the INSERT of its event (`grant_consume`; three statements in one transaction elsewhere).
 The response is prepared first, so a failure to serve takes nothing.
+
+What is served is what `services.stamping.file_to_deliver` says: the file itself, or the
+buyer's stamped copy of a PDF (served the same way, under the same counting rule; one more
+SELECT, for stamped files only). A copy not made yet answers 503 with `Retry-After` and takes
+nothing, logs nothing: nothing was delivered.
 """
 
 import hmac
@@ -22,6 +27,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
 from downloads.services.consume import download_event_create, grant_consume
+from downloads.services.stamping import file_to_deliver
 
 from .. import selectors, storage
 from ..models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
@@ -50,7 +56,8 @@ def download(request, token: str):
     """Take one download from the grant and deliver the file.
 
     HEAD and ranges that start past byte 0 take no count (a resumed download is not a new
-    one) but are refused like a GET when nothing is left.
+    one) but are refused like a GET when nothing is left. A stamped copy still being
+    prepared is a 503 for any request, with nothing taken or logged.
     """
     grant = selectors.grant_get_for_delivery(token=token)
     if grant is None:
@@ -60,25 +67,31 @@ def download(request, token: str):
             title="Download link not found",
             message="This download link is not valid. Open your order page for working links.",
         )
-    byte_range = storage.request_range(request, grant.download.media)
+    refusal = grant.refusal()
+    # A refused grant is answered without asking for its file (no query for a stamped one).
+    deliverable = None if refusal else file_to_deliver(grant=grant)
+    file = deliverable.file if deliverable is not None else grant.download.media
+    byte_range = storage.request_range(request, file)
     if request.method == "HEAD" or (byte_range is not None and byte_range.resumes):
-        refusal = grant.refusal()
         if refusal:
             return _refused(request, grant, refusal)
+        if deliverable.pending:
+            return _being_prepared(request, grant)
         try:
-            return _deliver(request, grant, byte_range)
+            return _deliver(request, grant, file, byte_range)
         except storage.ServeError:
             return _unavailable(request, grant)
 
-    ip, user_agent = _client(request)
-    refusal = grant.refusal()
+    ip, user_agent = client_of(request)
     if refusal:  # refused by the row this request just read: log it, take nothing
         download_event_create(grant=grant, outcome=refusal, ip=ip, user_agent=user_agent)
         return _refused(request, grant, refusal)
+    if deliverable.pending:  # nothing delivered, so nothing taken and nothing logged
+        return _being_prepared(request, grant)
     # The response is ready (URL presigned, file opened) before the count is taken, so a
     # failure to serve takes nothing and the count needs no open transaction.
     try:
-        response = _deliver(request, grant, byte_range)
+        response = _deliver(request, grant, file, byte_range)
     except storage.ServeError:
         download_event_create(
             grant=grant, outcome=DownloadEvent.Outcome.FAILED, ip=ip, user_agent=user_agent
@@ -102,7 +115,8 @@ def _discard(response) -> None:
 _IDENT = BaseThrottle()
 
 
-def _client(request) -> tuple[str | None, str]:
+def client_of(request) -> tuple[str | None, str]:
+    """The client's address and user agent, as the download log records them."""
     # The same client address the API throttles by: X-Forwarded-For is trusted only as far as
     # DOWNLOADS_NUM_PROXIES proxies (0: REMOTE_ADDR), so a buyer cannot forge the log.
     ip = _IDENT.get_ident(request) or None
@@ -113,7 +127,9 @@ def _client(request) -> tuple[str | None, str]:
     return ip, request.headers.get("User-Agent", "")
 
 
-def _deliver(request, grant: DownloadGrant, byte_range: storage.ByteRange | None):
+def _deliver(request, grant: DownloadGrant, file, byte_range: storage.ByteRange | None):
+    """The response that delivers `file` (the media or the buyer's stamped copy), or the
+    download's link."""
     download = grant.download
     if download.media_id is None:
         try:
@@ -121,7 +137,7 @@ def _deliver(request, grant: DownloadGrant, byte_range: storage.ByteRange | None
         except DisallowedRedirect as exc:
             logger.error("Download %s has an unsafe URL", download.pk)
             raise storage.ServeError from exc
-    return storage.media_response(request, download.media, byte_range)
+    return storage.media_response(request, file, byte_range)
 
 
 # --- Pages for the buyer -----------------------------------------------------------------------
@@ -171,6 +187,27 @@ def _unavailable(request, grant: DownloadGrant):
         ),
         order_url=_order_url_for(request, grant),
     )
+
+
+# Seconds a client is asked to wait before trying a copy being prepared again.
+PREPARING_RETRY_AFTER = 10
+
+
+def _being_prepared(request, grant: DownloadGrant):
+    """503: the buyer's stamped copy is not made yet (a background task makes it)."""
+    response = _problem(
+        request,
+        status=503,
+        title="Your copy is being prepared",
+        message=(
+            f"“{grant.download.display_name}” is stamped with your email, and your "
+            "personalised copy is being prepared. Please try again in a minute. Your download "
+            "was not counted."
+        ),
+        order_url=_order_url_for(request, grant),
+    )
+    response["Retry-After"] = str(PREPARING_RETRY_AFTER)
+    return response
 
 
 def _order_url_for(request, grant: DownloadGrant) -> str | None:

@@ -650,3 +650,377 @@ class TestBuyersSeeUpdatedFiles:
         assert "Updated on" in page
         page = client.get(f"/account/orders/{after.access_token}/").content.decode()
         assert "Updated on" not in page
+
+
+class TestBuyersSeeStampedFiles:
+    """A personalised PDF says "Stamped with your email" on the order page and `stamped` in
+    the storefront JSON, from the download already read (no query of its own)."""
+
+    @staticmethod
+    def stamped_product(filename="Guide.pdf", content_type="application/pdf"):
+        media = factories.MediaFactory(filename=filename, content_type=content_type)
+        return factories.DownloadFactory(media=media, stamp=True).product
+
+    def test_the_order_page_and_the_storefront_say_which_files_are_stamped(
+        self, client, paid_order
+    ):
+        plain = factories.DownloadFactory().product
+        zip_stamped = self.stamped_product("Assets.zip", "application/zip")  # not a PDF
+        order = paid_order(self.stamped_product(), plain, zip_stamped)
+        page = client.get(order_url(order))
+        files = re.findall(r'<li class="file">.*?</li>\s*</ul>', page.content.decode(), re.S)
+        assert ["Stamped with your email" in html for html in files] == [True, False, False]
+        body = client.get("/api/v2/customer-account-orders", {"id": order.access_token}).json()
+        stamped = [line["assets"][0]["data"]["stamped"] for line in body["order"]["lines"]]
+        assert stamped == [True, False, False]
+
+    @pytest.mark.parametrize("lines", [1, 10])
+    def test_saying_stamped_costs_the_order_pages_read_and_the_storefront_no_query(
+        self, client, paid_order, django_assert_num_queries, lines
+    ):
+        from downloads import selectors
+
+        order = paid_order(*(self.stamped_product() for _ in range(lines)))
+        # order, lines (+product, variant), the lines' grants (+download, media), the lines'
+        # licence keys, order grants: as for files that are not stamped
+        with django_assert_num_queries(5):
+            read = selectors.order_get_by_token(access_token=order.access_token)
+            stamped = [grant.stamped for line in read.lines.all() for grant in line.grants.all()]
+        assert stamped == [True] * lines
+        page = client.get(order_url(order)).content.decode()
+        assert page.count("Stamped with your email") == lines
+        with django_assert_num_queries(2):  # the lines, then the grants
+            body = client.get("/api/v2/customer-account-orders", {"id": order.access_token})
+        assert all(line["assets"][0]["data"]["stamped"] for line in body.json()["order"]["lines"])
+
+
+class TestDownloadAll:
+    """GET /account/orders/<token>/download-all/: every file the buyer can still download as
+    one ZIP, streamed, one download taken from each; and the order page's *Download all*."""
+
+    @staticmethod
+    def url(order) -> str:
+        return reverse("accounts:order_download_all", args=[order.access_token])
+
+    @staticmethod
+    def zip_of(response):
+        import io
+        import zipfile
+
+        return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+    @staticmethod
+    def order_of(*files, status=Order.Status.PAID):
+        """A paid order with one line per file, (filename, content[, grant fields]), or
+        ("link", name). Returns (order, grants)."""
+        order = factories.OrderFactory(status=status, paid_at=timezone.now())
+        grants = []
+        for position, (first, second, *rest) in enumerate(files):
+            line = factories.OrderLineFactory(order=order, position=position)
+            if first == "link":
+                download = factories.LinkDownloadFactory(product=line.product, name=second)
+            else:
+                media = factories.MediaFactory(filename=first, content=second)
+                download = factories.DownloadFactory(product=line.product, media=media)
+            fields = {"download_limit": 5, **(rest[0] if rest else {})}
+            grants.append(
+                factories.GrantFactory(order=order, line=line, download=download, **fields)
+            )
+        return order, grants
+
+    @staticmethod
+    def counts(*grants) -> list[int]:
+        from downloads.models import DownloadGrant
+
+        return [DownloadGrant.objects.get(pk=grant.pk).download_count for grant in grants]
+
+    @staticmethod
+    def served(grant) -> int:
+        return grant.events.filter(outcome="served").count()
+
+    def test_streams_the_orders_zip_with_the_exact_bytes_of_each_file_and_takes_one_each(
+        self, client
+    ):
+        order, grants = self.order_of(
+            ("Guide.pdf", b"%PDF guide " * 50), ("Track.flac", bytes(range(256)) * 40)
+        )
+        response = client.get(self.url(order))
+        assert response.status_code == 200 and response.streaming
+        assert response["Content-Type"] == "application/zip"
+        assert response["Content-Disposition"] == storage.content_disposition(
+            f"order-{order.number}.zip"
+        )
+        archive = self.zip_of(response)
+        assert archive.namelist() == ["Guide.pdf", "Track.flac"]
+        assert archive.read("Guide.pdf") == b"%PDF guide " * 50
+        assert archive.read("Track.flac") == bytes(range(256)) * 40
+        assert self.counts(*grants) == [1, 1]
+        assert [self.served(grant) for grant in grants] == [1, 1]
+
+    def test_is_never_cached_sends_no_referrer_and_says_its_length_up_front(self, client):
+        order, _ = self.order_of(("a.pdf", b"a" * 100), ("b.pdf", b"b" * 200))
+        response = client.get(self.url(order))
+        body = b"".join(response.streaming_content)
+        assert int(response["Content-Length"]) == len(body)
+        assert response["Cache-Control"] == "private, no-store"
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["X-Robots-Tag"] == "noindex, nofollow"
+
+    def test_files_sharing_a_name_get_unique_names_in_the_zip(self, client):
+        order, _ = self.order_of(("Guide.pdf", b"one"), ("Guide.pdf", b"two"))
+        archive = self.zip_of(client.get(self.url(order)))
+        assert archive.namelist() == ["Guide.pdf", "Guide (2).pdf"]
+        assert (archive.read("Guide.pdf"), archive.read("Guide (2).pdf")) == (b"one", b"two")
+
+    def test_used_up_expired_and_revoked_files_are_left_out_and_not_counted(self, client):
+        order, grants = self.order_of(
+            ("kept.pdf", b"k"),
+            ("used.pdf", b"u", {"download_limit": 2, "download_count": 2}),
+            ("old.pdf", b"o", {"expires_at": timezone.now() - timedelta(days=1)}),
+            ("revoked.pdf", b"r", {"revoked_at": timezone.now()}),
+        )
+        archive = self.zip_of(client.get(self.url(order)))
+        assert archive.namelist() == ["kept.pdf"]
+        assert self.counts(*grants) == [1, 2, 0, 0]
+        assert [grant.events.count() for grant in grants] == [1, 0, 0, 0]
+
+    def test_external_links_are_listed_in_links_txt_and_each_takes_one_download(self, client):
+        order, grants = self.order_of(("a.pdf", b"a"), ("link", "Demo video"))
+        archive = self.zip_of(client.get(self.url(order)))
+        assert archive.namelist() == ["a.pdf", "Links.txt"]
+        assert f"Demo video: {grants[1].download.url}" in archive.read("Links.txt").decode()
+        assert self.counts(*grants) == [1, 1]
+
+    def test_head_answers_what_a_get_would_and_takes_and_logs_nothing(self, client):
+        from downloads.models import DownloadEvent
+
+        order, grants = self.order_of(("a.pdf", b"a" * 10), ("b.pdf", b"b" * 20))
+        head = client.head(self.url(order))
+        assert head.status_code == 200 and head.content == b""
+        assert self.counts(*grants) == [0, 0]
+        assert not DownloadEvent.objects.exists()
+        get = client.get(self.url(order))
+        assert head["Content-Length"] == get["Content-Length"]
+        assert int(head["Content-Length"]) == len(b"".join(get.streaming_content))
+        assert head["Content-Disposition"] == get["Content-Disposition"]
+
+    def test_a_second_download_all_takes_one_more_from_each(self, client):
+        order, grants = self.order_of(("a.pdf", b"a"), ("b.pdf", b"b"))
+        for _ in range(2):
+            assert self.zip_of(client.get(self.url(order))).namelist() == ["a.pdf", "b.pdf"]
+        assert self.counts(*grants) == [2, 2]
+
+    def test_a_file_with_one_download_left_is_in_the_first_zip_only(self, client):
+        order, grants = self.order_of(("last.pdf", b"l", {"download_limit": 1}), ("b.pdf", b"b"))
+        assert self.zip_of(client.get(self.url(order))).namelist() == ["last.pdf", "b.pdf"]
+        assert self.zip_of(client.get(self.url(order))).namelist() == ["b.pdf"]
+        assert self.counts(*grants) == [1, 2]
+
+    def test_nothing_left_is_a_410_page_naming_each_file_and_why(self, client):
+        order, grants = self.order_of(
+            ("used.pdf", b"u", {"download_limit": 1, "download_count": 1}),
+            ("revoked.pdf", b"r", {"revoked_at": timezone.now()}),
+        )
+        response = client.get(self.url(order))
+        assert response.status_code == 410
+        page = text_of(response)
+        assert "Nothing left to download" in page
+        assert "“used.pdf” (used up), “revoked.pdf” (revoked)" in page
+        assert f'href="{order_url(order)}"' in response.content.decode()  # back to the order
+        assert "default-src 'none'" in response["Content-Security-Policy"]
+        assert response["Cache-Control"] == "private, no-store"
+        assert self.counts(*grants) == [1, 0]
+        assert client.head(self.url(order)).status_code == 410
+
+    def test_an_order_without_files_is_a_410_page_saying_so(self, client):
+        order = factories.OrderFactory(status=Order.Status.PAID)
+        response = client.get(self.url(order))
+        assert response.status_code == 410
+        assert f"Order #{order.number} has no files to download." in text_of(response)
+
+    def test_an_order_awaiting_payment_is_a_409_page(self, client):
+        order, grants = self.order_of(("a.pdf", b"a"), status=Order.Status.PENDING)
+        response = client.get(self.url(order))
+        assert response.status_code == 409
+        assert "awaiting payment" in text_of(response)
+        assert self.counts(*grants) == [0]
+
+    @pytest.mark.parametrize("token", ["nope", "x" * 65, "a\x00b"])
+    def test_an_unknown_token_is_the_order_pages_404(self, client, token):
+        response = client.get(f"/account/orders/{token}/download-all/")
+        assert response.status_code == 404
+        assert "Order not found" in text_of(response)
+
+    def test_other_methods_are_405_and_take_nothing(self, client):
+        order, grants = self.order_of(("a.pdf", b"a"))
+        assert client.post(self.url(order)).status_code == 405
+        assert self.counts(*grants) == [0]
+
+    def test_the_log_has_the_clients_address_and_user_agent(self, client):
+        order, grants = self.order_of(("a.pdf", b"a"))
+        b"".join(client.get(self.url(order), HTTP_USER_AGENT="Zipper/1.0").streaming_content)
+        event = grants[0].events.get()
+        assert (event.ip, event.user_agent) == ("127.0.0.1", "Zipper/1.0")
+
+    def test_on_s3_the_zip_holds_each_objects_bytes_read_as_a_stream(self, client, s3, monkeypatch):
+        from django.core.files.base import ContentFile
+
+        from downloads.services.media import media_create
+
+        order = factories.OrderFactory(status=Order.Status.PAID)
+        contents = {"Book — part 1.pdf": b"s3 book " * 4096, "Audio.mp3": b"\xff\xfb" * 3000}
+        for filename, content in contents.items():
+            media = media_create(file=ContentFile(content), filename=filename)
+            line = factories.OrderLineFactory(order=order)
+            download = factories.DownloadFactory(product=line.product, media=media)
+            factories.GrantFactory(order=order, line=line, download=download)
+        # django-storages' files read a whole object into memory: never used here.
+        monkeypatch.setattr(S3Storage, "_open", lambda *a, **k: pytest.fail("S3Storage._open"))
+        monkeypatch.setattr(S3Storage, "url", lambda *a, **k: pytest.fail("presigned"))
+        response = client.get(self.url(order))
+        assert response.status_code == 200
+        archive = self.zip_of(response)
+        assert {name: archive.read(name) for name in archive.namelist()} == contents
+        assert sorted(order.grants.values_list("download_count", flat=True)) == [1, 1]
+
+    def test_a_ready_stamped_copy_is_in_the_zip_and_one_being_prepared_is_left_out(
+        self, client, paid_order
+    ):
+        from downloads.models import StampedCopy
+        from downloads.services.stamping import stamped_copy_make
+        from tests import pdfs
+
+        book = factories.DownloadFactory(
+            media=factories.MediaFactory(content=pdfs.book(3), filename="Book.pdf"), stamp=True
+        )
+        later = factories.DownloadFactory(
+            media=factories.MediaFactory(content=pdfs.book(2), filename="Later.pdf"), stamp=True
+        )
+        plain = factories.DownloadFactory(
+            media=factories.MediaFactory(content=b"notes", filename="Notes.txt")
+        )
+        order = paid_order(book.product, later.product, plain.product)
+        copy = stamped_copy_make(
+            copy_id=StampedCopy.objects.get(grant__download=book, status="pending").pk
+        )
+        archive = self.zip_of(client.get(self.url(order)))
+        assert archive.namelist() == ["Book.pdf", "Notes.txt"]
+        stamped = b"".join(storage.stored_chunks(copy.file.name))
+        assert archive.read("Book.pdf") == stamped != pdfs.book(3)
+        later_grant = order.grants.get(download=later)
+        assert (later_grant.download_count, later_grant.events.count()) == (0, 0)
+
+    def test_only_files_being_prepared_is_a_503_with_retry_after(self, client, paid_order):
+        from tests import pdfs
+
+        book = factories.DownloadFactory(
+            media=factories.MediaFactory(content=pdfs.book(2), filename="Book.pdf"), stamp=True
+        )
+        order = paid_order(book.product)
+        response = client.get(self.url(order))
+        assert response.status_code == 503
+        from downloads.views.delivery import PREPARING_RETRY_AFTER
+
+        assert response["Retry-After"] == str(PREPARING_RETRY_AFTER)
+        assert "“Book.pdf” (being prepared)" in text_of(response)
+        assert order.grants.get().download_count == 0
+
+    # --- The order page's button --------------------------------------------------------------
+
+    def test_the_order_page_offers_download_all_from_two_files_the_buyer_may_download(self, client):
+        order, _ = self.order_of(("a.pdf", b"a" * 1000), ("b.pdf", b"b" * 1000), ("link", "L"))
+        response = client.get(order_url(order))
+        html = response.content.decode()
+        assert f'href="{self.url(order)}"' in html
+        assert "2 files and a list of 1 link in one ZIP (2.0 KB)" in text_of(response)
+        assert "Not included now" not in text_of(response)
+
+    def test_one_file_left_gets_no_download_all_button(self, client):
+        order, _ = self.order_of(
+            ("a.pdf", b"a"), ("b.pdf", b"b", {"download_limit": 1, "download_count": 1})
+        )
+        assert self.url(order) not in client.get(order_url(order)).content.decode()
+
+    def test_beside_the_button_the_page_names_the_files_not_included_now(self, client):
+        from tests import pdfs
+
+        order, _ = self.order_of(
+            ("a.pdf", b"a"),
+            ("b.pdf", b"b"),
+            ("used.pdf", b"u", {"download_limit": 1, "download_count": 1}),
+            ("old.pdf", b"o", {"expires_at": timezone.now() - timedelta(days=1)}),
+            ("revoked.pdf", b"r", {"revoked_at": timezone.now()}),
+        )
+        line = factories.OrderLineFactory(order=order, position=9)
+        book = factories.DownloadFactory(
+            product=line.product,
+            media=factories.MediaFactory(content=pdfs.book(2), filename="Book.pdf"),
+            stamp=True,
+        )
+        factories.GrantFactory(order=order, line=line, download=book)  # no copy made yet
+        page = re.sub(r" ([,.])", r"\1", text_of(client.get(order_url(order))))
+        assert (
+            "Not included now: used.pdf (used up), old.pdf (expired), revoked.pdf (revoked), "
+            "Book.pdf (being prepared)."
+        ) in page
+
+    def test_the_button_adds_no_query_to_the_order_page(self, client, django_assert_num_queries):
+        order = factories.paid_order_with_files(lines=10, attached=2)
+        # order, lines (+product, variant), the lines' grants (+download, media), the lines'
+        # licence keys, order grants: as without the button
+        with django_assert_num_queries(5):
+            html = client.get(order_url(order)).content.decode()
+        assert f'href="{self.url(order)}"' in html
+
+    def test_an_order_awaiting_payment_shows_no_button(self, client):
+        order, _ = self.order_of(("a.pdf", b"a"), ("b.pdf", b"b"), status=Order.Status.PENDING)
+        assert self.url(order) not in client.get(order_url(order)).content.decode()
+
+    # --- Concurrency, through the real endpoint ------------------------------------------------
+
+    @pytest.mark.postgres
+    @pytest.mark.django_db(transaction=True)
+    def test_twenty_parallel_download_alls_with_seven_left_put_the_file_in_exactly_seven(
+        self, postgres_only, live_server
+    ):
+        import io
+        import threading
+        import zipfile
+
+        import requests
+        from django.db import connections
+
+        order, (limited, unlimited) = self.order_of(
+            ("Seven.pdf", b"seven " * 100, {"download_limit": 10, "download_count": 3}),
+            ("Always.pdf", b"always", {"download_limit": None}),
+        )
+        url = live_server.url + self.url(order)
+        barrier = threading.Barrier(20)
+        names: list[list[str]] = []
+        lock = threading.Lock()
+
+        def fetch():
+            try:
+                with requests.Session() as session:
+                    barrier.wait(timeout=30)
+                    response = session.get(url, timeout=60)
+                    assert response.status_code == 200
+                    archive = zipfile.ZipFile(io.BytesIO(response.content))
+                    assert archive.testzip() is None
+                    with lock:
+                        names.append(archive.namelist())
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=fetch) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=90)
+
+        assert len(names) == 20
+        assert sum("Seven.pdf" in zip_names for zip_names in names) == 7
+        assert all("Always.pdf" in zip_names for zip_names in names)
+        assert self.counts(limited, unlimited) == [10, 20]
+        assert self.served(limited) == 7
+        assert limited.events.filter(outcome="limit_reached").count() <= 13

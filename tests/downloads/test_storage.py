@@ -1,5 +1,7 @@
 """storage: the Content-Disposition header and presigned S3 download URLs."""
 
+import io
+import zipfile
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -89,3 +91,101 @@ class TestPresignedDownloadUrl:
         head = storage.presigned_download_url(key=key, filename="f.bin", http_method="HEAD")
         signature = lambda url: parse_qs(urlsplit(url).query)["X-Amz-Signature"]  # noqa: E731
         assert signature(get) != signature(head)
+
+
+@pytest.mark.django_db
+class TestZipResponse:
+    """storage.zip_response: stored files as one ZIP, streamed member by member."""
+
+    @staticmethod
+    def members(*contents: bytes):
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(
+                key=default_storage.save(f"media/z/{number}.bin", ContentFile(content)),
+                name=f"file {number}.bin",
+                size=len(content),
+            )
+            for number, content in enumerate(contents)
+        ]
+
+    @staticmethod
+    def opened(response) -> zipfile.ZipFile:
+        return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+    def test_streams_each_member_with_its_exact_bytes_and_a_content_length_known_up_front(self):
+        files = self.members(b"first " * 100, bytes(range(256)) * 9)
+        response = storage.zip_response(
+            filename="order-7.zip", files=files, texts=[("Links.txt", b"a: https://x\n")]
+        )
+        assert response.streaming
+        assert response["Content-Type"] == "application/zip"
+        assert response["Content-Disposition"] == storage.content_disposition("order-7.zip")
+        body = b"".join(response.streaming_content)
+        assert int(response["Content-Length"]) == len(body)
+        archive = zipfile.ZipFile(io.BytesIO(body))
+        assert archive.testzip() is None
+        assert archive.namelist() == ["file 0.bin", "file 1.bin", "Links.txt"]
+        assert archive.read("file 0.bin") == b"first " * 100
+        assert archive.read("file 1.bin") == bytes(range(256)) * 9
+        assert archive.read("Links.txt") == b"a: https://x\n"
+        # Stored, not compressed: the length could be computed before reading a byte.
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+
+    def test_reads_each_stored_object_only_when_the_stream_reaches_it_in_chunks(self, monkeypatch):
+        files = self.members(b"a" * 10, b"b" * 10)
+        opened = []
+        real = storage.stored_chunks
+
+        def spy(key, chunk_size=storage.STREAM_CHUNK):
+            opened.append(key)
+            yield from real(key, chunk_size=4)
+
+        monkeypatch.setattr(storage, "stored_chunks", spy)
+        stream = iter(storage.zip_response(filename="o.zip", files=files).streaming_content)
+        assert opened == []  # nothing is read before the response is iterated
+        chunks = [next(stream)]
+        while len(opened) < 2:
+            chunks.append(next(stream))
+        assert opened == [files[0].key, files[1].key]
+        chunks += list(stream)
+        assert len(chunks) > 6  # the members came through in small pieces, never whole
+
+    def test_head_answers_the_length_a_get_would_send_and_reads_nothing(self, monkeypatch):
+        files = self.members(b"x" * 50, b"y" * 70)
+        get = storage.zip_response(filename="o.zip", files=files)
+        length = len(b"".join(get.streaming_content))
+        monkeypatch.setattr(storage, "stored_chunks", lambda *a, **k: pytest.fail("read"))
+        head = storage.zip_response(filename="o.zip", files=files, head=True)
+        assert not head.streaming and head.content == b""
+        assert int(head["Content-Length"]) == length
+
+    def test_a_client_that_goes_away_closes_the_object_being_read(self, monkeypatch):
+        files = self.members(b"a" * 100)
+        closed = []
+        real = storage.stored_chunks
+
+        def spy(key, chunk_size=storage.STREAM_CHUNK):
+            try:
+                yield from real(key, chunk_size=10)
+            finally:
+                closed.append(key)
+
+        monkeypatch.setattr(storage, "stored_chunks", spy)
+        response = storage.zip_response(filename="o.zip", files=files)
+        stream = iter(response.streaming_content)
+        next(stream), next(stream)
+        response.close()  # what the WSGI server calls when the client disconnects
+        assert closed == [files[0].key]
+
+    def test_on_s3_objects_are_read_as_streams_never_through_django_storages_open(
+        self, s3, monkeypatch
+    ):
+        from storages.backends.s3 import S3Storage
+
+        files = self.members(b"s3 object one", b"s3 object two" * 1000)
+        monkeypatch.setattr(S3Storage, "_open", lambda *a, **k: pytest.fail("opened"))
+        archive = self.opened(storage.zip_response(filename="o.zip", files=files))
+        assert archive.read("file 0.bin") == b"s3 object one"
+        assert archive.read("file 1.bin") == b"s3 object two" * 1000

@@ -178,3 +178,42 @@ def test_without_javascript_the_key_is_selectable_and_no_copy_button_shows(live_
         expect(code).to_have_css("font-family", re.compile("monospace"))
     finally:
         context.close()
+
+
+def test_buyer_downloads_all_files_as_one_zip_from_the_order_page(live_server, page, screenshot):
+    import io
+    import zipfile
+
+    order = factories.paid_order_with_files(lines=2, attached=0, email="reader@example.com")
+    guide, sheet = (line.grants.get() for line in order.lines.order_by("position"))
+    for grant, name in ((guide, "Guide.pdf"), (sheet, "Sheet.pdf")):
+        grant.download.media = factories.MediaFactory(
+            content=CONTENT + name.encode(), filename=name
+        )
+        grant.download.save()
+    used = factories.DownloadFactory(
+        product=None, media=factories.MediaFactory(filename="Used.pdf")
+    )
+    factories.GrantFactory(
+        order=order, line=None, download=used, download_limit=1, download_count=1
+    )
+
+    page.goto(live_server.url + reverse("accounts:order_detail", args=[order.access_token]))
+    box = page.locator(".download-all")
+    expect(box).to_contain_text("2 files in one ZIP")
+    expect(box).to_contain_text(re.compile(r"Not included now:\s*Used\.pdf \(used up\)"))
+    screenshot(page, "download-all")
+    with page.expect_download() as info:
+        box.get_by_role("link", name="Download all").click()
+    download = info.value
+    assert download.suggested_filename == f"order-{order.number}.zip"
+    with open(download.path(), "rb") as delivered:
+        archive = zipfile.ZipFile(io.BytesIO(delivered.read()))
+    assert archive.namelist() == ["Guide.pdf", "Sheet.pdf"]
+    assert archive.read("Guide.pdf") == CONTENT + b"Guide.pdf"
+    assert archive.read("Sheet.pdf") == CONTENT + b"Sheet.pdf"
+
+    page.reload()
+    expect(page.locator("li.file", has_text="Guide.pdf")).to_contain_text("1 of 10 downloads used")
+    expect(page.locator("li.file", has_text="Sheet.pdf")).to_contain_text("2 of 10 downloads used")
+    assert DownloadEvent.objects.filter(grant__order=order, outcome="served").count() == 2

@@ -1,6 +1,6 @@
 """The catalogue in the back office: products (inlines, store defaults, archive instead of
 delete), variants on their own page (variant_create, variant_update) and downloads (version
-history, delivering a file to existing orders)."""
+history, delivering a file to existing orders, PDF stamping settings)."""
 
 import hashlib
 import re
@@ -9,10 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from downloads.models import Backfill, Download, Media, Product
+from downloads.models import Backfill, Download, Media, Product, StampedCopy
+from downloads.models.catalogue import DEFAULT_STAMP_TEXT
 from downloads.services.orders import LineInput, order_create, order_refund
 from downloads.services.versions import download_replace_media
-from tests import factories
+from tests import factories, pdfs
 from tests.downloads.admin.conftest import action, messages_of, paid_order, product_with_file
 
 pytestmark = pytest.mark.django_db
@@ -449,3 +450,103 @@ def test_a_file_without_a_product_cannot_be_delivered_to_existing_orders(admin_c
     response = admin_client.post(DOWNLOADS, action("deliver_to_existing_orders", [loose]))
     assert any("attach it to single orders" in text for text in messages_of(response))
     assert not Backfill.objects.exists()
+
+
+# --- Downloads: PDF stamping ---------------------------------------------------------------------
+
+
+def download_page_data(page, **changes) -> dict:
+    """The POST body of a download's add or change page as it was rendered, with `changes`."""
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else str(value)
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[f"{inline.formset.prefix}-{name}"] = management[name].value()
+    for name, value in changes.items():
+        if value is False:
+            data.pop(name, None)
+        else:
+            data[name] = "on" if value is True else value
+    return data
+
+
+def stamped_copies_of(download):
+    return StampedCopy.objects.filter(grant__download=download)
+
+
+def test_the_download_page_shows_the_stamp_settings_and_what_is_stamped(admin_client):
+    download = factories.DownloadFactory()
+    html = admin_client.get(
+        reverse("admin:downloads_download_change", args=[download.pk])
+    ).content.decode()
+    for name in ("stamp", "stamp_text", "stamp_position"):
+        assert f'name="{name}"' in html
+    assert "Only PDFs are stamped: any other file is delivered as it is." in html
+    assert "{email}, {name}, {order_number}, {date}" in html
+    assert DEFAULT_STAMP_TEXT in html
+
+
+def test_turning_stamp_on_here_saves_the_settings_and_requests_the_buyers_copies(
+    admin_client,
+):
+    download = factories.DownloadFactory(
+        media=factories.MediaFactory(content=pdfs.book(1), filename="Guide.pdf")
+    )
+    paid_order(download.product)
+    paid_order(download.product, email="other@example.com")
+    url = reverse("admin:downloads_download_change", args=[download.pk])
+    data = download_page_data(
+        admin_client.get(url),
+        stamp=True,
+        stamp_text="Copy for {email}",
+        stamp_position="top",
+    )
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    download.refresh_from_db()
+    assert (download.stamp, download.stamp_text, download.stamp_position) == (
+        True,
+        "Copy for {email}",
+        "top",
+    )
+    assert stamped_copies_of(download).filter(status="pending").count() == 2
+
+
+def test_a_stamp_text_the_service_refuses_shows_on_its_field(admin_client):
+    download = factories.DownloadFactory()
+    url = reverse("admin:downloads_download_change", args=[download.pk])
+    data = download_page_data(admin_client.get(url), stamp=True, stamp_text="For {customer}")
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "customer" in errors["stamp_text"][0]
+    download.refresh_from_db()
+    assert (download.stamp, download.stamp_text) == (False, DEFAULT_STAMP_TEXT)
+
+
+def test_a_download_is_added_stamped_through_download_create(admin_client):
+    media = factories.MediaFactory(filename="Guide.pdf")
+    url = reverse("admin:downloads_download_add")
+    data = download_page_data(admin_client.get(url), media=str(media.pk), stamp=True)
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    download = Download.objects.get(media=media)
+    assert (download.stamp, download.stamp_text, download.stamp_position) == (
+        True,
+        DEFAULT_STAMP_TEXT,
+        "bottom",
+    )
+
+
+def test_the_download_list_shows_and_filters_the_stamp(admin_client):
+    stamped = factories.DownloadFactory(stamp=True)
+    factories.DownloadFactory()
+    response = admin_client.get(DOWNLOADS, {"stamp__exact": "1"})
+    assert [row.pk for row in response.context["cl"].result_list] == [stamped.pk]
+    assert "field-stamp" in response.content.decode()

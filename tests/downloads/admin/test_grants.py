@@ -1,17 +1,19 @@
 """Grants and the download log in the back office: grants' search, state filters and the
-bulk actions of the API; the log read-only, filtered, and exported as CSV for support and
-disputes."""
+bulk actions of the API, and where each stamped copy stands (flagging PDFs delivered
+unstamped); the log read-only, filtered, and exported as CSV for support and disputes."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from downloads.models import DownloadGrant
-from tests import factories
+from downloads.models import DownloadGrant, StampedCopy
+from downloads.services.stamping import stamped_copy_make
+from tests import factories, pdfs
 from tests.downloads.admin.conftest import action, messages_of
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +302,84 @@ def test_the_export_streams_in_constant_queries(admin_client, django_assert_num_
     # session, user, the changelist's count and page, then the export's single SELECT
     with django_assert_num_queries(5):
         assert len(export(admin_client)) == rows
+
+
+# --- Stamping: where each grant's stamped copy stands ----------------------------------------------
+
+
+def stamped_pdf(content=None, filename="Guide.pdf"):
+    media = factories.MediaFactory(content=content or pdfs.book(2), filename=filename)
+    return factories.DownloadFactory(media=media, stamp=True)
+
+
+@pytest.fixture
+def stamping(paid_order):
+    """Grants of stamped PDFs whose copies are being prepared, ready, and unstampable (an
+    encrypted PDF), and one of a file that is not stamped."""
+    pending = paid_order(stamped_pdf().product, email="pending@example.com").grants.get()
+    ready = paid_order(stamped_pdf().product, email="ready@example.com").grants.get()
+    locked = stamped_pdf(pdfs.encrypted(), "Locked.pdf")
+    unstampable = paid_order(locked.product, email="locked@example.com").grants.get()
+    for grant in (ready, unstampable):
+        stamped_copy_make(copy_id=StampedCopy.objects.get(grant=grant).pk)
+    plain = paid_order(factories.DownloadFactory().product).grants.get()
+    return {"pending": pending, "ready": ready, "unstampable": unstampable, "plain": plain}
+
+
+def stamping_cells(html: str) -> list[str]:
+    return [
+        re.sub(r"<[^>]+>", "", cell).strip()
+        for cell in re.findall(r'<td class="field-stamping">(.*?)</td>', html, re.S)
+    ]
+
+
+def test_the_list_shows_each_grants_stamped_copy(admin_client, stamping):
+    html = admin_client.get(GRANTS).content.decode()
+    cells = stamping_cells(html)
+    assert sorted(cells, key=str) == sorted(
+        [
+            "Being prepared",
+            "Ready",
+            "Delivered unstamped: The PDF is encrypted with a password.",
+            "-",
+        ]
+    )
+
+
+def test_the_stamping_filter_finds_the_pdfs_delivered_unstamped(admin_client, stamping):
+    assert listed(admin_client, stamping="unstampable") == {stamping["unstampable"].pk}
+    assert listed(admin_client, stamping="ready") == {stamping["ready"].pk}
+    assert listed(admin_client, stamping="pending") == {stamping["pending"].pk}
+    assert len(listed(admin_client)) == 4
+    html = admin_client.get(GRANTS).content.decode()
+    assert "By stamping" in html and "Delivered unstamped" in html
+
+
+def test_an_encrypted_pdf_is_flagged_on_its_grants_page_with_the_reason(admin_client, stamping):
+    grant = stamping["unstampable"]
+    html = admin_client.get(
+        reverse("admin:downloads_downloadgrant_change", args=[grant.pk])
+    ).content.decode()
+    assert "Delivered unstamped" in html
+    assert "The PDF is encrypted with a password." in html
+
+
+def test_actions_work_on_a_list_filtered_by_stamping(admin_client, stamping):
+    grant = stamping["unstampable"]
+    response = admin_client.post(GRANTS + "?stamping=unstampable", action("revoke", [grant]))
+    assert messages_of(response) == ["Revoked 1 grant."]
+    grant.refresh_from_db()
+    assert grant.revoked_at is not None
+
+
+@pytest.mark.parametrize("rows", [1, 30])
+def test_the_stamping_column_takes_no_query_of_its_own(
+    admin_client, django_assert_num_queries, paid_order, rows
+):
+    download = stamped_pdf()
+    for n in range(rows):
+        paid_order(download.product, email=f"buyer{n}@example.com")
+    # session, user, the count, the unfiltered count, the page (each grant's copy joined in)
+    with django_assert_num_queries(5):
+        response = admin_client.get(GRANTS)
+    assert stamping_cells(response.content.decode()) == ["Being prepared"] * rows

@@ -6,10 +6,11 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from downloads.models import ChannelEvent, DownloadGrant, Order
+from downloads.models import ChannelEvent, DownloadGrant, Order, StampedCopy
 from downloads.services.licences import license_key_activate
 from downloads.services.orders import LineInput, order_dispute, order_refund
-from tests import factories
+from downloads.services.stamping import stamped_copy_make
+from tests import factories, pdfs
 from tests.downloads.admin.conftest import (
     action,
     licence_order,
@@ -441,3 +442,46 @@ class TestChangePage:
         url = reverse("admin:downloads_order_delete", args=[order.pk])
         assert admin_client.post(url, {"post": "yes"}).status_code == 403
         assert Order.objects.filter(pk=order.pk).exists()
+
+
+class TestStampedCopies:
+    """The order's grants show where each stamped copy stands, read with the grants."""
+
+    @staticmethod
+    def stamped_product(content):
+        media = factories.MediaFactory(content=content, filename="Guide.pdf")
+        return factories.DownloadFactory(media=media, stamp=True).product
+
+    def test_the_grants_show_their_copy_and_an_encrypted_pdf_is_flagged(self, admin_client):
+        order = paid_order(
+            self.stamped_product(pdfs.book(2)),
+            self.stamped_product(pdfs.encrypted()),
+            product_with_file(),
+        )
+        copies = StampedCopy.objects.filter(grant__order=order).order_by("grant__line__position")
+        stamped_copy_make(copy_id=copies[1].pk)
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        stamping = [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r'<td class="field-stamping">\s*<p>(.*?)</p>', html, re.S)
+        ]
+        assert sorted(stamping) == sorted(
+            ["Being prepared", "Delivered unstamped: The PDF is encrypted with a password.", "-"]
+        )
+
+    @pytest.mark.parametrize("files", [1, 10])
+    def test_the_page_takes_the_same_queries_for_1_and_10_stamped_files(
+        self, admin_client, django_assert_num_queries, files
+    ):
+        order = paid_order(*(self.stamped_product(pdfs.book(1)) for _ in range(files)))
+        for copy in StampedCopy.objects.filter(grant__order=order):
+            stamped_copy_make(copy_id=copy.pk)
+        url = reverse("admin:downloads_order_change", args=[order.pk])
+        admin_client.get(url)  # the process's content-type cache, filled once
+        # session, user, the order, its lines, grants (their copies joined in), channel
+        # events and attached files, whether it has licence keys
+        with django_assert_num_queries(8):
+            response = admin_client.get(url)
+        assert response.content.decode().count(">Ready</span>") == files

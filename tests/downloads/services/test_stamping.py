@@ -1,5 +1,6 @@
 """PDF stamping (services.stamping): the stamp on every page, what survives, what cannot be
-stamped, and the copies' lifecycle."""
+stamped, the copies' lifecycle, the merchant's stamp settings (services.catalogue) and where a
+grant's copy stands."""
 
 import hashlib
 import io
@@ -13,14 +14,22 @@ from pypdf import PdfReader
 
 from downloads import storage
 from downloads.errors import ServiceError
-from downloads.models import DownloadGrant, StampedCopy
+from downloads.models import Download, DownloadGrant, StampedCopy
+from downloads.models.catalogue import DEFAULT_STAMP_TEXT
+from downloads.selectors import grants_with_stamp_state
+from downloads.services.catalogue import download_create, download_update
 from downloads.services.grants import grant_delete
 from downloads.services.orders import LineInput, order_create
 from downloads.services.stamping import (
     Deliverable,
+    StampState,
     Unstampable,
     file_to_deliver,
+    files_to_deliver,
+    is_stamped,
+    is_stamped_file,
     pdf_stamp,
+    stamp_state,
     stamp_text_check,
     stamp_text_render,
     stamped_copy_make,
@@ -250,3 +259,234 @@ class TestWhatIsDelivered:
         stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
         grant = order.grants.select_related("download__media").get()
         assert file_to_deliver(grant=grant) == Deliverable(file=media)
+
+
+@pytest.mark.django_db
+class TestManyAtOnce:
+    def test_files_to_deliver_says_what_file_to_deliver_says_in_one_query(
+        self, django_assert_num_queries
+    ):
+        def stamped(content):
+            media = factories.MediaFactory(content=content, filename="Guide.pdf")
+            return factories.DownloadFactory(media=media, stamp=True).product
+
+        order = order_create(
+            email="ada@example.com",
+            lines=[
+                LineInput(product=product)
+                for product in (
+                    stamped(pdfs.book(1)),  # ready
+                    stamped(pdfs.book(1)),  # pending
+                    stamped(pdfs.encrypted()),  # unstampable
+                    factories.DownloadFactory().product,  # not stamped
+                    factories.LinkDownloadFactory().product,
+                )
+            ],
+            status="paid",
+            send_email=False,
+        )
+        grants = list(
+            order.grants.select_related("download__media", "line").order_by("line__position")
+        )
+        for grant in (grants[0], grants[2]):
+            stamped_copy_make(copy_id=StampedCopy.objects.get(grant=grant).pk)
+        with django_assert_num_queries(1):
+            many = files_to_deliver(grants=grants)
+        assert many == [file_to_deliver(grant=grant) for grant in grants]
+        assert [(d.pending, d.stamped) for d in many] == [
+            (False, True),
+            (True, True),
+            (False, False),
+            (False, False),
+            (False, False),
+        ]
+        with django_assert_num_queries(0):
+            assert files_to_deliver(grants=grants[3:]) == [
+                Deliverable(file=grants[3].download.media),
+                Deliverable(file=None),
+            ]
+
+
+@pytest.mark.django_db
+class TestStampSettings:
+    """download_create/download_update: the stamp settings, checked, and what changing them
+    does to the buyers' copies (services.catalogue, services.stamping)."""
+
+    @pytest.fixture
+    def download(self):
+        media = factories.MediaFactory(content=pdfs.book(2), filename="Guide.pdf")
+        return factories.DownloadFactory(media=media)
+
+    def pay(self, download, n=1):
+        return [
+            order_create(
+                email=f"buyer{i}@example.com",
+                lines=[LineInput(product=download.product)],
+                status="paid",
+                send_email=False,
+            )
+            for i in range(n)
+        ]
+
+    def make_all(self):
+        return [
+            stamped_copy_make(copy_id=pk) for pk in StampedCopy.objects.values_list("pk", flat=True)
+        ]
+
+    def test_a_download_is_created_with_its_stamp_settings_checked(self):
+        media = factories.MediaFactory(filename="Guide.pdf")
+        download = download_create(
+            media=media, stamp=True, stamp_text=" For {email} ", stamp_position="top"
+        )
+        assert (download.stamp, download.stamp_text, download.stamp_position) == (
+            True,
+            "For {email}",
+            "top",
+        )
+        plain = download_create(media=factories.MediaFactory())
+        assert (plain.stamp, plain.stamp_text, plain.stamp_position) == (
+            False,
+            DEFAULT_STAMP_TEXT,
+            "bottom",
+        )
+
+    @pytest.mark.parametrize(
+        ("fields", "attribute"),
+        [
+            ({"stamp_text": "Hi {customer}"}, "stamp_text"),
+            ({"stamp_text": ""}, "stamp_text"),
+            ({"stamp_position": "middle"}, "stamp_position"),
+            ({"stamp": "yes"}, "stamp"),
+        ],
+    )
+    def test_settings_the_service_refuses_change_nothing(self, download, fields, attribute):
+        with pytest.raises(ServiceError) as exc:
+            download_update(download=download, **fields)
+        assert (exc.value.code, exc.value.attribute) == ("download.invalid", attribute)
+        stored = Download.objects.get(pk=download.pk)
+        assert (stored.stamp, stored.stamp_text, stored.stamp_position) == (
+            False,
+            DEFAULT_STAMP_TEXT,
+            "bottom",
+        )
+        with pytest.raises(ServiceError):
+            download_create(media=factories.MediaFactory(), **fields)
+
+    def test_turning_stamp_on_requests_a_copy_for_every_existing_grant(self, download):
+        orders = self.pay(download, 3)
+        download_update(download=download, stamp=True)
+        copies = StampedCopy.objects.all()
+        assert sorted(copy.grant.order_id for copy in copies) == sorted(o.pk for o in orders)
+        assert {(copy.status, copy.source_id) for copy in copies} == {
+            ("pending", download.media_id)
+        }
+        tasks = DBTaskResult.objects.filter(task_path="downloads.tasks.stamped_copy_make")
+        assert sorted(t.args_kwargs["args"][0] for t in tasks) == sorted(str(c.pk) for c in copies)
+
+    @pytest.mark.parametrize(
+        "change", [{"stamp_text": "Personal copy of {email}"}, {"stamp_position": "top"}]
+    )
+    def test_a_new_text_or_position_makes_every_copy_again(self, download, change):
+        download_update(download=download, stamp=True)
+        self.pay(download, 2)
+        old = self.make_all()
+        with self.captured_commits():
+            download_update(download=download, **change)
+        assert all(not default_storage.exists(copy.file.name) for copy in old)
+        fresh = list(StampedCopy.objects.all())
+        assert len(fresh) == 2 and {copy.status for copy in fresh} == {"pending"}
+        assert not {copy.pk for copy in fresh} & {copy.pk for copy in old}
+        made = self.make_all()
+        data = b"".join(storage.stored_chunks(made[0].file.name))
+        text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
+        if "stamp_text" in change:
+            assert "Personal copy of buyer" in text and "Licensed to" not in text
+        else:
+            assert "Licensed to buyer" in text
+
+    def test_the_same_settings_again_remake_nothing(self, download):
+        download_update(download=download, stamp=True)
+        self.pay(download)
+        (copy,) = self.make_all()
+        download_update(
+            download=download,
+            stamp=True,
+            stamp_text=f" {DEFAULT_STAMP_TEXT} ",
+            stamp_position="bottom",
+        )
+        assert list(StampedCopy.objects.values_list("pk", "status")) == [(copy.pk, "ready")]
+
+    def test_turning_stamp_off_deletes_the_copies_and_their_files(self, download):
+        download_update(download=download, stamp=True)
+        self.pay(download, 2)
+        copies = self.make_all()
+        with self.captured_commits():
+            download_update(download=download, stamp=False)
+        assert not StampedCopy.objects.exists()
+        assert all(not default_storage.exists(copy.file.name) for copy in copies)
+        grant = DownloadGrant.objects.select_related("download__media").first()
+        assert file_to_deliver(grant=grant) == Deliverable(file=grant.download.media)
+
+    def test_a_task_left_for_a_deleted_copy_does_nothing(self, download):
+        download_update(download=download, stamp=True)
+        self.pay(download)
+        pk = StampedCopy.objects.get().pk
+        download_update(download=download, stamp=False)
+        assert stamped_copy_make(copy_id=pk) is None
+        assert not StampedCopy.objects.exists()
+
+    @pytest.fixture(autouse=True)
+    def _commits(self, django_capture_on_commit_callbacks):
+        self.captured_commits = lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.mark.django_db
+class TestStampState:
+    def test_it_is_none_for_files_that_are_not_stamped(self):
+        assert stamp_state(grant=factories.GrantFactory()) is None
+        link = factories.GrantFactory(download=factories.LinkDownloadFactory(stamp=True))
+        assert stamp_state(grant=link) is None
+
+    def test_a_stamped_pdf_without_a_copy_is_pending_like_file_to_deliver_says(self):
+        media = factories.MediaFactory(filename="Guide.pdf")
+        grant = factories.GrantFactory(download=factories.DownloadFactory(media=media, stamp=True))
+        assert stamp_state(grant=grant) == StampState(status="pending")
+        assert file_to_deliver(grant=grant).pending
+
+    def test_read_through_the_selector_it_costs_no_query(self, django_assert_num_queries):
+        media = factories.MediaFactory(content=pdfs.book(2), filename="Guide.pdf")
+        download = factories.DownloadFactory(media=media, stamp=True)
+        order = order_create(
+            email="ada@example.com",
+            lines=[LineInput(product=download.product)],
+            status="paid",
+            send_email=False,
+        )
+        copy = stamped_copy_make(copy_id=StampedCopy.objects.get().pk)
+        with django_assert_num_queries(1):
+            (grant,) = grants_with_stamp_state(
+                DownloadGrant.objects.filter(order=order).select_related("download__media")
+            )
+            state = stamp_state(grant=grant)
+        assert state == StampState(status="ready", ready_at=copy.ready_at)
+        assert state.label == "Ready"
+
+    @pytest.mark.parametrize(
+        ("stamp", "content_type", "filename", "expected"),
+        [
+            (True, "application/pdf", "a.bin", True),
+            (True, "application/octet-stream", "Book.PDF", True),
+            (True, "application/zip", "a.zip", False),
+            (False, "application/pdf", "a.pdf", False),
+            (True, None, None, False),
+        ],
+    )
+    def test_is_stamped_file_is_is_stamped_from_plain_values(
+        self, stamp, content_type, filename, expected
+    ):
+        assert (
+            is_stamped_file(stamp=stamp, content_type=content_type, filename=filename) is expected
+        )
+        if filename is not None:
+            media = factories.MediaFactory(filename=filename, content_type=content_type)
+            assert is_stamped(factories.DownloadFactory(media=media, stamp=stamp)) is expected
