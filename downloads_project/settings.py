@@ -504,5 +504,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Both announce routine work at INFO (a line per Stripe API call, pikepdf's start).
+        "stripe": {"level": "WARNING"},
+        "pikepdf": {"level": "WARNING"},
+    },
 }
