@@ -2,7 +2,8 @@
 
 Phases (select some with --only): hot (baseline, storefront JSON, order page, download
 endpoint, queries, presign), stream, upload, scale, race, backfill, shopify (webhook ingest
-latency and one worker's orders per second).
+latency and one worker's orders per second), files (stamping a 500-page PDF, an order's
+download-all ZIP against nginx).
 """
 
 import argparse
@@ -21,11 +22,11 @@ from urllib.parse import urlencode
 from . import infra, measure, shopify
 from .infra import HOST, WORK, BenchError, Stack, log
 from .report import Figure, machine, machine_line, render_text, write
-from .tasks import stream_key
+from .tasks import bundle_files, stream_key
 
 MiB = 1024**2
 GiB = 1024**3
-PHASES = ("hot", "stream", "upload", "scale", "race", "backfill", "shopify")
+PHASES = ("hot", "stream", "upload", "scale", "race", "backfill", "shopify", "files")
 BUCKET = "bench-media"
 # gunicorn's recommended worker count: requests that wait on the database (a commit's fsync)
 # overlap, as they would in production; CPU-bound ones gain nothing and lose nothing.
@@ -52,6 +53,9 @@ class Config:
     race_parallel: int
     race_left: int
     shopify_tasks: int  # queued Shopify events one worker processes for the rate
+    stamp_pages: int  # the stamped PDF
+    stamp_rounds: int  # stamping runs, each in a fresh process (median taken)
+    bundle_files: int  # the download-all's files, `file_bytes` in all
 
 
 FULL = Config(
@@ -68,6 +72,9 @@ FULL = Config(
     race_parallel=50,
     race_left=7,
     shopify_tasks=1_000,
+    stamp_pages=500,
+    stamp_rounds=3,
+    bundle_files=10,
 )
 QUICK = Config(
     mode="quick",
@@ -83,6 +90,9 @@ QUICK = Config(
     race_parallel=50,
     race_left=7,
     shopify_tasks=300,
+    stamp_pages=500,
+    stamp_rounds=1,
+    bundle_files=10,
 )
 
 
@@ -134,7 +144,7 @@ class Bench:
         self.wrk = infra.ensure_tool("wrk", "wrk")
         self.tools["wrk"] = infra.tool_version([self.wrk, "-v"]).split(" [")[0].removeprefix("wrk ")
         infra.ensure_tool("curl", "curl")
-        if "stream" in self.phases:
+        if {"stream", "files"} & set(self.phases):
             self.nginx = infra.ensure_tool("nginx", "nginx")
             self.tools["nginx"] = infra.tool_version([self.nginx, "-v"]).split("/")[-1]
         log("PostgreSQL: bash scripts/ensure_postgres.sh")
@@ -394,29 +404,26 @@ class Bench:
     def big_file(self) -> Path:
         """The streamed and uploaded file: `file_bytes` of incompressible bytes (not sparse)."""
         path = WORK / "media" / stream_key(self.config.file_bytes)
-        size = self.config.file_bytes
-        if not (path.exists() and path.stat().st_size == size):
-            log(f"writing {path} ({size / MiB:,.0f} MiB)")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            block = os.urandom(MiB)
-            with path.open("wb") as out:
-                for n in range(size // MiB):
-                    out.write(block[n % 251 :] + block[: n % 251])
-                out.write(block[: size % MiB])
+        write_incompressible(path, self.config.file_bytes)
         for folder in (WORK, WORK / "media", path.parent):
             folder.chmod(0o755)
         path.chmod(0o644)
         return path
 
-    def phase_stream(self) -> None:
-        c = self.config
-        self.big_file()
+    def local_servers(self) -> tuple[infra.Proc, str, int]:
+        """nginx on the local media root, and one gunicorn worker serving the app on local
+        storage from the same root: (nginx, the app's base URL, the worker's pid)."""
         media_root = WORK / "media"
         nginx = infra.start_nginx(self.stack, nginx=self.nginx, root=media_root)
         local, base = self.gunicorn(
             "app-local", self.env(self.small_url, local_media=media_root), workers=1, timeout=600
         )
-        worker = local.children()[0]
+        return nginx, base, local.children()[0]
+
+    def phase_stream(self) -> None:
+        c = self.config
+        self.big_file()
+        nginx, base, worker = self.local_servers()
         nginx_cmd = measure.curl_command(f"http://{HOST}:{nginx.port}/{stream_key(c.file_bytes)}")
         app_cmd = measure.curl_command(f"{base}/downloads/{self.hot['stream_grant']}/")
         title_ratio = f"Streaming {c.file_bytes / MiB:,.0f} MiB local file: throughput ÷ nginx"
@@ -837,6 +844,176 @@ class Bench:
             )
         )
 
+    # --- 10: files: stamping a PDF, an order's download-all against nginx -------------------
+
+    def phase_files(self) -> None:
+        self.files_stamp()
+        self.files_download_all()
+
+    def files_stamp(self) -> None:
+        """`stamped_copy_make` on a `stamp_pages` PDF in a bench task, `stamp_rounds` times,
+        each in a fresh process: wall seconds and the process's peak memory growth."""
+        c = self.config
+        env = self.env(self.small_url)
+        seeded, seed_command = self.task(env, "seed-stamp", "--pages", str(c.stamp_pages))
+        log(f"stamping a {c.stamp_pages}-page PDF: {c.stamp_rounds} runs")
+        runs = []
+        for _ in range(c.stamp_rounds):
+            result, command = self.task(env, "stamp")
+            if result["pages"] != c.stamp_pages:
+                raise BenchError(f"the stamped copy has {result['pages']} pages: {result}")
+            runs.append(result)
+        seconds = [run["seconds"] for run in runs]
+        growth = [run["peak_growth_mib"] for run in runs]
+        first = runs[0]
+        what = (
+            f"{c.stamp_pages} pages, {first['source_bytes'] / MiB:.2f} MiB → a "
+            f"{first['copy_bytes'] / MiB:.2f} MiB copy, read from and stored to "
+            f"{first['storage']} (moto); each run a fresh process, after an untimed 2-page "
+            "copy (imports, the storage client)"
+        )
+        commands = [command, "the PDFs from: " + seed_command]
+        self.add(
+            Figure(
+                "files.stamp_seconds",
+                f"Stamp a {c.stamp_pages}-page PDF (stamped_copy_make): seconds",
+                round(measure.median(seconds), 2),
+                "s",
+                target="<= 5",
+                commands=commands,
+                note=(
+                    f"median of {len(runs)} runs ({', '.join(f'{v:.2f}' for v in seconds)} s); "
+                    + what
+                ),
+                details={"runs": runs, "seeded": seeded},
+            )
+        )
+        self.add(
+            Figure(
+                "files.stamp_rss",
+                "Stamping: worker peak memory growth",
+                max(growth),
+                "MiB",
+                target="<= 64",
+                commands=commands,
+                note=(
+                    f"largest of {len(runs)} runs ({', '.join(f'{v:.1f}' for v in growth)} MiB), "
+                    "VmHWM reset through /proc/self/clear_refs before the call, read after"
+                ),
+                details={"runs": runs},
+            )
+        )
+
+    def files_download_all(self) -> None:
+        """`GET /account/orders/<token>/download-all/` of an order of `bundle_files` local
+        files (`file_bytes` in all) with curl, against nginx serving the `file_bytes` file of
+        the same disk, interleaved; and the worker's peak RSS growth."""
+        c = self.config
+        media_root = WORK / "media"
+        for key, size in bundle_files(c.file_bytes, c.bundle_files):
+            write_incompressible(media_root / key, size)
+        self.big_file()
+        seeded, seed_command = self.task(
+            self.env(self.small_url),
+            "seed-bundle",
+            "--total-bytes",
+            str(c.file_bytes),
+            "--files",
+            str(c.bundle_files),
+        )
+        nginx, base, worker = self.local_servers()
+        path = f"/account/orders/{seeded['order']}/download-all/"
+        nginx_cmd = measure.curl_command(f"http://{HOST}:{nginx.port}/{stream_key(c.file_bytes)}")
+        app_cmd = measure.curl_command(base + path)
+        title_ratio = (
+            f"Download all {c.file_bytes / MiB:,.0f} MiB ({c.bundle_files} files) "
+            "throughput ÷ nginx"
+        )
+        title_rss = "Download all: worker peak RSS growth"
+        # HEAD answers the ZIP's Content-Length and takes nothing.
+        conn = http.client.HTTPConnection(HOST, int(base.rsplit(":", 1)[1]), timeout=60)
+        try:
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            head.read()
+        finally:
+            conn.close()
+        if head.status != 200:
+            self.missing("files.zip_ratio", title_ratio, ">= 0.5", f"HEAD {path}: {head.status}")
+            self.missing("files.zip_rss", title_rss, "<= 32", "not measured")
+            return
+        length = int(head.getheader("Content-Length"))
+
+        def checked(name: str, run: dict, size: int) -> dict:
+            if run["status"] != 200 or run["bytes"] != size:
+                raise BenchError(f"{name} transfer incomplete (expected {size:,} bytes): {run}")
+            return run
+
+        checked("download all", measure.run_curl(app_cmd), length)  # warm-up
+        checked("nginx", measure.run_curl(nginx_cmd), c.file_bytes)
+
+        def through_app():
+            with measure.RssWatch(worker) as watch:
+                run = checked("download all", measure.run_curl(app_cmd), length)
+            return {**run, **watch.as_dict()}
+
+        log(f"download all: {c.rounds} interleaved rounds")
+        results = measure.interleave(
+            c.rounds,
+            {
+                "nginx": lambda: checked("nginx", measure.run_curl(nginx_cmd), c.file_bytes),
+                "app": through_app,
+            },
+        )
+        speed = {
+            name: [run["bytes"] / run["seconds"] for run in runs] for name, runs in results.items()
+        }
+        ratios = measure.round_ratios(speed["app"], speed["nginx"])
+        self.add(
+            Figure(
+                "files.zip_ratio",
+                title_ratio,
+                round(measure.median(ratios), 3),
+                target=">= 0.5",
+                commands=[
+                    measure.shell(app_cmd),
+                    "nginx: " + measure.shell(nginx_cmd),
+                    "the order from: " + seed_command,
+                ],
+                note=(
+                    f"gunicorn {measure.median(speed['app']) / MiB:,.0f} MiB/s (a "
+                    f"{length:,}-byte ZIP of {seeded['grants']} files), nginx "
+                    f"{measure.median(speed['nginx']) / MiB:,.0f} MiB/s (one "
+                    f"{c.file_bytes:,}-byte file); median of {c.rounds} per-round ratios "
+                    + ", ".join(f"{r:.2f}" for r in ratios)
+                ),
+                details={
+                    "MiB_per_s": {k: [v / MiB for v in vals] for k, vals in speed.items()},
+                    "ratios": ratios,
+                    "zip_bytes": length,
+                    "seeded": seeded,
+                },
+            )
+        )
+        watches = [
+            {key: run[key] for key in ("rss_start_mib", "rss_peak_mib", "growth_mib")}
+            for run in results["app"]
+        ]
+        self.add(
+            Figure(
+                "files.zip_rss",
+                title_rss,
+                max(watch["growth_mib"] for watch in watches),
+                "MiB",
+                target="<= 32",
+                commands=[
+                    f"sample /proc/{worker}/status VmRSS/VmHWM during: " + measure.shell(app_cmd)
+                ],
+                note=f"largest of {c.rounds} downloads",
+                details={"rounds": watches},
+            )
+        )
+
     def run(self) -> list[str]:
         """Set up, then run each phase with its own servers; return the phases that broke.
 
@@ -866,6 +1043,20 @@ class Bench:
             finally:
                 self.stack = outer
         return broken
+
+
+def write_incompressible(path: Path, size: int) -> None:
+    """`size` bytes of random data at `path`, written a MiB at a time (never all in memory)
+    and not sparse; a file already there with that size is kept."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    log(f"writing {path} ({size / MiB:,.1f} MiB)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(MiB)
+    with path.open("wb") as out:
+        for n in range(size // MiB):
+            out.write(block[n % 251 :] + block[: n % 251])
+        out.write(block[: size % MiB])
 
 
 def race_round(port: int, path: str, parallel: int) -> list[int]:

@@ -6,7 +6,8 @@ Run by the bench in a child process with the bench settings and one database, e.
         python -m bench.tasks queries --url /api/v2/customer-account-orders?id=…
 
 Each task prints one JSON object on stdout. The project's modules are imported inside the
-tasks: this module is imported (by the runner, for `stream_key`) before Django is set up.
+tasks: this module is imported (by the runner, for `stream_key` and `bundle_files`) before
+Django is set up.
 """
 
 import argparse
@@ -26,6 +27,25 @@ RACE_LIMIT = 10
 def stream_key(size: int) -> str:
     """The storage key (under the local media root) of the streamed file of `size` bytes."""
     return f"bench/stream-{size}.bin"
+
+
+def bundle_files(total: int, count: int) -> list[tuple[str, int]]:
+    """The download-all's files: `count` storage keys (under the local media root) and sizes
+    that add up to exactly `total` bytes, the first ones a byte larger when it does not
+    divide evenly."""
+    size, extra = divmod(total, count)
+    return [
+        (f"bench/bundle-{total}/part-{n + 1:02d}.bin", size + (n < extra)) for n in range(count)
+    ]
+
+
+def _self_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM), 0 when absent."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
 
 
 def _setup():
@@ -305,12 +325,6 @@ def backfill(args) -> dict:
     from downloads.models import Download, DownloadGrant, Media, Product
     from downloads.services.backfills import backfill_run, download_deliver_to_existing_orders
 
-    def kib(field: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return 0
-
     flagship = Product.objects.get(sku="STORE-FLAGSHIP")
     media = Media.objects.create(
         file="bench/store/flagship-new.pdf",
@@ -322,7 +336,7 @@ def backfill(args) -> dict:
     job = download_deliver_to_existing_orders(download=download, notify_buyers=False)
     before = DownloadGrant.objects.count()
     Path("/proc/self/clear_refs").write_text("5")
-    rss_start = kib("VmRSS")
+    rss_start = _self_kib("VmRSS")
     started = time.perf_counter()
     job = backfill_run(backfill=job)
     seconds = time.perf_counter() - started
@@ -334,8 +348,8 @@ def backfill(args) -> dict:
         "seconds": round(seconds, 2),
         "rows_per_second": round(created / seconds) if seconds else None,
         "rss_start_mib": round(rss_start / 1024, 1),
-        "rss_peak_mib": round(kib("VmHWM") / 1024, 1),
-        "peak_growth_mib": round((kib("VmHWM") - rss_start) / 1024, 1),
+        "rss_peak_mib": round(_self_kib("VmHWM") / 1024, 1),
+        "peak_growth_mib": round((_self_kib("VmHWM") - rss_start) / 1024, 1),
     }
 
 
@@ -408,6 +422,126 @@ def shopify_worker(args) -> dict:
     }
 
 
+# --- Files: stamping a PDF, downloading an order's files as one ZIP --------------------------
+
+STAMP_BOOK_SKU = "BENCH-STAMPED-BOOK"
+STAMP_WARM_SKU = "BENCH-STAMPED-LEAFLET"
+STAMP_WARM_PAGES = 2
+
+
+def seed_stamp(args) -> dict:
+    """Two stamped PDF downloads, stored through the services in the process's storage (S3
+    here): a `--pages` book made like the tests' (tests.pdfs.book: a line of text, a
+    bookmark and a page label per page, a link on page 1) and a 2-page leaflet that warms a
+    worker up before the book is measured."""
+    from django.core.files.base import ContentFile
+
+    from downloads.models import Product
+    from downloads.services.catalogue import download_create
+    from downloads.services.media import media_create
+    from tests.pdfs import book
+
+    out = {}
+    for sku, pages, name in (
+        (STAMP_BOOK_SKU, args.pages, "Bench stamped book"),
+        (STAMP_WARM_SKU, STAMP_WARM_PAGES, "Bench stamped leaflet"),
+    ):
+        product = Product.objects.create(name=name, sku=sku, download_limit=0)
+        media = media_create(file=ContentFile(book(pages, title=name)), filename=f"{name}.pdf")
+        download_create(media=media, product=product, stamp=True)
+        out[sku] = {"pages": pages, "bytes": media.byte_size}
+    return out
+
+
+def stamp(args) -> dict:
+    """What a worker pays to stamp one buyer's copy of the `--pages` book: an order paid
+    for it (which requests the copy and queues its task), then `stamped_copy_make` run
+    here, timed, with the process's peak memory growth (VmHWM reset through
+    /proc/self/clear_refs just before). The leaflet's copy is made first, untimed: the
+    imports and the storage client a running worker already has."""
+    import gc
+    import io
+    from pathlib import Path
+
+    import pikepdf
+    from django_tasks_db.models import DBTaskResult
+
+    from downloads import storage
+    from downloads.models import Order, Product, StampedCopy
+    from downloads.services.orders import LineInput, order_create
+    from downloads.services.stamping import stamped_copy_make
+
+    def requested(sku: str) -> StampedCopy:
+        order = order_create(
+            email="reader@example.com",
+            lines=[LineInput(product=Product.objects.get(sku=sku))],
+            status=Order.Status.PAID,
+            send_email=False,
+        )
+        return StampedCopy.objects.get(grant__order=order)
+
+    warm = requested(STAMP_WARM_SKU)
+    stamped_copy_make(copy_id=warm.pk)
+    copy = requested(STAMP_BOOK_SKU)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    rss_start = _self_kib("VmRSS")
+    started = time.perf_counter()
+    made = stamped_copy_make(copy_id=copy.pk)
+    seconds = time.perf_counter() - started
+    rss_peak = _self_kib("VmHWM")
+    # Done here as a worker would have: their queued tasks would find nothing left to do.
+    DBTaskResult.objects.filter(
+        task_path="downloads.tasks.stamped_copy_make",
+        args_kwargs__args__0__in=[str(warm.pk), str(copy.pk)],
+    ).delete()
+    if made.status != StampedCopy.Status.READY:
+        raise RuntimeError(f"the copy is {made.status}: {made.error}")
+    with pikepdf.open(io.BytesIO(b"".join(storage.stored_chunks(made.file.name)))) as pdf:
+        pages = len(pdf.pages)
+    return {
+        "storage": storage.storage_kind(),
+        "pages": pages,
+        "source_bytes": made.source.byte_size,
+        "copy_bytes": made.byte_size,
+        "seconds": round(seconds, 3),
+        "rss_start_mib": round(rss_start / 1024, 1),
+        "rss_peak_mib": round(rss_peak / 1024, 1),
+        "peak_growth_mib": round((rss_peak - rss_start) / 1024, 1),
+    }
+
+
+def seed_bundle(args) -> dict:
+    """An order for a download-all: one product with `--files` files (rows only, the files
+    of `bundle_files`, whose bytes the bench writes under the local server's media root),
+    paid, each grant unlimited."""
+    from downloads.models import Download, Media, Order, Product
+    from downloads.services.orders import LineInput, order_create
+
+    product = Product.objects.create(name="Bench download all", sku="BENCH-ALL", download_limit=0)
+    files = bundle_files(args.total_bytes, args.files)
+    for n, (key, size) in enumerate(files):
+        media = Media.objects.create(
+            file=key,
+            filename=f"Part {n + 1:02d}.bin",
+            content_type="application/octet-stream",
+            byte_size=size,
+        )
+        Download.objects.create(product=product, media=media, position=n)
+    order = order_create(
+        email="all@example.com",
+        lines=[LineInput(product=product)],
+        status=Order.Status.PAID,
+        send_email=False,
+    )
+    return {
+        "order": order.access_token,
+        "number": order.number,
+        "grants": order.grants.count(),
+        "bytes": sum(size for _, size in files),
+    }
+
+
 TASKS = {
     "seed-hot": seed_hot,
     "seed-shopify": seed_shopify,
@@ -417,6 +551,9 @@ TASKS = {
     "queries": queries,
     "presign": presign,
     "backfill": backfill,
+    "seed-stamp": seed_stamp,
+    "stamp": stamp,
+    "seed-bundle": seed_bundle,
 }
 
 
@@ -439,6 +576,11 @@ def main(argv=None) -> None:
     sub.add_parser("seed-shopify")
     sub.add_parser("seed-license")
     sub.add_parser("shopify-worker").add_argument("--tasks", type=int, required=True)
+    sub.add_parser("seed-stamp").add_argument("--pages", type=int, required=True)
+    sub.add_parser("stamp")
+    p = sub.add_parser("seed-bundle")
+    p.add_argument("--total-bytes", type=int, required=True)
+    p.add_argument("--files", type=int, required=True)
     args = parser.parse_args(argv)
     _setup()
     json.dump(TASKS[args.task](args), sys.stdout)

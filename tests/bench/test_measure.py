@@ -6,6 +6,7 @@ import pytest
 
 from bench.measure import RssWatch, interleave, median, parse_wrk, round_ratios
 from bench.report import Figure
+from bench.tasks import bundle_files
 
 WRK_LATENCY = """\
 Running 1s test @ http://127.0.0.1:18999/
@@ -102,3 +103,12 @@ def test_rss_watch_sees_the_peak_of_memory_freed_before_the_block_ends():
         block = b"x" * (64 * 1024 * 1024)  # written: every page is resident
         del block
     assert 60 <= watch.growth_mib < 200
+
+
+def test_bundle_files_add_up_to_the_total_with_distinct_keys():
+    files = bundle_files(1024**3, 10)
+    assert sum(size for _, size in files) == 1024**3
+    assert [size for _, size in files] == [107_374_183] * 4 + [107_374_182] * 6
+    assert len({key for key, _ in files}) == 10
+    assert files[0][0] == "bench/bundle-1073741824/part-01.bin"
+    assert bundle_files(30, 3) == [(f"bench/bundle-30/part-0{n}.bin", 10) for n in (1, 2, 3)]
