@@ -1,7 +1,9 @@
 """Fixtures of the domain tests: a product sold to orders of every kind, and a webhook
 receiver. `paid_order` is in tests/conftest.py (the account pages use it too)."""
 
+import ipaddress
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -10,6 +12,61 @@ import pytest
 from downloads.services import webhooks
 from downloads.services.orders import LineInput, order_cancel, order_create, order_refund
 from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_to_local_receivers(settings):
+    """The suite's webhook receivers listen on http://127.0.0.1 and its example hosts do not
+    resolve offline: allow both here; the tests of those rules turn the settings off."""
+    settings.DOWNLOADS_WEBHOOK_ALLOW_HTTP = True
+    settings.DOWNLOADS_WEBHOOK_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def strict_webhooks(settings):
+    """The production rules for webhook destinations: https only, public addresses only."""
+    settings.DOWNLOADS_WEBHOOK_ALLOW_HTTP = False
+    settings.DOWNLOADS_WEBHOOK_ALLOW_PRIVATE = False
+
+
+class FakeDns:
+    """Stands in for DNS: `names[host]` is the list of addresses a name resolves to (changed
+    at will, e.g. between saving an endpoint and delivering to it); IP literals resolve to
+    themselves and any other name does not resolve. `lookups` lists the names asked for."""
+
+    def __init__(self, real):
+        self.names: dict[str, list[str]] = {}
+        self.lookups: list[str] = []
+        self._real = real
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0] if isinstance(host, str) else "")
+        except ValueError:
+            pass
+        else:
+            return self._real(host, port, *args, **kwargs)
+        self.lookups.append(host)
+        if host not in self.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (
+                socket.AF_INET6 if ":" in address else socket.AF_INET,
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                "",
+                (address, port, 0, 0) if ":" in address else (address, port),
+            )
+            for address in self.names[host]
+        ]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """A FakeDns in place of socket.getaddrinfo (as webhooks.socket sees it)."""
+    dns = FakeDns(socket.getaddrinfo)
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", dns.getaddrinfo)
+    return dns
 
 
 @pytest.fixture

@@ -59,3 +59,17 @@ class TestAdmin:
         assert response.status_code == 302
         delivery.refresh_from_db()
         assert delivery.next_attempt_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_an_internal_url_shows_on_the_url_field(client, staff, strict_webhooks):
+    client.force_login(staff)
+    response = client.post(
+        "/admin/downloads/webhookendpoint/add/",
+        {"url": "https://169.254.169.254/latest/meta-data/", "is_active": "on"},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["url"]
+    assert "169.254.169.254" in errors["url"][0]
+    assert not WebhookEndpoint.objects.exists()

@@ -90,3 +90,65 @@ class TestApi:
         response = api.post(f"/api/v1/webhook_deliveries/{delivery.pk}/retry")
         assert response.status_code == 409
         assert response.json()["code"] == "webhook_delivery.delivered"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("strict_webhooks")
+class TestDestinations:
+    """Issue 15: an endpoint may not aim at internal addresses, plain http or carry credentials."""
+
+    @pytest.fixture(autouse=True)
+    def _dns(self, fake_dns):
+        fake_dns.names.update(
+            {
+                "example.com": ["93.184.215.14"],
+                "hooks.example.com": ["93.184.215.14"],
+                "internal.example.com": ["127.0.0.1"],  # a name that resolves to loopback
+            }
+        )
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.5/",
+            "https://192.168.1.1/",
+            "https://[fd00::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://localhost/",
+            "https://foo.localhost/",
+            "https://user:pass@example.com/",
+            "http://example.com/",
+            "https://internal.example.com/",
+        ],
+    )
+    def test_an_internal_local_plain_http_or_credentialed_url_is_a_422_on_url(self, api, url):
+        response = api.post(
+            "/api/v1/webhook_endpoints", {"url": url, "event_types": ["order.paid"]}, format="json"
+        )
+        assert response.status_code == 422
+        body = response.json()
+        assert body["code"] == "webhook_endpoint.invalid"
+        assert [error["attribute"] for error in body["validation_errors"]] == ["url"]
+        assert body["validation_errors"][0]["message"]
+        assert not WebhookEndpoint.objects.exists()
+
+    def test_changing_the_url_to_an_internal_one_is_a_422_on_url(self, api):
+        endpoint = webhook_endpoint_create(url="https://hooks.example.com/a")
+        response = api.patch(
+            f"/api/v1/webhook_endpoints/{endpoint.pk}",
+            {"url": "https://169.254.169.254/latest/meta-data/"},
+            format="json",
+        )
+        assert response.status_code == 422
+        assert response.json()["validation_errors"][0]["attribute"] == "url"
+        endpoint.refresh_from_db()
+        assert endpoint.url == "https://hooks.example.com/a"
+
+    def test_a_public_https_url_is_accepted(self, api):
+        response = api.post(
+            "/api/v1/webhook_endpoints", {"url": "https://hooks.example.com/a"}, format="json"
+        )
+        assert response.status_code == 201
