@@ -117,6 +117,10 @@ DELIVERY_FIELDS = {
         "expires_at",
         "revoked_at",
         "last_downloaded_at",
+        # The resume window (services.consume): lets a refused-looking resume be told apart
+        # without another read.
+        "resume_until",
+        "resume_bytes_left",
     ),
     Order: ("id", "access_token", "number", "email", "customer_id"),
     # `stamp`: whether the buyer gets a stamped copy (services.stamping.file_to_deliver).

@@ -274,8 +274,9 @@ class ByteRange:
 
     @property
     def resumes(self) -> bool:
-        """True when the range starts past byte 0: a resumed download, which takes no count.
-        A suffix range may cover the whole file, so it counts like a plain GET."""
+        """True when the range starts past byte 0: a resumed download, free within the
+        resume rule of services/consume.py. A suffix range may cover the whole file, so it
+        counts like a plain GET."""
         return self.first is not None and self.first > 0
 
     def resolve(self, size: int) -> tuple[int, int] | None:
@@ -329,7 +330,12 @@ def request_range(request, media) -> ByteRange | None:
 def media_response(request, media, byte_range: ByteRange | None = None) -> HttpResponse:
     """The response that delivers `media`: on S3 a 302 to a presigned URL (the file never
     passes through the app), locally the file streamed (200, 206 for a range, 416 past the
-    end). Raises ServeError when it cannot be delivered; nothing has been sent then."""
+    end). Raises ServeError when it cannot be delivered; nothing has been sent then.
+
+    The response says what it may deliver, for the resume rule (services/consume.py):
+    `file_size` (bytes, None when unknown) and `span_length` (the most bytes it may send).
+    On S3 that is the whole file even for a range: S3 applies If-Range itself, and a
+    mismatched If-Range widens any range to the whole file."""
     if is_s3():
         try:
             url = presigned_download_url(
@@ -342,7 +348,9 @@ def media_response(request, media, byte_range: ByteRange | None = None) -> HttpR
         except Exception as exc:  # botocore raises many kinds (credentials, configuration)
             logger.exception("Could not presign media %s", media.pk)
             raise ServeError from exc
-        return HttpResponseRedirect(url)
+        response = HttpResponseRedirect(url)
+        response.file_size = response.span_length = media.byte_size or None
+        return response
     return _local_file_response(request, media, byte_range)
 
 
@@ -364,6 +372,7 @@ def _local_file_response(request, media, byte_range: ByteRange | None):
         file.close()
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
+        response.file_size, response.span_length = size, 0
         return response
     # A range from byte 0 that cannot be satisfied (an empty file) gets the whole file.
 
@@ -381,6 +390,7 @@ def _local_file_response(request, media, byte_range: ByteRange | None):
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = end - start + 1
     response.block_size = STREAM_BLOCK_SIZE
+    response.file_size, response.span_length = size, 0 if request.method == "HEAD" else length
     response["Content-Type"] = media.content_type or "application/octet-stream"
     response["Content-Length"] = str(length)
     response["Content-Disposition"] = content_disposition(media.filename)

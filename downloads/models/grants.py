@@ -46,6 +46,11 @@ class DownloadGrant(TimeStamped):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never.")
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_downloaded_at = models.DateTimeField(null=True, blank=True)
+    # The free resume of the last counted download (services/consume.py): a Range request
+    # not starting at byte 0 is free until `resume_until` while its bytes fit in
+    # `resume_bytes_left`, which the same conditional UPDATE decrements.
+    resume_until = models.DateTimeField(null=True, blank=True, editable=False)
+    resume_bytes_left = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -6,13 +6,24 @@ concurrent requests never overshoot a limit; a download of several files at once
 all) takes one from each in one transaction before anything is sent, under the same rule;
 every attempt, served or refused, is logged as a DownloadEvent; a refusal's reason comes
 from the row already read.
+
+The resume rule, also owned here: a counted download opens a resume window on its grant
+(`resume_until`, DOWNLOADS_RESUME_WINDOW seconds) with a byte budget (`resume_bytes_left`:
+DOWNLOADS_RESUME_BUDGET times the file's size, less what that download served). A Range
+request not starting at byte 0 is free while the window is open and its bytes fit in the
+budget, which the conditional UPDATE that grants it decrements (its WHERE clause checks the
+budget, so concurrent resumes never overdraw it). Anything else counts like a new download,
+which opens a new window: however Range requests are mixed, a grant serves at most
+limit × budget × size bytes. HEAD delivers no bytes and never counts.
 """
 
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -29,6 +40,7 @@ class Consumption:
     """What `grant_consume` decided: served, or the reason it was refused."""
 
     outcome: str
+    counted: bool = True  # False: a free resume of the last counted download
 
     @property
     def allowed(self) -> bool:
@@ -50,6 +62,8 @@ WITH taken AS (
     UPDATE downloads_downloadgrant
     SET download_count = download_count + 1,
         last_downloaded_at = %(now)s,
+        resume_until = %(resume_until)s,
+        resume_bytes_left = %(resume_bytes)s,
         updated_at = %(now)s
     WHERE id = %(grant)s
       AND revoked_at IS NULL
@@ -65,10 +79,69 @@ SELECT download_count FROM taken
 """
 
 
+def resume_may_be_free(grant: DownloadGrant, now=None) -> bool:
+    """Whether a resume of this loaded grant might still be free (its window open, budget
+    left), so a used-up grant's resume is worth preparing. Only a hint: the conditional
+    UPDATE of `grant_consume` decides. A grant loaded without these fields (deferred:
+    reading them would cost a query each) might."""
+    if _RESUME_FIELDS & grant.get_deferred_fields():
+        return True
+    return (
+        grant.resume_until is not None
+        and grant.resume_until > (now or timezone.now())
+        and grant.resume_bytes_left > 0
+    )
+
+
+_RESUME_FIELDS = frozenset({"resume_until", "resume_bytes_left"})
+
+
+def _resume_allowance(*, size: int | None, length: int | None) -> int:
+    """The bytes free resumes may serve after a download that served `length` of a file of
+    `size` bytes (None: unknown, so nothing is free)."""
+    if not size:
+        return 0
+    served = size if length is None else length
+    return max(int(settings.DOWNLOADS_RESUME_BUDGET * size) - served, 0)
+
+
+def _resume_free(*, grant: DownloadGrant, length: int, now) -> bool:
+    """Take `length` bytes from the grant's resume budget in ONE conditional UPDATE whose
+    WHERE clause is the rule (not revoked, not expired, window open, budget enough); False
+    when it refused. The download limit is not checked: a resume is of a download already
+    counted, the last one included."""
+    free = (
+        DownloadGrant.objects.filter(
+            ~DownloadGrant.refusal_q(DownloadEvent.Outcome.REVOKED, now),
+            ~DownloadGrant.refusal_q(DownloadEvent.Outcome.EXPIRED, now),
+            pk=grant.pk,
+            resume_until__gt=now,
+            resume_bytes_left__gte=length,
+        ).update(resume_bytes_left=F("resume_bytes_left") - length, updated_at=now)
+        == 1
+    )
+    if free and "resume_bytes_left" not in grant.get_deferred_fields():
+        grant.resume_bytes_left -= length
+    return free
+
+
 def grant_consume(
-    *, grant: DownloadGrant, ip: str | None = None, user_agent: str = ""
+    *,
+    grant: DownloadGrant,
+    ip: str | None = None,
+    user_agent: str = "",
+    size: int | None = None,
+    length: int | None = None,
+    resume: bool = False,
 ) -> Consumption:
     """Take one download from a grant, if the database agrees, and log the attempt.
+
+    `size` is the delivered file's size in bytes (None: unknown, an external link), `length`
+    the bytes this response may deliver (None: the whole file) and `resume` whether it is a
+    Range request not starting at byte 0. Such a resume is free while the grant's resume
+    window is open and `length` fits in its budget (see the module's resume rule): the
+    budget is decremented, nothing is counted or logged (`counted` False). Otherwise the
+    download is counted, and the count opens a new window and budget.
 
     The count moves in ONE conditional UPDATE whose WHERE clause holds the whole rule (not
     revoked, not expired, under the limit), so concurrent requests can never overshoot the
@@ -79,6 +152,16 @@ def grant_consume(
     them. Deliver nothing until this has answered: a served download is committed.
     """
     now = timezone.now()
+    # A resume past the end (416) delivers nothing, so it takes nothing, like HEAD.
+    if (
+        resume
+        and size
+        and length is not None
+        and (length == 0 or _resume_free(grant=grant, length=length, now=now))
+    ):
+        return Consumption(outcome=DownloadEvent.Outcome.SERVED, counted=False)
+    resume_until = now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW)
+    resume_bytes = _resume_allowance(size=size, length=length)
     user_agent = _stored_user_agent(user_agent)
     subscribed = CONSUMED_EVENTS & webhooks.subscribed_types()
     one_statement = connection.vendor == "postgresql"
@@ -94,6 +177,8 @@ def grant_consume(
                     {
                         "grant": grant.pk,
                         "now": now,
+                        "resume_until": resume_until,
+                        "resume_bytes": resume_bytes,
                         "event": uuid.uuid4(),
                         "ip": ip or None,
                         "user_agent": user_agent,
@@ -104,7 +189,11 @@ def grant_consume(
             count = row[0] if row else None
         else:
             count = _consume_in_transaction(
-                grant=grant, now=now, exact="grant.limit_reached" in subscribed
+                grant=grant,
+                now=now,
+                exact="grant.limit_reached" in subscribed,
+                resume_until=resume_until,
+                resume_bytes=resume_bytes,
             )
             if count is not None:
                 download_event_create(
@@ -122,16 +211,24 @@ def grant_consume(
             return Consumption(outcome=outcome)
         grant.download_count = count
         grant.last_downloaded_at = now
+        grant.resume_until, grant.resume_bytes_left = resume_until, resume_bytes
         if subscribed:
             _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent, subscribed=subscribed)
     return Consumption(outcome=DownloadEvent.Outcome.SERVED)
 
 
-def _consume_in_transaction(*, grant: DownloadGrant, now, exact: bool) -> int | None:
-    """The count taken by the ORM's conditional UPDATE (None: refused). The count left is
-    read back only when it must be `exact`: the UPDATE locked the row for our transaction."""
+def _consume_in_transaction(
+    *, grant: DownloadGrant, now, exact: bool, resume_until=None, resume_bytes: int = 0
+) -> int | None:
+    """The count taken by the ORM's conditional UPDATE (None: refused), which also opens the
+    resume window (`resume_until`, `resume_bytes`; by default none). The count left is read
+    back only when it must be `exact`: the UPDATE locked the row for our transaction."""
     taken = DownloadGrant.objects.filter(DownloadGrant.available_q(now), pk=grant.pk).update(
-        download_count=F("download_count") + 1, last_downloaded_at=now, updated_at=now
+        download_count=F("download_count") + 1,
+        last_downloaded_at=now,
+        resume_until=resume_until or now,
+        resume_bytes_left=resume_bytes,
+        updated_at=now,
     )
     if not taken:
         return None
@@ -199,6 +296,8 @@ def grants_consume_many(
             else:
                 outcome = DownloadEvent.Outcome.SERVED
                 grant.download_count, grant.last_downloaded_at = count, now
+                # A file sent inside a ZIP has no resume of its own: its window is closed.
+                grant.resume_until, grant.resume_bytes_left = now, 0
                 taken.append(grant)
             events.append(
                 DownloadEvent(

@@ -9,6 +9,10 @@ What is served is what `services.stamping.file_to_deliver` says: the file itself
 buyer's stamped copy of a PDF (served the same way, under the same counting rule; one more
 SELECT, for stamped files only). A copy not made yet answers 503 with `Retry-After` and takes
 nothing, logs nothing: nothing was delivered.
+
+A Range request not starting at byte 0 goes through the same `grant_consume`, which decides
+whether it is a free resume of the last counted download (one conditional UPDATE of the
+grant's resume budget) or counts like a new download: services/consume.py owns the rule.
 """
 
 import hmac
@@ -26,7 +30,7 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
-from downloads.services.consume import download_event_create, grant_consume
+from downloads.services.consume import download_event_create, grant_consume, resume_may_be_free
 from downloads.services.stamping import file_to_deliver
 
 from .. import selectors, storage
@@ -55,9 +59,10 @@ def delivery_headers(view):
 def download(request, token: str):
     """Take one download from the grant and deliver the file.
 
-    HEAD and ranges that start past byte 0 take no count (a resumed download is not a new
-    one) but are refused like a GET when nothing is left. A stamped copy still being
-    prepared is a 503 for any request, with nothing taken or logged.
+    HEAD takes no count but is refused like a GET when nothing is left. A range that starts
+    past byte 0 is free only as a resume of the last counted download, within its window and
+    byte budget (even when that download was the last one), and counts otherwise. A stamped
+    copy still being prepared is a 503 for any request, with nothing taken or logged.
     """
     grant = selectors.grant_get_for_delivery(token=token)
     if grant is None:
@@ -68,11 +73,16 @@ def download(request, token: str):
             message="This download link is not valid. Open your order page for working links.",
         )
     refusal = grant.refusal()
+    if request.method == "GET" and refusal == DownloadEvent.Outcome.LIMIT_REACHED:
+        # The last download may still be resumed for free: prepare it, the UPDATE decides.
+        asked = storage.parse_range(request.headers.get("Range"))
+        if asked is not None and asked.resumes and resume_may_be_free(grant):
+            refusal = None
     # A refused grant is answered without asking for its file (no query for a stamped one).
     deliverable = None if refusal else file_to_deliver(grant=grant)
     file = deliverable.file if deliverable is not None else grant.download.media
     byte_range = storage.request_range(request, file)
-    if request.method == "HEAD" or (byte_range is not None and byte_range.resumes):
+    if request.method == "HEAD":
         if refusal:
             return _refused(request, grant, refusal)
         if deliverable.pending:
@@ -97,7 +107,14 @@ def download(request, token: str):
             grant=grant, outcome=DownloadEvent.Outcome.FAILED, ip=ip, user_agent=user_agent
         )
         return _unavailable(request, grant)
-    consumption = grant_consume(grant=grant, ip=ip, user_agent=user_agent)
+    consumption = grant_consume(
+        grant=grant,
+        ip=ip,
+        user_agent=user_agent,
+        size=getattr(response, "file_size", None),
+        length=getattr(response, "span_length", None),
+        resume=byte_range is not None and byte_range.resumes,
+    )
     if consumption.allowed:
         return response
     _discard(response)  # lost a race to the limit

@@ -187,3 +187,115 @@ def test_fifty_concurrent_download_alls_with_seven_left_take_exactly_seven(postg
     assert len(taken) == 50 and sum(taken) == 7
     assert DownloadGrant.objects.get(pk=grant.pk).download_count == 10
     assert DownloadGrant.objects.get(pk=other.pk).download_count == 50
+
+
+class TestResumeRule:
+    """A resume (Range not from byte 0) is free only while the window a counted download
+    opened lasts and its bytes fit in the budget, taken by one conditional UPDATE."""
+
+    def test_a_count_opens_the_window_with_the_budget_less_what_it_served(self, settings):
+        settings.DOWNLOADS_RESUME_WINDOW, settings.DOWNLOADS_RESUME_BUDGET = 3600, 2
+        grant = factories.GrantFactory(download_limit=3)
+        before = timezone.now()
+        assert grant_consume(grant=grant, size=1000).counted
+        grant.refresh_from_db()
+        assert grant.resume_bytes_left == 1000
+        assert before + timedelta(seconds=3600) <= grant.resume_until
+        assert grant.resume_until <= timezone.now() + timedelta(seconds=3600)
+        grant_consume(grant=grant, size=1000, length=400, resume=True)  # fits: free
+        assert grant_consume(grant=grant, size=1000, length=10).counted  # from byte 0
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.resume_bytes_left) == (2, 1990)
+
+    def test_a_resume_that_fits_is_free_and_spends_the_budget(self):
+        grant = factories.GrantFactory(download_limit=1)
+        grant_consume(grant=grant, size=1000)
+        result = grant_consume(grant=grant, size=1000, length=600, resume=True)
+        assert result.allowed and not result.counted
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.resume_bytes_left) == (1, 400)
+        assert list(grant.events.values_list("outcome", flat=True)) == ["served"]
+        # Past the budget it counts, and the limit refuses it.
+        result = grant_consume(grant=grant, size=1000, length=600, resume=True)
+        assert result.outcome == DownloadEvent.Outcome.LIMIT_REACHED and result.counted
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.resume_bytes_left) == (1, 400)
+
+    def test_a_resume_without_a_window_counts(self):
+        grant = factories.GrantFactory(download_limit=2)
+        assert grant_consume(grant=grant, size=1000, length=600, resume=True).counted
+        grant.refresh_from_db()
+        assert (grant.download_count, grant.resume_bytes_left) == (1, 1400)
+        DownloadGrant.objects.filter(pk=grant.pk).update(resume_until=timezone.now())
+        assert grant_consume(grant=grant, size=1000, length=1, resume=True).counted
+        assert DownloadGrant.objects.get(pk=grant.pk).download_count == 2
+
+    def test_a_resume_of_an_unknown_size_always_counts(self):
+        grant = factories.GrantFactory(download_limit=None)
+        grant_consume(grant=grant)
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == 0
+        assert grant_consume(grant=grant, resume=True).counted
+        assert grant_consume(grant=grant, size=None, length=5, resume=True).counted
+        assert DownloadGrant.objects.get(pk=grant.pk).download_count == 3
+
+    def test_a_resume_of_nothing_takes_nothing(self):
+        grant = factories.GrantFactory(download_limit=1)
+        result = grant_consume(grant=grant, size=1000, length=0, resume=True)
+        assert result.allowed and not result.counted
+        assert DownloadGrant.objects.get(pk=grant.pk).download_count == 0
+
+    @pytest.mark.parametrize(
+        "state",
+        [{"revoked_at": timezone.now()}, {"expires_at": timezone.now() - timedelta(seconds=1)}],
+    )
+    def test_a_revoked_or_expired_grant_gets_no_free_resume(self, state):
+        grant = factories.GrantFactory(download_limit=5)
+        grant_consume(grant=grant, size=1000)
+        DownloadGrant.objects.filter(pk=grant.pk).update(**state)
+        grant.refresh_from_db()
+        result = grant_consume(grant=grant, size=1000, length=10, resume=True)
+        assert not result.allowed
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == 1000
+
+    def test_a_download_all_closes_the_window(self):
+        grant = factories.GrantFactory(download_limit=5)
+        grant_consume(grant=grant, size=1000)
+        grants_consume_many(grants=[DownloadGrant.objects.get(pk=grant.pk)])
+        assert grant_consume(grant=grant, size=1000, length=10, resume=True).counted
+        assert DownloadGrant.objects.get(pk=grant.pk).download_count == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_resumes_with_budget_for_five_get_exactly_five_free(postgres_only):
+    grant = factories.GrantFactory(
+        download_limit=1,
+        download_count=1,
+        resume_until=timezone.now() + timedelta(hours=1),
+        resume_bytes_left=500,
+    )
+    barrier = threading.Barrier(20)
+    results = []
+    lock = threading.Lock()
+
+    def resume():
+        try:
+            mine = DownloadGrant.objects.get(pk=grant.pk)
+            barrier.wait(timeout=30)
+            result = grant_consume(grant=mine, size=1000, length=100, resume=True)
+            with lock:
+                results.append(result)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=resume) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(results) == 20
+    assert sum(result.allowed and not result.counted for result in results) == 5
+    assert sum(result.outcome == "limit_reached" for result in results) == 15
+    reloaded = DownloadGrant.objects.get(pk=grant.pk)
+    assert (reloaded.download_count, reloaded.resume_bytes_left) == (1, 0)

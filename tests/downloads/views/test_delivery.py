@@ -97,6 +97,7 @@ class TestLocalFile:
         self, client
     ):
         grant = local_grant()
+        assert body(client.get(url_of(grant))) == CONTENT  # the counted download it resumes
         response = client.get(url_of(grant), HTTP_RANGE="bytes=100-")
         assert response.status_code == 206
         assert body(response) == CONTENT[100:]
@@ -106,8 +107,8 @@ class TestLocalFile:
         assert closed.status_code == 206
         assert body(closed) == CONTENT[10:20]
         assert closed["Content-Range"] == f"bytes 10-19/{len(CONTENT)}"
-        assert count_of(grant) == 0
-        assert outcomes(grant) == []
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]
 
     def test_range_from_byte_zero_counts_like_a_plain_get(self, client):
         grant = local_grant()
@@ -374,6 +375,8 @@ class TestS3:
         head = client.head(url_of(grant))
         assert head.status_code == 302
         assert requests.head(head["Location"], timeout=10).status_code == 200
+        assert count_of(grant) == 0
+        assert client.get(url_of(grant)).status_code == 302  # the counted download resumed
         resumed = client.get(url_of(grant), HTTP_RANGE="bytes=100-")
         assert resumed.status_code == 302
         query = parse_qs(urlsplit(resumed["Location"]).query)
@@ -382,10 +385,10 @@ class TestS3:
         part = requests.get(resumed["Location"], headers={"Range": "bytes=100-"}, timeout=10)
         assert part.status_code == 206
         assert part.content == content[100:]
-        assert count_of(grant) == 0
-        assert outcomes(grant) == []
-        assert client.get(url_of(grant), HTTP_RANGE="bytes=0-").status_code == 302
         assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=0-").status_code == 302
+        assert count_of(grant) == 2
 
     def test_failure_to_presign_rolls_the_count_back(self, client, s3, monkeypatch):
         grant = s3_grant()
@@ -487,3 +490,186 @@ def test_fifty_parallel_clients_with_seven_downloads_left_get_exactly_seven_file
     assert count_of(grant) == 7
     assert DownloadEvent.objects.filter(grant=grant, outcome="served").count() == 7
     assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
+
+
+# --- The resume rule (issue 15): a Range not from byte 0 is free only as a bounded resume ----
+
+
+class TestResumeBudget:
+    """A Range request not starting at byte 0 is free only as the resume of a counted
+    download, within DOWNLOADS_RESUME_WINDOW and a budget of DOWNLOADS_RESUME_BUDGET × the
+    file's size (the counted download's own bytes included); anything else counts."""
+
+    def test_twenty_resumes_of_a_limit_one_grant_serve_at_most_its_budget(self, client, settings):
+        settings.DOWNLOADS_RESUME_BUDGET = 2
+        grant = local_grant(download_limit=1)
+        statuses, served = [], 0
+        for _ in range(20):
+            response = client.get(url_of(grant), HTTP_RANGE="bytes=1-")
+            statuses.append(response.status_code)
+            if response.status_code == 206:
+                data = body(response)
+                assert data == CONTENT[1:]
+                served += len(data)
+        # The first one counts (nothing to resume), the second fits what is left of the
+        # budget (2 × 1024 − 1023), the third does not: it counts, and the limit refuses it.
+        assert statuses == [206, 206] + [410] * 18
+        assert served <= grant.download_limit * 2 * len(CONTENT)
+        assert count_of(grant) == 1
+        assert outcomes(grant).count("served") == 1
+        assert outcomes(grant).count("limit_reached") == 18
+
+    def test_a_real_resume_of_the_last_download_is_free(self, client):
+        grant = local_grant(download_limit=1)
+        assert body(client.get(url_of(grant))) == CONTENT
+        resumed = client.get(url_of(grant), HTTP_RANGE="bytes=600-")
+        assert resumed.status_code == 206
+        assert body(resumed) == CONTENT[600:]
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]  # a free resume is not a new download
+        assert client.get(url_of(grant)).status_code == 410
+
+    def test_a_resume_after_the_window_counts_like_a_new_download(self, client):
+        grant = local_grant(download_limit=2)
+        assert client.get(url_of(grant)).status_code == 200
+        DownloadGrant.objects.filter(pk=grant.pk).update(
+            resume_until=timezone.now() - timedelta(seconds=1)
+        )
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=600-").status_code == 206
+        assert count_of(grant) == 2
+        # That count opened a new window: a resume of it is free.
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=900-").status_code == 206
+        assert count_of(grant) == 2
+        DownloadGrant.objects.filter(pk=grant.pk).update(
+            resume_until=timezone.now() - timedelta(seconds=1)
+        )
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=900-").status_code == 410
+
+    def test_a_window_of_zero_makes_every_resume_count(self, client, settings):
+        settings.DOWNLOADS_RESUME_WINDOW = 0
+        grant = local_grant(download_limit=2)
+        assert client.get(url_of(grant)).status_code == 200
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=600-").status_code == 206
+        assert count_of(grant) == 2
+
+    def test_a_resume_of_a_grant_never_counted_counts(self, client):
+        grant = local_grant()
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=100-")
+        assert response.status_code == 206
+        assert body(response) == CONTENT[100:]
+        assert count_of(grant) == 1
+        assert outcomes(grant) == ["served"]
+        left = DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left
+        assert left == 2 * len(CONTENT) - (len(CONTENT) - 100)
+
+    def test_a_resume_larger_than_the_budget_left_counts_and_renews_it(self, client, settings):
+        settings.DOWNLOADS_RESUME_BUDGET = 1.5  # 512 bytes of resumes after a whole file
+        grant = local_grant(download_limit=3)
+        assert client.get(url_of(grant)).status_code == 200
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=600-").status_code == 206  # 424
+        assert count_of(grant) == 1
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=600-").status_code == 206  # > 88
+        assert count_of(grant) == 2
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == 1536 - 424
+
+    def test_head_never_counts_nor_spends_the_budget(self, client):
+        grant = local_grant(download_limit=1)
+        for _ in range(5):
+            assert client.head(url_of(grant)).status_code == 200
+        assert count_of(grant) == 0
+        assert client.get(url_of(grant)).status_code == 200
+        left = DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left
+        assert left == len(CONTENT)
+        assert client.head(url_of(grant), HTTP_RANGE="bytes=1-").status_code == 410
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == left
+        assert count_of(grant) == 1
+
+    def test_a_resume_past_the_end_delivers_nothing_and_takes_nothing(self, client):
+        grant = local_grant(download_limit=1)
+        assert client.get(url_of(grant)).status_code == 200
+        for _ in range(3):
+            assert client.get(url_of(grant), HTTP_RANGE="bytes=5000-").status_code == 416
+        assert count_of(grant) == 1
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == len(CONTENT)
+
+    def test_a_range_on_a_link_always_counts(self, client):
+        line = factories.OrderLineFactory(order=factories.OrderFactory(status="paid"))
+        download = factories.LinkDownloadFactory(product=line.product)
+        grant = factories.GrantFactory(
+            order=line.order, line=line, download=download, download_limit=1
+        )
+        assert client.get(url_of(grant)).status_code == 302
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=1-").status_code == 410
+        assert count_of(grant) == 1
+
+    def test_a_revoked_grant_gets_no_free_resume(self, client):
+        grant = local_grant(download_limit=1)
+        assert client.get(url_of(grant)).status_code == 200
+        DownloadGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
+        assert client.get(url_of(grant), HTTP_RANGE="bytes=600-").status_code == 410
+
+    def test_s3_range_urls_follow_the_same_rule_and_cost_the_whole_file(self, client, s3):
+        content = b"0123456789" * 20
+        grant = s3_grant(content=content, download_limit=1)
+        statuses = []
+        for _ in range(5):
+            response = client.get(url_of(grant), HTTP_RANGE="bytes=1-")
+            statuses.append(response.status_code)
+            if response.status_code == 302:
+                query = parse_qs(urlsplit(response["Location"]).query)
+                assert query["X-Amz-SignedHeaders"] == ["host;range"]
+                part = requests.get(response["Location"], headers={"Range": "bytes=1-"}, timeout=10)
+                assert part.content == content[1:]
+        # S3 applies If-Range itself, so a range may come back as the whole file: each free
+        # resume costs the whole size, and the default budget (2) leaves one after a count.
+        assert statuses == [302, 302, 410, 410, 410]
+        assert count_of(grant) == 1
+        assert DownloadGrant.objects.get(pk=grant.pk).resume_bytes_left == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twenty_parallel_resumes_with_budget_for_five_get_exactly_five(postgres_only, live_server):
+    grant = local_grant(download_limit=1, download_count=1)
+    span = len(CONTENT) - 1000  # bytes=1000-
+    DownloadGrant.objects.filter(pk=grant.pk).update(
+        resume_until=timezone.now() + timedelta(hours=1), resume_bytes_left=5 * span
+    )
+    url = live_server.url + url_of(grant)
+    barrier = threading.Barrier(20)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def fetch():
+        try:
+            with requests.Session() as session:
+                barrier.wait(timeout=30)
+                response = session.get(url, headers={"Range": "bytes=1000-"}, timeout=60)
+                with lock:
+                    statuses.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=fetch) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    assert len(statuses) == 20
+    assert statuses.count(206) == 5
+    assert statuses.count(410) == 15
+    reloaded = DownloadGrant.objects.get(pk=grant.pk)
+    assert (reloaded.download_count, reloaded.resume_bytes_left) == (1, 0)
+    assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 15
+
+
+def test_a_free_resume_of_a_used_up_grant_costs_the_lookup_and_one_update(
+    client, django_assert_num_queries
+):
+    grant = local_grant(download_limit=1)
+    assert client.get(url_of(grant)).status_code == 200
+    with django_assert_num_queries(2):  # the lookup, then the budget's conditional UPDATE
+        response = client.get(url_of(grant), HTTP_RANGE="bytes=600-")
+        assert body(response) == CONTENT[600:]
+    assert count_of(grant) == 1
