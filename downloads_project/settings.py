@@ -241,6 +241,20 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 DOWNLOADS_URL_TTL = min(max(env.int("DOWNLOADS_URL_TTL", default=60), 1), 3600)
 DOWNLOADS_DEFAULT_LIMIT = max(env.int("DOWNLOADS_DEFAULT_LIMIT", default=10), 0)
 DOWNLOADS_DEFAULT_EXPIRY_DAYS = max(env.int("DOWNLOADS_DEFAULT_EXPIRY_DAYS", default=0), 0)
+# The free resume (README.md "Download"): a Range request not starting at byte 0 takes no
+# download for DOWNLOADS_RESUME_WINDOW seconds after a counted one (0: never free), while the
+# bytes served since that count stay within DOWNLOADS_RESUME_BUDGET times the file's size.
+DOWNLOADS_RESUME_WINDOW = env.int("DOWNLOADS_RESUME_WINDOW", default=6 * 3600)
+if not 0 <= DOWNLOADS_RESUME_WINDOW <= 7 * 86400:
+    raise ImproperlyConfigured(
+        f"DOWNLOADS_RESUME_WINDOW must be 0 to 604800 seconds, got {DOWNLOADS_RESUME_WINDOW}."
+    )
+DOWNLOADS_RESUME_BUDGET = env.float("DOWNLOADS_RESUME_BUDGET", default=2.0)
+if not 1.0 <= DOWNLOADS_RESUME_BUDGET <= 10.0:
+    raise ImproperlyConfigured(
+        "DOWNLOADS_RESUME_BUDGET must be 1 to 10 (times the file size), "
+        f"got {DOWNLOADS_RESUME_BUDGET}."
+    )
 DOWNLOADS_MAX_UPLOAD_SIZE = env.int("DOWNLOADS_MAX_UPLOAD_SIZE", default=5 * 1024**3)
 DOWNLOADS_STORE_NAME = env.str("DOWNLOADS_STORE_NAME", default="Digital Downloads")
 # Absolute links in emails and the storefront JSON; falls back to the request's host.
@@ -251,6 +265,10 @@ DOWNLOADS_WEBHOOK_TIMEOUT = max(env.int("DOWNLOADS_WEBHOOK_TIMEOUT", default=10)
 DOWNLOADS_WEBHOOK_RETRY_BASE = max(env.int("DOWNLOADS_WEBHOOK_RETRY_BASE", default=30), 0)
 DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env.int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", default=86400), 0)
 DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env.int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", default=30), 0)
+# Endpoints must be https and resolve to public addresses; these loosen that for tests and
+# closed networks (README.md "Configuration").
+DOWNLOADS_WEBHOOK_ALLOW_HTTP = env.bool("DOWNLOADS_WEBHOOK_ALLOW_HTTP", default=False)
+DOWNLOADS_WEBHOOK_ALLOW_PRIVATE = env.bool("DOWNLOADS_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # --- Money and sales channels (README.md "Selling") --------------------------------------------
 # Amounts are integers in minor units of an ISO 4217 currency, formatted for people by Babel
@@ -358,10 +376,16 @@ CORS_ALLOW_METHODS = ("GET", "OPTIONS")
 # --- REST API ---------------------------------------------------------------------------------
 
 # Requests per API key (per staff user, or per IP before authentication) and period.
-DOWNLOADS_API_THROTTLE = env.str("DOWNLOADS_API_THROTTLE", default="60/min")
-if not re.fullmatch(r"\d+/[smhd][a-z]*", DOWNLOADS_API_THROTTLE):
+# Empty counts as unset (the default); surrounding spaces are dropped; anything else than
+# N/<period> with a period DRF reads (s, sec, second, m, min, minute, h, hour, d, day) stops
+# the start, naming the variable.
+DOWNLOADS_API_THROTTLE = env.str("DOWNLOADS_API_THROTTLE", default="60/min").strip()
+if not re.fullmatch(
+    r"[0-9]{1,9}/(s|sec|second|m|min|minute|h|hour|d|day)s?", DOWNLOADS_API_THROTTLE
+):
     raise ImproperlyConfigured(
-        f"DOWNLOADS_API_THROTTLE must be N/sec, N/min, N/hour or N/day, got {DOWNLOADS_API_THROTTLE!r}."
+        "DOWNLOADS_API_THROTTLE must be N/sec, N/min, N/hour or N/day, "
+        f"got {DOWNLOADS_API_THROTTLE!r}."
     )
 # Public licence API calls (activate, validate, deactivate) per client address and period: a
 # seller's app checks its key on every start, a key guesser is stopped long before it gets far.
@@ -388,7 +412,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        # JSON bounded in size and depth, no lone surrogates (downloads/api/parsers.py).
+        "downloads.api.parsers.LimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

@@ -9,6 +9,7 @@ download still uses is not deleted.
 
 import hashlib
 import mimetypes
+import re
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -28,6 +29,39 @@ from ..models import (
 )
 from .common import delete_or_refuse, required_text
 
+# RFC 9110 §8.3.1: media-type = type "/" subtype parameters, with
+# parameters = *( OWS ";" OWS [ parameter ] ) and parameter = token "=" ( token / quoted-string ).
+# ASCII only (no obs-text): the value is sent back as the Content-Type of every download.
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED_STRING = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+_PARAMETER = rf"{_TCHARS}=(?:{_TCHARS}|{_QUOTED_STRING})"
+_MEDIA_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*(?:{_PARAMETER})?)*")
+CONTENT_TYPE_MAX_LENGTH = 255
+
+
+def clean_content_type(content_type: str | None, filename: str) -> str:
+    """The media type to store for `filename`: `content_type` when given (it must be an RFC
+    9110 media type, ASCII, at most 255 characters), else a guess from the filename, else
+    application/octet-stream. Every path that sets a content type goes through here."""
+    if not content_type:
+        return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if len(content_type) > CONTENT_TYPE_MAX_LENGTH:
+        raise ServiceError(
+            f"content_type is limited to {CONTENT_TYPE_MAX_LENGTH} characters.",
+            code="media.invalid",
+            reason="max_length",
+            attribute="content_type",
+        )
+    if not _MEDIA_TYPE.fullmatch(content_type):
+        raise ServiceError(
+            "content_type must be a media type such as text/plain or "
+            'application/pdf; name="file.pdf" (RFC 9110, ASCII).',
+            code="media.invalid",
+            reason="invalid",
+            attribute="content_type",
+        )
+    return content_type
+
 
 def media_create(
     *, file: File, filename: str | None = None, content_type: str | None = None
@@ -43,16 +77,16 @@ def media_create(
         raise ServiceError(
             f"The file is larger than the {limit} byte limit.", code="media.too_large"
         )
+    content_type = clean_content_type(content_type, original)
     digest = hashlib.sha256()
     byte_size = 0
     for chunk in file.chunks():
         digest.update(chunk)
         byte_size += len(chunk)
     file.seek(0)
-    guessed = mimetypes.guess_type(original)[0]
     media = Media(
         filename=original,
-        content_type=(content_type or guessed or "application/octet-stream")[:255],
+        content_type=content_type,
         byte_size=byte_size,
         sha256=digest.hexdigest(),
     )
@@ -109,9 +143,7 @@ def media_upload_start(
         noun="file",
         entity="media",
     )[:255]
-    content_type = (
-        content_type or mimetypes.guess_type(original)[0] or "application/octet-stream"
-    )[:255]
+    content_type = clean_content_type(content_type, original)
     ttl = settings.DOWNLOADS_UPLOAD_URL_TTL
     upload = MediaUpload.objects.create(
         key=media_upload_to(None, original),

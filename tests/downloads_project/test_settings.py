@@ -431,3 +431,36 @@ def test_tasks_run_on_django_tasks_db_with_the_table_existing_databases_have():
     assert config.name == "django_tasks_db"
     assert config.get_model("DBTaskResult")._meta.db_table == "django_tasks_database_dbtaskresult"
     assert get_commands()["db_worker"] == "django_tasks_db"
+
+
+def test_api_throttle_empty_means_the_default_and_a_bad_rate_stops_the_start(tmp_path):
+    good = {
+        "": "60/min",
+        " ": "60/min",
+        " 10/hour ": "10/hour",
+        "5/s": "5/s",
+        "100/days": "100/days",
+    }
+    bad = ["abc", "60", "60/dz", "60/mon", "-1/min", "60/min/2", "9999999999/min", "60/m\n0"]
+    cases = [{"DJANGO_DEBUG": "1", "DOWNLOADS_API_THROTTLE": value} for value in [*good, *bad]]
+    results = load_settings(cases, ["DOWNLOADS_API_THROTTLE"], tmp_path)
+    assert results[: len(good)] == [{"DOWNLOADS_API_THROTTLE": rate} for rate in good.values()]
+    for value, result in zip(bad, results[len(good) :], strict=True):
+        assert "DOWNLOADS_API_THROTTLE must be" in result.get("error", ""), (value, result)
+
+
+def test_an_empty_api_throttle_serves_the_api_and_a_bad_one_names_the_variable(tmp_path):
+    # The API answers under an empty variable (it used to be read as a rate: every call 500).
+    script = (
+        "from django.test import Client; from django.test.utils import setup_test_environment;"
+        " setup_test_environment();"
+        " print(Client().get('/api/v1/products', HTTP_HOST='localhost').status_code)"
+    )
+    env = {"DJANGO_DEBUG": "1", "DOWNLOADS_API_THROTTLE": ""}
+    served = run_manage("shell", "-c", script, env_extra=env, tmp_path=tmp_path)
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.splitlines()[-1] == "401"
+    env["DOWNLOADS_API_THROTTLE"] = "lots"
+    refused = run_manage("check", env_extra=env, tmp_path=tmp_path)
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured" in refused.stderr and "DOWNLOADS_API_THROTTLE" in refused.stderr

@@ -1,6 +1,7 @@
 """What every viewset of the merchant API shares: `ApiViewSet` (JSON in, the envelopes out,
-throttling with headers on every answer, ids checked before they reach the database), the
-size-limited JSON parser, and the helpers a view uses to read a request.
+throttling with headers on every answer, ids checked before they reach the database, unknown
+list parameters refused, no caching of answers), and the helpers a view uses to read a
+request. The JSON parser (size, depth, no lone surrogates) is in ../parsers.py.
 
 Views are thin: each action validates its input with a serializer, calls one service (writes)
 or a queryset with its joins (reads), and renders the output serializer. Business rules live
@@ -8,34 +9,18 @@ in downloads/services/, shared with the admin."""
 
 import uuid
 
-from django.conf import settings
 from rest_framework import exceptions, status, viewsets
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .. import filters
-from ..exceptions import PayloadTooLarge, QueryParameterError
+from ..exceptions import QueryParameterError
 from ..pagination import ApiPagination
+from ..parsers import (
+    LimitedJSONParser,
+    content_length,  # noqa: F401 (the views read it from here)
+    printable,
+)
 from ..throttling import ApiKeyRateThrottle, rate_limit_headers
-
-
-def content_length(request, default: int = 0) -> int:
-    """The request's Content-Length header, or `default` when it is missing or malformed."""
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or default)
-    except ValueError:
-        return default
-
-
-class LimitedJSONParser(JSONParser):
-    """JSON bodies are read whole into memory: refuse more than DATA_UPLOAD_MAX_MEMORY_SIZE."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        request = (parser_context or {}).get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if request is not None and limit is not None and content_length(request) > limit:
-            raise PayloadTooLarge(f"JSON bodies are limited to {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
 
 
 class ApiViewSet(viewsets.GenericViewSet):
@@ -79,16 +64,25 @@ class ApiViewSet(viewsets.GenericViewSet):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         for name, values in request.query_params.lists():
-            if "\x00" in name or any("\x00" in value for value in values):
-                raise QueryParameterError(
-                    {name.replace("\x00", ""): ["Null characters are not allowed."]},
-                    code="null_characters_not_allowed",
-                )
+            for text in (name, *values):
+                if "\x00" in text:
+                    raise QueryParameterError(
+                        {printable(name): ["Null characters are not allowed."]},
+                        code="null_characters_not_allowed",
+                    )
+                if printable(text) != text:
+                    raise QueryParameterError(
+                        {printable(name): ["Text must be valid Unicode."]}, code="invalid"
+                    )
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in rate_limit_headers(request).items():
             response[header] = value
+        # Answers carry customers' data and links (an order's customer_page_url is a bearer
+        # link): no shared or browser cache keeps them.
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store, private"
         return response
 
     # --- helpers ---
@@ -145,6 +139,39 @@ class ApiViewSet(viewsets.GenericViewSet):
         return Response({"id": str(instance_id), "object": self.object_name, "deleted": True})
 
     # --- the standard actions ---
+
+    # Query parameters every list reads besides its filter set's (pagination, search, sort,
+    # expand, DRF's format); a `[]` suffix is accepted on list-valued ones only.
+    list_parameters = frozenset(
+        {"page", "limit", "perpage", "sort", "sortby", "sortdir", "search", "format"}
+    )
+    list_array_parameters = frozenset({"ids", "expand"})
+
+    def known_list_parameters(self) -> set[str]:
+        known = set(self.list_parameters)
+        arrays = set(self.list_array_parameters)
+        filterset_class = getattr(self, "filterset_class", None)
+        for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
+            widget = getattr(filter_.field_class, "widget", None)
+            if isinstance(widget, type) and issubclass(widget, filters.ArrayWidget):
+                arrays.add(name)
+            else:
+                known.add(name)
+        return known | arrays | {f"{name}[]" for name in arrays}
+
+    def check_list_parameters(self, request) -> None:
+        """An unknown query parameter on a list is a 400 naming it, not silently ignored
+        (`order_id=` where `order_ids[]` is meant would otherwise list everything)."""
+        unknown = sorted(set(request.query_params) - self.known_list_parameters())
+        if unknown:
+            raise QueryParameterError(
+                {name[:100]: ["Unknown query parameter."] for name in unknown[:10]},
+                code="unknown_parameter",
+            )
+
+    def filter_queryset(self, queryset):
+        self.check_list_parameters(self.request)
+        return super().filter_queryset(queryset)
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
