@@ -20,6 +20,7 @@ from downloads.views.headers import (
     ORDER_PAGE_CONTENT_SECURITY_POLICY,
 )
 from tests import factories
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -984,40 +985,25 @@ class TestDownloadAll:
         self, postgres_only, live_server
     ):
         import io
-        import threading
         import zipfile
 
         import requests
-        from django.db import connections
 
         order, (limited, unlimited) = self.order_of(
             ("Seven.pdf", b"seven " * 100, {"download_limit": 10, "download_count": 3}),
             ("Always.pdf", b"always", {"download_limit": None}),
         )
         url = live_server.url + self.url(order)
-        barrier = threading.Barrier(20)
-        names: list[list[str]] = []
-        lock = threading.Lock()
 
-        def fetch():
-            try:
-                with requests.Session() as session:
-                    barrier.wait(timeout=30)
-                    response = session.get(url, timeout=60)
-                    assert response.status_code == 200
-                    archive = zipfile.ZipFile(io.BytesIO(response.content))
-                    assert archive.testzip() is None
-                    with lock:
-                        names.append(archive.namelist())
-            finally:
-                connections.close_all()
+        def fetch(session):
+            with session:
+                response = session.get(url, timeout=60)
+            assert response.status_code == 200
+            archive = zipfile.ZipFile(io.BytesIO(response.content))
+            assert archive.testzip() is None
+            return archive.namelist()
 
-        threads = [threading.Thread(target=fetch) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=90)
-
+        names = at_once(20, fetch, setup=lambda _: requests.Session(), timeout=90)
         assert len(names) == 20
         assert sum("Seven.pdf" in zip_names for zip_names in names) == 7
         assert all("Always.pdf" in zip_names for zip_names in names)

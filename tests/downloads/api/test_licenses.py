@@ -3,7 +3,6 @@ deactivate, with no authentication, form or JSON bodies, every refusal in the en
 the address throttle, one SQL statement a validation, and the limit under 50 parallel clients."""
 
 import json
-import threading
 from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -14,7 +13,6 @@ import schemathesis
 import yaml
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given
@@ -35,6 +33,7 @@ from downloads.services.orders import LineInput, order_create
 from downloads_project import settings as project_settings
 from downloads_project.wsgi import application
 from tests import factories
+from tests.concurrency import at_once
 from tests.downloads_project.test_settings import load_settings
 
 pytestmark = pytest.mark.django_db
@@ -622,31 +621,18 @@ def test_fifty_parallel_activations_of_a_key_with_a_limit_of_three_make_exactly_
     settings.DOWNLOADS_LICENSE_THROTTLE = "100000/min"
     key = a_key(limit=3)
     url = live_server.url + URL + "activate"
-    barrier = threading.Barrier(50)
-    answers: list[tuple[int, dict]] = []
-    lock = threading.Lock()
 
     def activate_once(n: int):
-        try:
-            with requests.Session() as session:
-                barrier.wait(timeout=30)
-                response = session.post(
-                    url,
-                    data={"license_key": key.key, "instance_name": f"Machine {n}"},
-                    headers={"Accept": "application/json"},
-                    timeout=60,
-                )
-                with lock:
-                    answers.append((response.status_code, response.json()))
-        finally:
-            connections.close_all()
+        with requests.Session() as session:
+            response = session.post(
+                url,
+                data={"license_key": key.key, "instance_name": f"Machine {n}"},
+                headers={"Accept": "application/json"},
+                timeout=60,
+            )
+            return response.status_code, response.json()
 
-    threads = [threading.Thread(target=activate_once, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-
+    answers = at_once(50, activate_once, timeout=90)
     statuses = [status for status, _ in answers]
     assert len(answers) == 50
     assert (statuses.count(200), statuses.count(400)) == (3, 47)

@@ -1,16 +1,16 @@
 """Consume (services.consume): the download rule, taken in one conditional UPDATE, and its log."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from downloads.models import DownloadEvent, DownloadGrant
 from downloads.services.consume import grant_consume, grants_consume_many
 from downloads.services.grants import grants_revoke
 from tests import factories
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -102,25 +102,11 @@ def test_postgresqls_single_statement_follows_the_same_rule_as_refusal(postgres_
 def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_only):
     """The download limit holds under concurrency: the database decides, in one UPDATE."""
     grant = factories.GrantFactory(download_limit=10, download_count=3)
-    barrier = threading.Barrier(50)
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def consume():
-        try:
-            mine = DownloadGrant.objects.get(pk=grant.pk)
-            barrier.wait(timeout=30)
-            allowed = grant_consume(grant=mine, ip="127.0.0.1").allowed
-            with lock:
-                results.append(allowed)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=consume) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = at_once(
+        50,
+        lambda mine: grant_consume(grant=mine, ip="127.0.0.1").allowed,
+        setup=lambda _: DownloadGrant.objects.get(pk=grant.pk),
+    )
 
     assert connection.vendor == "postgresql"
     assert len(results) == 50
@@ -164,25 +150,11 @@ class TestConsumeMany:
 def test_fifty_concurrent_download_alls_with_seven_left_take_exactly_seven(postgres_only):
     grant = factories.GrantFactory(download_limit=10, download_count=3)
     other = factories.GrantFactory(order=grant.order, download_limit=None)
-    barrier = threading.Barrier(50)
-    taken: list[int] = []
-    lock = threading.Lock()
-
-    def download_all():
-        try:
-            mine = list(DownloadGrant.objects.filter(pk__in=[grant.pk, other.pk]))
-            barrier.wait(timeout=30)
-            got = grants_consume_many(grants=mine)
-            with lock:
-                taken.append(sum(g.pk == grant.pk for g in got))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=download_all) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    taken = at_once(
+        50,
+        lambda mine: sum(g.pk == grant.pk for g in grants_consume_many(grants=mine)),
+        setup=lambda _: list(DownloadGrant.objects.filter(pk__in=[grant.pk, other.pk])),
+    )
 
     assert len(taken) == 50 and sum(taken) == 7
     assert DownloadGrant.objects.get(pk=grant.pk).download_count == 10
@@ -274,25 +246,11 @@ def test_twenty_concurrent_resumes_with_budget_for_five_get_exactly_five_free(po
         resume_until=timezone.now() + timedelta(hours=1),
         resume_bytes_left=500,
     )
-    barrier = threading.Barrier(20)
-    results = []
-    lock = threading.Lock()
-
-    def resume():
-        try:
-            mine = DownloadGrant.objects.get(pk=grant.pk)
-            barrier.wait(timeout=30)
-            result = grant_consume(grant=mine, size=1000, length=100, resume=True)
-            with lock:
-                results.append(result)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=resume) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = at_once(
+        20,
+        lambda mine: grant_consume(grant=mine, size=1000, length=100, resume=True),
+        setup=lambda _: DownloadGrant.objects.get(pk=grant.pk),
+    )
 
     assert len(results) == 20
     assert sum(result.allowed and not result.counted for result in results) == 5

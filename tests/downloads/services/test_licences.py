@@ -1,11 +1,9 @@
 """Licence keys (services.licences): issued with the payment, one per unit; disabled by
 refunds and disputes; activations taken only by the conditional UPDATE."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from downloads.errors import ServiceError
@@ -29,6 +27,7 @@ from downloads.services.orders import (
 )
 from downloads.services.webhooks import webhook_endpoint_create
 from tests import factories
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -242,28 +241,15 @@ class TestMerchantChanges:
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_activations_with_a_limit_of_three_take_exactly_three(postgres_only):
     key = order_of(LineInput(product=licensed(limit=3))).license_keys.get()
-    barrier = threading.Barrier(50)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
     def activate(n):
         try:
-            barrier.wait(timeout=30)
             license_key_activate(key_text=key.key, instance_name=f"Machine {n}")
-            result = "activated"
         except ServiceError as exc:
-            result = exc.code
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
+            return exc.code
+        return "activated"
 
-    threads = [threading.Thread(target=activate, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
+    outcomes = at_once(50, activate)
     assert outcomes.count("activated") == 3
     assert outcomes.count("license_key.limit_reached") == 47
     key.refresh_from_db()

@@ -1,9 +1,6 @@
 """Orders (services.orders): numbers, creation, payment, refunds, attached files."""
 
-import threading
-
 import pytest
-from django.db import connections
 
 from downloads.errors import ServiceError
 from downloads.models import Order
@@ -22,6 +19,7 @@ from downloads.services.orders import (
     order_refund,
 )
 from tests import factories
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -436,67 +434,27 @@ class TestAttach:
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_orders_get_distinct_sequential_numbers(postgres_only):
     product = factories.ProductFactory()
-    barrier = threading.Barrier(20)
-    numbers: list[int] = []
-    errors: list[Exception] = []
-    lock = threading.Lock()
-
-    def place():
-        try:
-            barrier.wait(timeout=30)
-            order = order_create(email="race@example.com", lines=[LineInput(product=product)])
-            with lock:
-                numbers.append(order.number)
-        except Exception as exc:  # collected and asserted below
-            with lock:
-                errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=place) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
-    assert sorted(numbers) == list(range(1001, 1021))
+    orders = at_once(
+        20,
+        lambda _: order_create(email="race@example.com", lines=[LineInput(product=product)]),
+    )
+    assert sorted(order.number for order in orders) == list(range(1001, 1021))
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_intakes_of_one_external_id_make_one_order(postgres_only):
     product = factories.ProductFactory()
-    barrier = threading.Barrier(20)
-    results: list[tuple] = []
-    errors: list[Exception] = []
-    lock = threading.Lock()
-
-    def take():
-        try:
-            barrier.wait(timeout=30)
-            order, created = order_intake(
-                channel="shopify",
-                external_id="450789469",
-                number=1001,
-                email="race@example.com",
-                lines=[LineInput(product=product)],
-            )
-            with lock:
-                results.append((order.pk, created))
-        except Exception as exc:  # collected and asserted below
-            with lock:
-                errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=take) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
-    assert len({pk for pk, _ in results}) == 1
+    results = at_once(
+        20,
+        lambda _: order_intake(
+            channel="shopify",
+            external_id="450789469",
+            number=1001,
+            email="race@example.com",
+            lines=[LineInput(product=product)],
+        ),
+    )
+    assert len({order.pk for order, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert Order.objects.count() == 1

@@ -6,17 +6,16 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from pathlib import Path
 
 import pytest
 import requests
-from django.db import connections
 from django.test import Client
 
 from downloads.models import ChannelEvent, DownloadGrant, Order
 from downloads.services.channels import channel_event_process
 from tests import factories
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -226,28 +225,14 @@ def test_fifty_concurrent_deliveries_of_one_webhook_store_one_event_and_make_one
 ):
     body = body_of("orders-paid")
     request_headers = {"Content-Type": "application/json", **headers(body)}
-    barrier = threading.Barrier(50)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def deliver():
-        try:
-            with requests.Session() as session:
-                barrier.wait(timeout=30)
-                response = session.post(
-                    live_server.url + URL, data=body, headers=request_headers, timeout=60
-                )
-                with lock:
-                    statuses.append(response.status_code)
-        finally:
-            connections.close_all()
+    def deliver(session):
+        with session:
+            return session.post(
+                live_server.url + URL, data=body, headers=request_headers, timeout=60
+            ).status_code
 
-    threads = [threading.Thread(target=deliver) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-
+    statuses = at_once(50, deliver, setup=lambda _: requests.Session(), timeout=90)
     assert statuses == [200] * 50
     assert ChannelEvent.objects.count() == 1
     run_worker()
