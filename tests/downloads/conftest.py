@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from downloads.services import webhooks
+from downloads.services import outbound, webhooks
 from downloads.services.orders import LineInput, order_cancel, order_create, order_refund
 from tests import factories
 
@@ -63,9 +63,9 @@ class FakeDns:
 
 @pytest.fixture
 def fake_dns(monkeypatch):
-    """A FakeDns in place of socket.getaddrinfo (as webhooks.socket sees it)."""
+    """A FakeDns in place of socket.getaddrinfo (as outbound.socket sees it)."""
     dns = FakeDns(socket.getaddrinfo)
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", dns.getaddrinfo)
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", dns.getaddrinfo)
     return dns
 
 
