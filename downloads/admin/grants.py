@@ -8,9 +8,10 @@ grant itself (`DownloadGrant.refusal`), where its stamped copy stands from
 """
 
 import csv
+from functools import partial
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
@@ -40,6 +41,7 @@ from .mixins import (
     StripNulSearchMixin,
     action_form_response,
     admin_url,
+    bulk_change,
     changed_fields,
     plural,
 )
@@ -269,55 +271,45 @@ class DownloadGrantAdmin(
             '<a href="{}">{}</a> ({})', admin_url(obj.order), obj.order, obj.order.email
         )
 
-    def _report(self, request, verb: str, changed: int, selected: int, extra: str = ""):
-        unchanged = selected - changed
-        text = f"{verb} {plural(changed, 'grant')}."
-        if unchanged:
-            text += f" {unchanged} already {extra or 'were so'}."
-        self.message_user(request, text, messages.SUCCESS)
+    def _bulk(self, request, queryset, change, verb: str, already: str):
+        return bulk_change(
+            self,
+            request,
+            queryset,
+            lambda grants: change(grants=grants),
+            verb=verb,
+            noun="grant",
+            unchanged=lambda n: f"{n} already {already}.",
+        )
 
     @admin.action(permissions=["change"], description="Reset the download count to 0")
     def reset(self, request, queryset):
-        # Counted before the change: on a list filtered by state, the change moves grants
-        # out of the queryset.
-        selected = queryset.count()
-        changed = grants_reset(grants=queryset)
-        self._report(request, "Reset", changed, selected, "had no downloads")
+        self._bulk(request, queryset, grants_reset, "Reset", "had no downloads")
 
     @admin.action(permissions=["change"], description="Revoke access")
     def revoke(self, request, queryset):
-        # Counted before the change: on a list filtered by state, the change moves grants
-        # out of the queryset.
-        selected = queryset.count()
-        changed = grants_revoke(grants=queryset)
-        self._report(request, "Revoked", changed, selected, "were revoked")
+        self._bulk(request, queryset, grants_revoke, "Revoked", "were revoked")
 
     @admin.action(permissions=["change"], description="Restore access")
     def restore(self, request, queryset):
-        # Counted before the change: on a list filtered by state, the change moves grants
-        # out of the queryset.
-        selected = queryset.count()
-        changed = grants_restore(grants=queryset)
-        self._report(request, "Restored", changed, selected, "had access")
+        self._bulk(request, queryset, grants_restore, "Restored", "had access")
 
     @admin.action(permissions=["change"], description="Extend expiry by N days…")
     def extend(self, request, queryset):
         form = ExtendForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             days = form.cleaned_data["days"]
-            selected = queryset.count()
             try:
-                changed = grants_extend(grants=queryset, days=days)
+                self._bulk(
+                    request,
+                    queryset,
+                    partial(grants_extend, days=days),
+                    f"Extended by {plural(days, 'day')}:",
+                    "never expire",
+                )
             except ServiceError as exc:
                 form.add_error("days", exc.message)
             else:
-                self._report(
-                    request,
-                    f"Extended by {plural(days, 'day')}:",
-                    changed,
-                    selected,
-                    "never expire",
-                )
                 return None
         return action_form_response(
             self,

@@ -11,7 +11,7 @@ from the key itself (`LicenseKey.status_at`, `LicenseKey.status_q` for the filte
 import re
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -29,8 +29,8 @@ from .mixins import (
     ServiceFormMixin,
     StripNulSearchMixin,
     admin_url,
+    bulk_change,
     changed_fields,
-    plural,
 )
 
 KEY_LENGTH = KEY_GROUPS * KEY_GROUP_LENGTH  # characters, without the dashes
@@ -295,21 +295,21 @@ class LicenseKeyAdmin(
 
     # Bulk actions
 
-    def _report(self, request, verb: str, changed: int, selected: int, already: str):
-        text = f"{verb} {plural(changed, 'licence key')}."
-        if unchanged := selected - changed:
-            text += f" {unchanged} {'was' if unchanged == 1 else 'were'} already {already}."
-        self.message_user(request, text, messages.SUCCESS)
+    def _bulk(self, request, queryset, change, verb: str, already: str):
+        bulk_change(
+            self,
+            request,
+            queryset,
+            lambda keys: change(keys=keys),
+            verb=verb,
+            noun="licence key",
+            unchanged=lambda n: f"{n} {'was' if n == 1 else 'were'} already {already}.",
+        )
 
     @admin.action(permissions=["change"], description="Disable (refuse activations)")
     def disable(self, request, queryset):
-        # Counted first: a status filter on the list no longer matches the rows once changed.
-        selected = queryset.count()
-        changed = license_keys_disable(keys=queryset)
-        self._report(request, "Disabled", changed, selected, "disabled")
+        self._bulk(request, queryset, license_keys_disable, "Disabled", "disabled")
 
     @admin.action(permissions=["change"], description="Enable")
     def enable(self, request, queryset):
-        selected = queryset.count()
-        changed = license_keys_enable(keys=queryset)
-        self._report(request, "Enabled", changed, selected, "enabled")
+        self._bulk(request, queryset, license_keys_enable, "Enabled", "enabled")

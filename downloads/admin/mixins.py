@@ -45,6 +45,19 @@ def admin_url(obj, view: str = "change") -> str:
     return reverse(admin_urlname(obj._meta, view), args=[quote(obj.pk)])
 
 
+def bulk_change(model_admin, request, queryset, change, *, verb: str, noun: str, unchanged):
+    """Run a bulk action's service on the selection and say how many rows it changed and
+    how many were already so (`unchanged(n)`, a sentence). The selection is counted before
+    the change: on a list filtered by state, the change moves rows out of the queryset."""
+    selected = queryset.count()
+    changed = change(queryset)
+    text = f"{verb} {plural(changed, noun)}."
+    if rest := selected - changed:
+        text += f" {unchanged(rest)}"
+    model_admin.message_user(request, text, messages.SUCCESS)
+    return changed
+
+
 def plural(count: int, noun: str) -> str:
     if count == 1:
         return f"1 {noun}"
