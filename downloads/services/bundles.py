@@ -135,7 +135,8 @@ def bundle_contents(*, order: Order, grants=None, now=None, read_storage: bool =
 
     `grants` are the order's grants in the page's order, their Download and media loaded
     (None: read here). With `read_storage` (the download itself), each file is the one
-    `stamping.file_to_deliver` serves (a query per stamped file) and its size is read from
+    `stamping.file_to_deliver` serves (`files_to_deliver`: one query for all the stamped
+    files) and its size is read from
     the storage (one HEAD request per file on S3), leaving out what is missing. Without it
     (the order page), nothing is asked of the storage: sizes are the recorded ones (for a
     stamped copy, its original's) and a stamped file's copy is read by
@@ -150,7 +151,17 @@ def bundle_contents(*, order: Order, grants=None, now=None, read_storage: bool =
             code="order.invalid_state",
         )
     now = now or timezone.now()
-    grants = _order_grants(order) if grants is None else grants
+    grants = list(_order_grants(order) if grants is None else grants)
+    deliverables = {}
+    if read_storage:  # every stamped file's copy in one query
+        file_grants = [grant for grant in grants if grant.download.is_file]
+        deliverables = dict(
+            zip(
+                (grant.pk for grant in file_grants),
+                stamping.files_to_deliver(grants=file_grants),
+                strict=True,
+            )
+        )
     files, links, left_out = [], [], []
     for grant in grants:
         download = grant.download
@@ -164,7 +175,7 @@ def bundle_contents(*, order: Order, grants=None, now=None, read_storage: bool =
             )
             continue
         if read_storage:
-            deliverable = stamping.file_to_deliver(grant=grant)
+            deliverable = deliverables[grant.pk]
             file, pending = deliverable.file, deliverable.pending
         else:
             file, pending = download.media, _is_pending(stamping.stamp_state(grant=grant))
