@@ -367,10 +367,11 @@ def order_pay(
             locked.status = Order.Status.PAID
             locked.paid_at = timezone.now()
             locked.save(update_fields=["status", "paid_at", "updated_at"])
+            # Causal order: the payment's event is queued before the grants and keys it
+            # causes, so a receiver sees `order.paid` before their `*.created`.
+            webhooks.emit("order.paid", partial(webhooks.order_data, locked))
         grants_issue(order=locked)
         license_keys_issue(order=locked)
-        if newly_paid:
-            webhooks.emit("order.paid", partial(webhooks.order_data, locked))
         if newly_paid and send_email:
             order_id = locked.pk
             # Robust: a mail server that is down must not turn a committed payment into an

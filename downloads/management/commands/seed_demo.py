@@ -54,6 +54,19 @@ def demo_zip(files: dict[str, str]) -> bytes:
     return out.getvalue()
 
 
+def api_commands(base: str) -> list[str]:
+    """Shell commands that make an API key and call the API with it, as printed for pasting.
+
+    They run with the environment of `make run` (DJANGO_DEBUG=1 when this runs in DEBUG): a
+    manage.py command without it would stop at the missing production secret key.
+    """
+    prefix = "DJANGO_DEBUG=1 " if settings.DEBUG else ""
+    return [
+        f'export KEY="$({prefix}.venv/bin/python manage.py create_api_key --name demo)"',
+        f'curl -sS -H "Authorization: Bearer $KEY" {base}/api/v1/products',
+    ]
+
+
 class Command(BaseCommand):
     help = "Load demo data (idempotent): a merchant, a customer, products with files, a paid order."
 
@@ -152,7 +165,8 @@ class Command(BaseCommand):
                     f"  Storefront JSON:  {base}/api/v2/customer-account-orders?id={order.access_token}",
                     f"  API docs:         {base}/api/docs/",
                     f"  Media storage:    {'S3 bucket ' + settings.AWS_STORAGE_BUCKET_NAME if settings.AWS_STORAGE_BUCKET_NAME else settings.MEDIA_ROOT}",
-                    "  Create an API key: .venv/bin/python manage.py create_api_key --name demo",
+                    "  Try the merchant API: paste these in this folder while the server runs:",
+                    *(f"    {command}" for command in api_commands(base)),
                 ]
             )
         )

@@ -126,6 +126,27 @@ class TestDeliveryByTheWorker:
             "order.paid",
         ]
 
+    def test_a_payment_s_events_arrive_in_causal_order_from_one_worker(
+        self, receiver, run_worker
+    ):
+        hook = receiver()
+        webhook_endpoint_create(url=hook.url)  # every event type
+        product = factories.ProductFactory(license_keys=True)
+        factories.DownloadFactory(product=product)
+        order_create(
+            email="buyer@example.com",
+            lines=[LineInput(product=product)],
+            status=Order.Status.PAID,
+            send_email=False,
+        )
+        queued = list(
+            WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True)
+        )
+        causal = ["order.created", "order.paid", "grant.created", "license_key.created"]
+        assert queued == causal
+        run_worker()
+        assert [event["type"] for event in hook.events()] == causal
+
 
 @pytest.mark.django_db
 class TestRetries:
