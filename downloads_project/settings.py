@@ -173,7 +173,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = env.str("DOWNLOADS_URLCONF", default="downloads_project.urls")
+ROOT_URLCONF = "downloads_project.urls"
 WSGI_APPLICATION = "downloads_project.wsgi.application"
 
 TEMPLATES = [
@@ -321,7 +321,9 @@ def s3_storage_options(bucket: str) -> dict:
         "region_name": env.str("AWS_S3_REGION_NAME", default=None),
         "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
         "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
-        "custom_domain": env.str("AWS_S3_CUSTOM_DOMAIN", default=None),
+        # No custom domain: django-storages makes unsigned URLs on one (without a CloudFront
+        # signer), and buyers' links must be presigned. AWS_S3_CUSTOM_DOMAIN is refused below.
+        "custom_domain": None,
         "default_acl": None,
         "querystring_auth": True,
         "querystring_expire": DOWNLOADS_URL_TTL,
@@ -338,6 +340,11 @@ def s3_storage_options(bucket: str) -> dict:
     }
 
 
+if env.str("AWS_S3_CUSTOM_DOMAIN", default=""):
+    raise ImproperlyConfigured(
+        "AWS_S3_CUSTOM_DOMAIN is not supported: buyers get presigned links, which must use the "
+        "bucket's own endpoint (AWS_S3_ENDPOINT_URL for an S3-compatible store)."
+    )
 if AWS_STORAGE_BUCKET_NAME:
     DEFAULT_STORAGE = {
         "BACKEND": "storages.backends.s3.S3Storage",
