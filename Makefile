@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PG_DATABASE_URL := postgres://downloads:downloads@127.0.0.1:5432/downloads
 PYTEST_ARGS ?=
 
-.PHONY: help venv install run lint fmt test test-sqlite test-postgres ensure-chromium ensure-postgres bench bench-quick
+.PHONY: help venv install run lint fmt test test-sqlite test-postgres ensure-chromium ensure-postgres ensure-redis bench bench-quick
 
 help:
 	@echo "make run            migrate, seed demo data, serve on http://127.0.0.1:8000"
@@ -62,16 +62,20 @@ ensure-chromium:
 ensure-postgres:
 	bash scripts/ensure_postgres.sh
 
-test: $(STAMP) lint ensure-chromium ensure-postgres
+# Debian's redis-server binary: the suite starts its own server for the Redis cache tests.
+ensure-redis:
+	bash scripts/ensure_redis.sh
+
+test: $(STAMP) lint ensure-chromium ensure-postgres ensure-redis
 	@echo "=== pytest on SQLite ==="
 	env -u DATABASE_URL $(VENV_PY) -m pytest -q -m "not postgres" $(PYTEST_ARGS)
 	@echo "=== pytest on PostgreSQL ==="
 	DATABASE_URL=$(PG_DATABASE_URL) $(VENV_PY) -m pytest -q $(PYTEST_ARGS)
 
-test-sqlite: $(STAMP) ensure-chromium
+test-sqlite: $(STAMP) ensure-chromium ensure-redis
 	env -u DATABASE_URL $(VENV_PY) -m pytest -q -m "not postgres" $(PYTEST_ARGS)
 
-test-postgres: $(STAMP) ensure-chromium ensure-postgres
+test-postgres: $(STAMP) ensure-chromium ensure-postgres ensure-redis
 	DATABASE_URL=$(PG_DATABASE_URL) $(VENV_PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

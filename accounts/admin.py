@@ -1,8 +1,30 @@
+"""Identity in the back office: users (email login) and the merchant API's keys.
+
+Django's *Groups* are not offered: staff here are given permissions one by one (or are
+superusers), so groups would only clutter the menu and the user form.
+"""
+
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+
+from downloads.admin.mixins import confirmation, plural
 
 from .models import ApiKey, User
 from .services import api_key_create, api_keys_revoke
+
+# django.contrib.auth registers Group when its admin module is imported (above).
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+# Login protection (accounts/lockout.py) keeps failed attempts only: no log of successful
+# logins (AXES_DISABLE_ACCESS_LOG), no failure history. The menu keeps axes' *Access
+# attempts*, where a merchant lifts a lockout early by deleting its rows. (axes comes before
+# accounts in INSTALLED_APPS, so its admin has registered these by now.)
+for _model in (AccessLog, AccessFailureLog):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 @admin.register(User)
@@ -16,13 +38,14 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ["name"]}),
         (
             "Permissions",
-            {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
+            {"fields": ["is_active", "is_staff", "is_superuser", "user_permissions"]},
         ),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "password1", "password2", "is_staff"]}),
     ]
+    filter_horizontal = ["user_permissions"]
 
 
 @admin.register(ApiKey)
@@ -79,7 +102,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_related(request, form, formsets, change)
 
-    @admin.action(permissions=["change"], description="Revoke selected API keys")
+    @admin.action(permissions=["change"], description="Revoke selected API keys…")
     def revoke(self, request, queryset):
+        page = confirmation(
+            self,
+            request,
+            queryset,
+            action="revoke",
+            title="Revoke API keys",
+            intro="Requests with these keys are refused from now on; this cannot be undone "
+            "(create a new key instead). The keys stay listed: who had access, and until when.",
+            submit="Yes, revoke",
+        )
+        if page is not None:
+            return page
         count = api_keys_revoke(keys=queryset)
-        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+        self.message_user(request, f"Revoked {plural(count, 'API key')}.", messages.SUCCESS)
+        return None

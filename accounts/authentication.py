@@ -1,14 +1,20 @@
 """API authentication: `Authorization: Bearer <api key>`, plus HTTP Basic and the admin
-session for staff. Only merchants (staff users, API keys) get through."""
+session for staff. Only merchants (staff users, API keys) get through.
+
+HTTP Basic is a password login like the login pages, under the same login protection
+(accounts/lockout.py): a locked-out account or address gets 429 `auth.locked_out`, the
+right password too. API keys are not passwords and are never locked out."""
 
 import re
 from datetime import timedelta
 
+from django.contrib.auth import authenticate
 from django.utils import timezone
-from rest_framework import authentication, exceptions, permissions
+from drf_spectacular.authentication import BasicScheme
+from rest_framework import authentication, exceptions, permissions, status
 
-from . import tokens
-from .models import ApiKey
+from . import lockout, tokens
+from .models import ApiKey, User
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # What `tokens.generate_key` makes a prefix of; anything else never reaches the database
@@ -88,6 +94,48 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'
+
+
+class LoginLockedOut(exceptions.APIException):
+    """429 `auth.locked_out`: too many failed logins for this account or from this address;
+    `wait` becomes the answer's Retry-After."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "auth.locked_out"
+    default_detail = (
+        "Too many failed logins for this account or from this address: every login is "
+        "refused, the right password too, until Retry-After seconds have passed."
+    )
+
+    def __init__(self, wait: int):
+        super().__init__()
+        self.wait = wait
+
+
+class BasicAuthentication(authentication.BasicAuthentication):
+    """DRF's HTTP Basic, with the password checked through the login protection: each
+    failure counts against the account and the address, and once either is locked out the
+    answer is 429 (`LoginLockedOut`) before or after the password is checked."""
+
+    def authenticate_credentials(self, userid, password, request=None):
+        if "\x00" in userid:
+            # No account has one, and PostgreSQL refuses it in a query (a DataError).
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
+        # A copy of the request without its body: see lockout.login_attempt.
+        attempt = lockout.login_attempt(request)
+        user = authenticate(attempt, **{User.USERNAME_FIELD: userid, "password": password})
+        if lockout.is_locked_out(attempt):
+            raise LoginLockedOut(wait=lockout.retry_after())
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
+        return user, None
+
+
+class BasicAuthenticationScheme(BasicScheme):
+    """The OpenAPI security scheme of `BasicAuthentication`: drf-spectacular's own (`basicAuth`),
+    which matches DRF's class only, not subclasses."""
+
+    target_class = "accounts.authentication.BasicAuthentication"
 
 
 class IsMerchant(permissions.BasePermission):

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse, reverse_lazy
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_safe
 
 from downloads import selectors, storage
@@ -15,6 +16,7 @@ from downloads.models import Order
 from downloads.services import bundles
 from downloads.views.delivery import PREPARING_RETRY_AFTER, client_of, delivery_headers
 from downloads.views.headers import ORDER_PAGE_CONTENT_SECURITY_POLICY, page_headers
+from downloads.views.order_access import remember_order_page
 
 from .forms import OrderEmailPasswordResetForm
 
@@ -50,7 +52,7 @@ def order_detail(request, access_token: str):
         )
         if len(contents.files) >= DOWNLOAD_ALL_FROM:
             download_all = contents
-    return render(
+    response = render(
         request,
         "accounts/order_detail.html",
         {
@@ -63,6 +65,9 @@ def order_detail(request, access_token: str):
             "download_all": download_all,
         },
     )
+    # So that a refusal page of one of its downloads can link a guest back here.
+    remember_order_page(request, response, order)
+    return response
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -76,6 +81,21 @@ def order_download_all(request, access_token: str):
     order = selectors.order_get_by_token(access_token=access_token)
     if order is None:
         return render(request, "accounts/order_not_found.html", status=404)
+    if not storage.reachable():  # nothing would arrive: take nothing, as a single download
+        response = _download_all_problem(
+            request,
+            order,
+            status=503,
+            title=gettext("Downloads are paused for a moment"),
+            message=gettext(
+                "The files of order #%(number)s cannot be delivered right now: the store's "
+                "file storage is not answering. Nothing was counted. Please try again in a "
+                "few minutes."
+            )
+            % {"number": order.number},
+        )
+        response["Retry-After"] = str(storage.storage_health.retry_after())
+        return response
     try:
         if request.method == "HEAD":
             bundle = bundles.bundle_contents(order=order, grants=_grants_shown(order))
@@ -84,9 +104,18 @@ def order_download_all(request, access_token: str):
             bundle = bundles.bundle_take(
                 order=order, grants=_grants_shown(order), ip=ip, user_agent=user_agent
             )
-    except ServiceError as exc:
+    except ServiceError:  # order.invalid_state, the only one: not paid yet
         return _download_all_problem(
-            request, order, status=409, title="Not paid yet", message=exc.message
+            request,
+            order,
+            status=409,
+            title=gettext("Not paid yet"),
+            # The service's words, translatable.
+            message=gettext(
+                "Order #%(number)s is awaiting payment: its files can be downloaded once it "
+                "is paid."
+            )
+            % {"number": order.number},
         )
     if bundle.is_empty:
         return _nothing_to_download(request, bundle)
@@ -100,30 +129,38 @@ def order_download_all(request, access_token: str):
 
 def _nothing_to_download(request, bundle):
     order = bundle.order
-    named = ", ".join(f"“{item.name}” ({item.label})" for item in bundle.left_out)
+    named = gettext(", ").join(
+        gettext("“%(name)s” (%(why)s)") % {"name": item.name, "why": item.label}
+        for item in bundle.left_out
+    )
+    words = {"number": order.number, "files": named}
     if bundle.waiting:
         response = _download_all_problem(
             request,
             order,
             status=503,
-            title="Your files are not ready yet",
-            message=(
-                f"Nothing in order #{order.number} can be downloaded yet: {named}. Try again "
-                "in a moment; nothing was counted."
-            ),
+            title=gettext("Your files are not ready yet"),
+            message=gettext(
+                "Nothing in order #%(number)s can be downloaded yet: %(files)s. Try again in "
+                "a moment; nothing was counted."
+            )
+            % words,
         )
         # As the single download of a file being prepared.
         response["Retry-After"] = str(PREPARING_RETRY_AFTER)
         return response
     if not bundle.left_out:
-        message = f"Order #{order.number} has no files to download."
+        message = gettext("Order #%(number)s has no files to download.") % words
     else:
         message = (
-            f"Nothing in order #{order.number} can be downloaded any more: {named}. Contact "
-            "the store if you need more."
+            gettext(
+                "Nothing in order #%(number)s can be downloaded any more: %(files)s. Contact "
+                "the store if you need more."
+            )
+            % words
         )
     return _download_all_problem(
-        request, order, status=410, title="Nothing left to download", message=message
+        request, order, status=410, title=gettext("Nothing left to download"), message=message
     )
 
 

@@ -11,5 +11,8 @@ class DownloadsConfig(AppConfig):
         # PostgreSQL statements a migration made stale, and the removal of a stamped copy's
         # stored file with its row. Imported here, not at the top: models
         # can be imported only once the app registry is ready.
-        from . import db  # noqa: F401
+        from . import checks, db  # noqa: F401
         from .services import stamping, webhooks  # noqa: F401
+
+        # The deploy checks register on import; `migrate` makes the database cache's table.
+        checks.connect(self)

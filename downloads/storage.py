@@ -9,17 +9,28 @@ streamed while it is read (`zip_response`). The storage object is Django's
 `default_storage`, built once per process (django-storages builds its boto3 client on first
 use and keeps it), never per request.
 
+Whether the store can be reached is `reachable()`, a memory read (downloads/storage_health.py
+keeps it fresh): every operation here that reaches the store and fails to (a connection
+error, a timeout, a 5xx; on local storage an I/O error) marks it down and raises
+`StorageUnavailable`, which the API answers 503 with `Retry-After`.
+
 Rules owned here: RFC 6266 Content-Disposition with the original filename, in one place; one
 byte range per request (anything else serves the whole file); a resume of another version of
 a file (If-Range not matching) gets the whole current file; S3 media never passes through the
-app for a single download, and a ZIP of several reads each object as a stream, never whole.
+app for a single download, and a ZIP of several reads each object as a stream, never whole;
+a served file carries a sandbox Content-Security-Policy and `nosniff`, and a Content-Type
+that is a valid media type (`served_content_type`); a direct upload to local storage is
+written whole or not at all.
 """
 
+import functools
 import hashlib
 import logging
+import os
 import re
 import string
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -30,12 +41,62 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from zipstream import ZIP_STORED, ZipStream
 
+from . import storage_health
+from .errors import ServiceError
+
 logger = logging.getLogger(__name__)
 
 # What may stand in the quoted ASCII `filename="…"` fallback: letters, digits and harmless
 # punctuation. Never a quote or backslash (they end or escape the quoted string), nor `;`,
 # `=`, `*` or `%`, which naive parsers mistake for parameters or percent-decode.
 _ASCII_SAFE = set(string.ascii_letters + string.digits + " ._-()[]+,!#&'@~")
+
+
+class StorageUnavailable(ServiceError):
+    """The store could not be reached (S3 down, or the local media folder unusable): nothing
+    was stored or served; try again after `retry_after` seconds. A ServiceError, so every
+    surface that shows a refused rule (admin forms and actions, the API) shows this too."""
+
+    def __init__(self, message: str | None = None):
+        self.retry_after = storage_health.retry_after()
+        super().__init__(
+            message
+            or (
+                "The file storage cannot be reached right now; nothing was stored. "
+                f"Try again in {self.retry_after} seconds."
+            ),
+            code="storage.unavailable",
+        )
+
+
+def _is_local_fault(exc: BaseException) -> bool:
+    # The local media folder cannot be used (permissions, a full disk, a path that is not a
+    # folder): a fault of the storage. A missing file is the caller's answer, not a fault.
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | FileExistsError)
+
+
+@contextmanager
+def reaching_storage(what: str = "storage"):
+    """Run storage operations (`what` names them for the log): a failure to reach the store
+    marks it down (S3) and becomes StorageUnavailable; any other error passes unchanged."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except Exception as exc:
+        if is_s3() and storage_health.is_unreachable(exc):
+            storage_health.mark_down(f"{what}: {exc}")
+        elif is_s3() or not _is_local_fault(exc):
+            raise
+        else:
+            logger.error("Local storage failed (%s): %s", what, exc)
+        raise StorageUnavailable() from exc
+
+
+def reachable() -> bool:
+    """Whether a download may be sent to the store now: a memory read, no network call (see
+    downloads/storage_health.py). Local storage is checked where each file is opened."""
+    return storage_health.available()
 
 
 def is_s3() -> bool:
@@ -65,13 +126,6 @@ def upload_destination() -> str:
     return "S3" if is_s3() else "storage"
 
 
-def preview_note() -> str:
-    """How the back office's preview link delivers a file, for its help text."""
-    if is_s3():
-        return f": a presigned URL valid for {settings.DOWNLOADS_URL_TTL} seconds"
-    return ""
-
-
 def clean_filename(filename: str) -> str:
     """The filename a buyer should see: the original, without control characters (CR, LF,
     NUL, tabs, Unicode line separators) or path separators, never empty."""
@@ -95,6 +149,44 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
     )
 
 
+# What every response carrying a stored file says, whatever the file holds: an HTML or SVG
+# upload opened in a browser runs no script, loads nothing and is its own unique origin (no
+# cookies, no access to the store's pages), and its Content-Type is never sniffed.
+FILE_CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'"
+
+
+def file_headers(response: HttpResponse) -> HttpResponse:
+    """Put the served-file headers on `response` (and mark it as serving a stored file, so
+    a page's policy applied around it can be replaced by this one: see `delivery_headers`)."""
+    response["Content-Security-Policy"] = FILE_CONTENT_SECURITY_POLICY
+    response["X-Content-Type-Options"] = "nosniff"
+    response.serves_stored_file = True
+    return response
+
+
+def served_content_type(content_type: str | None) -> str:
+    """The Content-Type a stored file is served with: its stored media type when it is one
+    (the RFC 9110 grammar of services/media.clean_content_type), else
+    application/octet-stream. Rows stored before content types were checked may hold CR/LF
+    or non-Latin-1 characters, which no header can carry. Every served file's type (local
+    responses, presigned S3 URLs) comes from here."""
+    if content_type and _is_media_type(content_type):
+        return content_type
+    return "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=512)
+def _is_media_type(value: str) -> bool:
+    # Imported here: services/media.py imports this module. Cached: a store has few types.
+    from .services.media import clean_content_type
+
+    try:
+        clean_content_type(value, "")
+    except ServiceError:
+        return False
+    return True
+
+
 def presigned_download_url(
     *,
     key: str,
@@ -110,10 +202,16 @@ def presigned_download_url(
     URL is good only for a request that sends exactly that header: a resumed download that
     took no count cannot be turned into a whole new copy of the file. Likewise a URL signed
     for HEAD (`http_method`) cannot be used to GET the file.
+
+    S3 lets a presigned URL set only Content-Type, Content-Disposition, Cache-Control,
+    Content-Language, Content-Encoding and Expires: the sandbox Content-Security-Policy and
+    `nosniff` of local files cannot travel with it (the attachment disposition and the
+    bucket's own origin are what keep a file from running as a page of the store).
     """
-    parameters = {"ResponseContentDisposition": content_disposition(filename)}
-    if content_type:
-        parameters["ResponseContentType"] = content_type
+    parameters = {
+        "ResponseContentDisposition": content_disposition(filename),
+        "ResponseContentType": served_content_type(content_type),
+    }
     if byte_range:
         parameters["Range"] = byte_range
     return default_storage.url(
@@ -175,8 +273,14 @@ def direct_upload_instructions(
 
 
 def stored_size(key: str) -> int | None:
-    """The size of a stored object, or None when there is none."""
-    if is_s3():
+    """The size of a stored object, or None when there is none. StorageUnavailable when the
+    store cannot be reached."""
+    with reaching_storage("reading a file's size"):
+        if not is_s3():
+            try:
+                return default_storage.size(key)
+            except FileNotFoundError:
+                return None
         try:
             head = _s3_client().head_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))
         except ClientError as exc:
@@ -184,10 +288,6 @@ def stored_size(key: str) -> int | None:
                 return None
             raise
         return int(head["ContentLength"])
-    try:
-        return default_storage.size(key)
-    except OSError:
-        return None
 
 
 def stored_sha256(key: str) -> str:
@@ -199,26 +299,30 @@ def stored_sha256(key: str) -> str:
 
 
 def delete_stored(key: str) -> None:
-    default_storage.delete(key)
+    with reaching_storage("deleting a file"):
+        default_storage.delete(key)
 
 
 def stored_chunks(key: str, chunk_size: int = STREAM_CHUNK):
     """The bytes of a stored object as chunks, never the whole object in memory: boto3's
     streaming body on S3 (django-storages' files would read it all), the file locally."""
-    if is_s3():
-        body = _s3_client().get_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))["Body"]
-        try:
-            yield from body.iter_chunks(chunk_size)
-        finally:
-            body.close()
-    else:
-        with default_storage.open(key, "rb") as handle:
-            yield from iter(lambda: handle.read(chunk_size), b"")
+    with reaching_storage("reading a file"):
+        if is_s3():
+            found = _s3_client().get_object(Bucket=default_storage.bucket_name, Key=_s3_key(key))
+            body = found["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+        else:
+            with default_storage.open(key, "rb") as handle:
+                yield from iter(lambda: handle.read(chunk_size), b"")
 
 
 def store_file(key: str, fileobj) -> str:
     """Store an open file under `key` (a fresh key: never overwrites); returns its name."""
-    return default_storage.save(key, File(fileobj))
+    with reaching_storage("storing a file"):
+        return default_storage.save(key, File(fileobj))
 
 
 class _BoundedReader:
@@ -241,19 +345,81 @@ class _BoundedReader:
         self._stream.close()
 
 
-def receive_upload(*, key: str, stream, byte_size: int) -> None:
-    """Local storage only: write exactly `byte_size` bytes of `stream` to `key`, in chunks.
+class UploadStalled(Exception):
+    """The body of an upload stopped arriving: nothing came for the read timeout the server
+    set on its connection (DOWNLOADS_UPLOAD_READ_TIMEOUT). Nothing was stored."""
 
-    Raises FileExistsError when `key` is taken and EOFError when the stream ends early (the
-    partial file is removed either way)."""
-    reader = _BoundedReader(stream, byte_size)
-    saved = default_storage.save(key, File(reader, name=key))
-    if saved != key:
-        default_storage.delete(saved)
-        raise FileExistsError(key)
-    if reader.read_bytes != byte_size:
-        default_storage.delete(saved)
-        raise EOFError(f"{reader.read_bytes} of {byte_size} bytes received")
+
+def read_timed_out(exc: BaseException | None) -> bool:
+    """Whether a failed read of a request's body was its socket's read timeout, however
+    wrapped on its way up (Django's UnreadablePostError, UploadStalled, a ServiceError)."""
+    for _ in range(6):
+        if exc is None:
+            return False
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _read_body(stream, size: int) -> bytes:
+    # A fault of the client's connection is not a fault of the storage: a stall is its own
+    # error, a broken connection the end of the body.
+    try:
+        return stream.read(size)
+    except OSError as exc:
+        if read_timed_out(exc):
+            raise UploadStalled(str(exc) or "timed out") from exc
+        return b""
+
+
+def receive_upload(*, key: str, stream, byte_size: int) -> None:
+    """Local storage only: write exactly `byte_size` bytes of `stream` to `key`, in chunks,
+    whole or not at all.
+
+    Raises FileExistsError when `key` is taken (before a byte is read), EOFError when the
+    body ends early, UploadStalled when it stops arriving and StorageUnavailable when the
+    media folder cannot be written; whatever was written is removed in every case."""
+    path = default_storage.path(key)
+    with reaching_storage("receiving an upload"):
+        _make_folder(os.path.dirname(path))
+        # Exclusive creation: a second upload to the same key fails here, never overwrites.
+        handle = open(path, "xb")  # noqa: SIM115 - closed below, removed on any failure
+    received = 0
+    try:
+        with handle, reaching_storage("receiving an upload"):
+            while received < byte_size:
+                chunk = _read_body(stream, min(STREAM_CHUNK, byte_size - received))
+                if not chunk:
+                    break
+                handle.write(chunk)
+                received += len(chunk)
+        if received != byte_size:
+            raise EOFError(f"{received} of {byte_size} bytes received")
+        if default_storage.file_permissions_mode is not None:
+            os.chmod(path, default_storage.file_permissions_mode)
+    except BaseException:
+        try:
+            os.remove(path)
+        except OSError:
+            logger.exception("Could not remove the partial upload %s", key)
+        raise
+
+
+def _make_folder(directory: str) -> None:
+    # As FileSystemStorage does before a save: intermediate folders get the configured mode.
+    mode = default_storage.directory_permissions_mode
+    try:
+        if mode is None:
+            os.makedirs(directory, exist_ok=True)
+            return
+        old_umask = os.umask(0o777 & ~mode)
+        try:
+            os.makedirs(directory, mode, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+    except FileExistsError as exc:  # a file where the folder should be: a storage fault
+        raise NotADirectoryError(f"{directory} exists and is not a folder") from exc
 
 
 # --- Serving a file -------------------------------------------------------------------------
@@ -373,7 +539,7 @@ def _local_file_response(request, media, byte_range: ByteRange | None):
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         response.file_size, response.span_length = size, 0
-        return response
+        return file_headers(response)
     # A range from byte 0 that cannot be satisfied (an empty file) gets the whole file.
 
     if request.method == "HEAD":
@@ -391,13 +557,13 @@ def _local_file_response(request, media, byte_range: ByteRange | None):
         length = end - start + 1
     response.block_size = STREAM_BLOCK_SIZE
     response.file_size, response.span_length = size, 0 if request.method == "HEAD" else length
-    response["Content-Type"] = media.content_type or "application/octet-stream"
+    response["Content-Type"] = served_content_type(media.content_type)
     response["Content-Length"] = str(length)
     response["Content-Disposition"] = content_disposition(media.filename)
     response["Accept-Ranges"] = "bytes"
     if media.sha256:
         response["ETag"] = _etag(media)
-    return response
+    return file_headers(response)
 
 
 # --- Many files as one ZIP (download all) ------------------------------------------------------
@@ -424,7 +590,7 @@ def zip_response(*, filename: str, files, texts=(), head: bool = False) -> HttpR
     response["Content-Type"] = "application/zip"
     response["Content-Length"] = str(len(archive))
     response["Content-Disposition"] = content_disposition(filename)
-    return response
+    return file_headers(response)
 
 
 def _chunks_when_reached(key: str):

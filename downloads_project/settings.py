@@ -8,111 +8,14 @@ below, and every setting the code reads has its default here: code says `setting
 
 import logging
 import os
-import re
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-import environ
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from django.core.exceptions import ImproperlyConfigured
 
-
-class Env(environ.Env):
-    """django-environ's reader, with the rules this project keeps for every variable.
-
-    - An empty variable counts as unset: `DJANGO_SECURE_COOKIES=` keeps the default.
-    - A value is taken as written: django-environ alone would read `$NAME` as the value of the
-      variable NAME (and a secret key or password may start with `$`).
-    - A value that does not parse stops the start with ImproperlyConfigured naming the
-      variable. Booleans are 1/0, true/false, yes/no, on/off (also y/n, ok); anything else is
-      refused. Lists are comma-separated, with spaces around items and empty items dropped.
-    - URLs (`db_url`, `cache_url`, `email_url`) are parsed by django-environ; an unknown scheme
-      or a bad port names the variable too, never echoing the URL (it may hold a password).
-      `smtps://` is TLS from the first byte (RFC 8314), like `smtp+ssl://`; django-environ
-      alone reads it as STARTTLS, which is `smtp+tls://` (or `submission://`) here.
-    """
-
-    BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "n", "0")
-    EMAIL_SCHEMES = {
-        **environ.Env.EMAIL_SCHEMES,
-        "submission": environ.Env.EMAIL_SCHEMES["smtp+tls"],
-    }
-    _KINDS = {int: "an integer", bool: "a boolean (1 or 0, true or false, yes or no, on or off)"}
-
-    @classmethod
-    def parse_value(cls, value, cast):
-        words = cls.BOOLEAN_TRUE_STRINGS + cls.BOOLEAN_FALSE_STRINGS
-        if cast is bool and isinstance(value, str) and value.strip().lower() not in words:
-            raise ValueError(f"not a boolean: {value!r}")
-        return super().parse_value(value, cast)
-
-    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
-        value = self.ENVIRON.get(var, "")
-        if not value.strip():
-            if default is self.NOTSET:
-                raise ImproperlyConfigured(f"Set the {var} environment variable.")
-            if not parse_default or default is None:
-                return default
-            value = default
-        if cast is None and default is not None and default is not self.NOTSET:
-            cast = type(default)
-        try:
-            return self.parse_value(value, cast)
-        except (ValueError, TypeError) as exc:
-            if cast in self._KINDS:
-                message = f"{var} must be {self._KINDS[cast]}, got {value!r}."
-            else:
-                message = f"{var} cannot be read: {exc}"
-            raise ImproperlyConfigured(message) from exc
-
-    def list(self, var, cast=None, default=environ.Env.NOTSET):
-        return [item for item in super().list(var, cast or str.strip, default) if item != ""]
-
-    @contextmanager
-    def _reading_url(self, var):
-        try:
-            yield
-        except ImproperlyConfigured as exc:
-            if var in str(exc):
-                raise
-            raise ImproperlyConfigured(f"{var} cannot be read: {exc}") from exc
-        except (ValueError, KeyError) as exc:
-            raise ImproperlyConfigured(f"{var} cannot be read: {exc}") from exc
-
-    def db_url(self, var="DATABASE_URL", default=environ.Env.NOTSET, engine=None):
-        with self._reading_url(var):
-            url = self.str(var, default=default)
-            scheme = urlparse(url).scheme
-            if engine is None and scheme not in self.DB_SCHEMES:
-                raise ImproperlyConfigured(
-                    f"{var} has the unknown scheme {scheme!r}: use postgres://user:pass@host:5432/db"
-                    " or sqlite:////absolute/path.sqlite3."
-                )
-            return self.db_url_config(url, engine=engine)
-
-    def cache_url(self, var="CACHE_URL", default=environ.Env.NOTSET, backend=None):
-        with self._reading_url(var):
-            return super().cache_url(var, default, backend)
-
-    def email_url(self, var="EMAIL_URL", default=environ.Env.NOTSET, backend=None):
-        with self._reading_url(var):
-            return super().email_url(var, default, backend)
-
-    @classmethod
-    def email_url_config(cls, url, backend=None):
-        config = super().email_url_config(url, backend)
-        scheme = (url if isinstance(url, cls.URL_CLASS) else urlparse(url)).scheme
-        if scheme == "smtps":
-            config.pop("EMAIL_USE_TLS", None)
-            config["EMAIL_USE_SSL"] = True
-        elif scheme == "submission":
-            config["EMAIL_USE_TLS"] = True
-        return config
-
-
-env = Env()
+from downloads_project.environment import Env, env, in_range, throttle_rate  # noqa: F401
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.str("DOWNLOADS_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -156,9 +59,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks",
-    "django_tasks_db",
+    # Login protection: failed logins, counted in its tables (accounts/lockout.py).
+    "axes",
     "accounts",
     "downloads",
+    # After downloads: Django takes a management command from the first app that has it, and
+    # downloads' `db_worker` (django-tasks-db's worker with heartbeats and the recovery of
+    # tasks whose worker died) must be the one that runs.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +79,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The admin's and the browsable API's Content-Security-Policy (downloads/views/headers.py).
+    "downloads.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: turns a locked-out login page into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "downloads_project.urls"
@@ -236,11 +148,52 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:order_list"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
+# Login protection (django-axes, README.md "Login protection"): every password login (admin,
+# account page, API Basic) is refused, the right password too, for an account or an address
+# with DOWNLOADS_LOGIN_FAILURE_LIMIT failures within the last DOWNLOADS_LOGIN_COOLOFF seconds.
+# The rules and the callables named here are in accounts/lockout.py.
+DOWNLOADS_LOGIN_FAILURE_LIMIT = in_range(
+    "DOWNLOADS_LOGIN_FAILURE_LIMIT", env.int("DOWNLOADS_LOGIN_FAILURE_LIMIT", default=5), 1, 1000
+)
+DOWNLOADS_LOGIN_COOLOFF = in_range(
+    "DOWNLOADS_LOGIN_COOLOFF",
+    env.int("DOWNLOADS_LOGIN_COOLOFF", default=900),
+    1,
+    7 * 86400,
+    " seconds",
+)
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Counted in the database (shared by every process), by account and by address apart.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Read at each attempt, so the two settings above are the only knobs.
+AXES_FAILURE_LIMIT = "accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
+# Refused attempts do not count: a lockout ends DOWNLOADS_LOGIN_COOLOFF seconds after the
+# failure that started it, however often it is tried meanwhile.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_email"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
+# Failures only: no row per successful login. No start-up banner on every command.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
 # --- Downloads (the store's rules) ------------------------------------------------------------
 
-DOWNLOADS_URL_TTL = min(max(env.int("DOWNLOADS_URL_TTL", default=60), 1), 3600)
-DOWNLOADS_DEFAULT_LIMIT = max(env.int("DOWNLOADS_DEFAULT_LIMIT", default=10), 0)
-DOWNLOADS_DEFAULT_EXPIRY_DAYS = max(env.int("DOWNLOADS_DEFAULT_EXPIRY_DAYS", default=0), 0)
+DOWNLOADS_URL_TTL = in_range(
+    "DOWNLOADS_URL_TTL", env.int("DOWNLOADS_URL_TTL", default=60), 1, 3600, " seconds"
+)
+DOWNLOADS_DEFAULT_LIMIT = in_range(
+    "DOWNLOADS_DEFAULT_LIMIT", env.int("DOWNLOADS_DEFAULT_LIMIT", default=10), 0
+)
+DOWNLOADS_DEFAULT_EXPIRY_DAYS = in_range(
+    "DOWNLOADS_DEFAULT_EXPIRY_DAYS", env.int("DOWNLOADS_DEFAULT_EXPIRY_DAYS", default=0), 0
+)
 # The free resume (README.md "Download"): a Range request not starting at byte 0 takes no
 # download for DOWNLOADS_RESUME_WINDOW seconds after a counted one (0: never free), while the
 # bytes served since that count stay within DOWNLOADS_RESUME_BUDGET times the file's size.
@@ -255,16 +208,37 @@ if not 1.0 <= DOWNLOADS_RESUME_BUDGET <= 10.0:
         "DOWNLOADS_RESUME_BUDGET must be 1 to 10 (times the file size), "
         f"got {DOWNLOADS_RESUME_BUDGET}."
     )
-DOWNLOADS_MAX_UPLOAD_SIZE = env.int("DOWNLOADS_MAX_UPLOAD_SIZE", default=5 * 1024**3)
+DOWNLOADS_MAX_UPLOAD_SIZE = in_range(
+    "DOWNLOADS_MAX_UPLOAD_SIZE",
+    env.int("DOWNLOADS_MAX_UPLOAD_SIZE", default=5 * 1024**3),
+    1,
+)
 DOWNLOADS_STORE_NAME = env.str("DOWNLOADS_STORE_NAME", default="Digital Downloads")
 # Absolute links in emails and the storefront JSON; falls back to the request's host.
-DOWNLOADS_SITE_URL = env.str("DOWNLOADS_SITE_URL", default="").rstrip("/")
+DOWNLOADS_SITE_URL = env.str("DOWNLOADS_SITE_URL", default="").strip().rstrip("/")
+if DOWNLOADS_SITE_URL and not (
+    urlparse(DOWNLOADS_SITE_URL).scheme in ("http", "https") and urlparse(DOWNLOADS_SITE_URL).netloc
+):
+    raise ImproperlyConfigured(
+        "DOWNLOADS_SITE_URL must be an absolute http:// or https:// URL such as "
+        f"https://shop.example.com, got {DOWNLOADS_SITE_URL!r}."
+    )
 # After the sale (issue 7): backfills and webhooks; see README.md ("Webhooks").
-DOWNLOADS_BACKFILL_BATCH_SIZE = max(env.int("DOWNLOADS_BACKFILL_BATCH_SIZE", default=500), 1)
-DOWNLOADS_WEBHOOK_TIMEOUT = max(env.int("DOWNLOADS_WEBHOOK_TIMEOUT", default=10), 1)
-DOWNLOADS_WEBHOOK_RETRY_BASE = max(env.int("DOWNLOADS_WEBHOOK_RETRY_BASE", default=30), 0)
-DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = max(env.int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", default=86400), 0)
-DOWNLOADS_WEBHOOK_CACHE_SECONDS = max(env.int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", default=30), 0)
+DOWNLOADS_BACKFILL_BATCH_SIZE = in_range(
+    "DOWNLOADS_BACKFILL_BATCH_SIZE", env.int("DOWNLOADS_BACKFILL_BATCH_SIZE", default=500), 1
+)
+DOWNLOADS_WEBHOOK_TIMEOUT = in_range(
+    "DOWNLOADS_WEBHOOK_TIMEOUT", env.int("DOWNLOADS_WEBHOOK_TIMEOUT", default=10), 1
+)
+DOWNLOADS_WEBHOOK_RETRY_BASE = in_range(
+    "DOWNLOADS_WEBHOOK_RETRY_BASE", env.int("DOWNLOADS_WEBHOOK_RETRY_BASE", default=30), 0
+)
+DOWNLOADS_WEBHOOK_GIVE_UP_AFTER = in_range(
+    "DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", env.int("DOWNLOADS_WEBHOOK_GIVE_UP_AFTER", default=86400), 0
+)
+DOWNLOADS_WEBHOOK_CACHE_SECONDS = in_range(
+    "DOWNLOADS_WEBHOOK_CACHE_SECONDS", env.int("DOWNLOADS_WEBHOOK_CACHE_SECONDS", default=30), 0
+)
 # Endpoints must be https and resolve to public addresses; these loosen that for tests and
 # closed networks (README.md "Configuration").
 DOWNLOADS_WEBHOOK_ALLOW_HTTP = env.bool("DOWNLOADS_WEBHOOK_ALLOW_HTTP", default=False)
@@ -303,6 +277,15 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").r
 MEDIA_ROOT = Path(env.str("DOWNLOADS_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = None
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+# Seconds between the probes that tell whether S3 can be reached (downloads/storage_health.py);
+# downloads answer 503 and take nothing while it cannot. 0 turns the probe off.
+DOWNLOADS_STORAGE_PROBE_SECONDS = in_range(
+    "DOWNLOADS_STORAGE_PROBE_SECONDS",
+    env.float("DOWNLOADS_STORAGE_PROBE_SECONDS", default=5.0),
+    0,
+    300,
+    " seconds",
+)
 
 
 def s3_storage_options(bucket: str) -> dict:
@@ -377,40 +360,47 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- CORS (storefront JSON only) --------------------------------------------------------------
 
 CORS_ALLOWED_ORIGINS = env.list("DOWNLOADS_CORS_ORIGINS", default=[])
+for _origin in CORS_ALLOWED_ORIGINS:
+    _parts = urlparse(_origin)
+    if _parts.scheme not in ("http", "https") or not _parts.netloc or _parts.path:
+        raise ImproperlyConfigured(
+            "DOWNLOADS_CORS_ORIGINS must list origins such as https://shop.example.com "
+            f"(scheme and host, no path), got {_origin!r}."
+        )
 CORS_URLS_REGEX = r"^/api/v2/.*$"
 CORS_ALLOW_METHODS = ("GET", "OPTIONS")
 
 # --- REST API ---------------------------------------------------------------------------------
 
-# Requests per API key (per staff user, or per IP before authentication) and period.
-# Empty counts as unset (the default); surrounding spaces are dropped; anything else than
-# N/<period> with a period DRF reads (s, sec, second, m, min, minute, h, hour, d, day) stops
-# the start, naming the variable.
-DOWNLOADS_API_THROTTLE = env.str("DOWNLOADS_API_THROTTLE", default="60/min").strip()
-if not re.fullmatch(
-    r"[0-9]{1,9}/(s|sec|second|m|min|minute|h|hour|d|day)s?", DOWNLOADS_API_THROTTLE
-):
-    raise ImproperlyConfigured(
-        "DOWNLOADS_API_THROTTLE must be N/sec, N/min, N/hour or N/day, "
-        f"got {DOWNLOADS_API_THROTTLE!r}."
-    )
+# Requests per API key (per staff user, or per IP before authentication) and period, in the
+# grammar of `throttle_rate` above.
+DOWNLOADS_API_THROTTLE = throttle_rate("DOWNLOADS_API_THROTTLE", "60/min")
 # Public licence API calls (activate, validate, deactivate) per client address and period: a
 # seller's app checks its key on every start, a key guesser is stopped long before it gets far.
-DOWNLOADS_LICENSE_THROTTLE = env.str("DOWNLOADS_LICENSE_THROTTLE", default="60/min")
-if not re.fullmatch(r"\d+/[smhd][a-z]*", DOWNLOADS_LICENSE_THROTTLE):
-    raise ImproperlyConfigured(
-        "DOWNLOADS_LICENSE_THROTTLE must be N/sec, N/min, N/hour or N/day, "
-        f"got {DOWNLOADS_LICENSE_THROTTLE!r}."
-    )
+DOWNLOADS_LICENSE_THROTTLE = throttle_rate("DOWNLOADS_LICENSE_THROTTLE", "60/min")
 # Direct uploads (presigned S3 POST, or the app's signed upload URL) stay open this long.
-DOWNLOADS_UPLOAD_URL_TTL = min(
-    max(env.int("DOWNLOADS_UPLOAD_URL_TTL", default=3600), 60), 7 * 86400
+DOWNLOADS_UPLOAD_URL_TTL = in_range(
+    "DOWNLOADS_UPLOAD_URL_TTL",
+    env.int("DOWNLOADS_UPLOAD_URL_TTL", default=3600),
+    60,
+    7 * 86400,
+    " seconds",
+)
+# Seconds an upload's body may go without a byte before the request answers 408 and frees
+# its server thread (a client that announced a length and stopped sending).
+DOWNLOADS_UPLOAD_READ_TIMEOUT = in_range(
+    "DOWNLOADS_UPLOAD_READ_TIMEOUT",
+    env.float("DOWNLOADS_UPLOAD_READ_TIMEOUT", default=30.0),
+    0.1,
+    3600,
+    " seconds",
 )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        # DRF's HTTP Basic under the login protection (429 auth.locked_out when locked out).
+        "accounts.authentication.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.IsMerchant"],
@@ -430,7 +420,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Callers not yet identified are throttled by address: trust X-Forwarded-For only as far
     # as the proxies in front of the app (0: use REMOTE_ADDR; a client cannot spoof it).
-    "NUM_PROXIES": env.int("DOWNLOADS_NUM_PROXIES", default=0),
+    "NUM_PROXIES": in_range(
+        "DOWNLOADS_NUM_PROXIES", env.int("DOWNLOADS_NUM_PROXIES", default=0), 0, 10
+    ),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Digital Downloads API",
@@ -448,12 +440,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Enums stay inline where they are used (every resource has its own `object` constant).
-    "POSTPROCESSING_HOOKS": [],
+    # Enums stay inline where they are used (every resource has its own `object` constant);
+    # nullable composites get an explicit null member, which OpenAPI 3.0 needs.
+    "POSTPROCESSING_HOOKS": ["downloads.api.schema.openapi_30_nullables"],
 }
 
 # --- Background tasks (django-tasks, database backend from django-tasks-db) -------------------
-# Workers: `manage.py db_worker` (django-tasks-db). The task table keeps its app label
+# Workers: `manage.py db_worker` (django-tasks-db's worker, with the heartbeat and recovery of
+# downloads/management/commands/db_worker.py). The task table keeps its app label
 # (django_tasks_database) from when the backend was part of django-tasks.
 
 TASKS = {
@@ -466,26 +460,72 @@ if TASKS["default"]["BACKEND"] == "django_tasks.backends.database.DatabaseBacken
         "DOWNLOADS_TASKS_BACKEND: the database backend moved to django_tasks_db.DatabaseBackend"
         " (package django-tasks-db); unset the variable to use it."
     )
+# Each worker beats every DOWNLOADS_WORKER_HEARTBEAT seconds (from a thread, whatever it is
+# running); one silent for DOWNLOADS_WORKER_DEAD_AFTER seconds is dead, and any other worker
+# makes its running task runnable again within DEAD_AFTER + HEARTBEAT seconds of the death (70
+# by default). A task whose worker died under it more than DOWNLOADS_WORKER_MAX_RECOVERIES
+# times is failed instead of run again (downloads/services/workers.py).
+DOWNLOADS_WORKER_HEARTBEAT = in_range(
+    "DOWNLOADS_WORKER_HEARTBEAT",
+    env.float("DOWNLOADS_WORKER_HEARTBEAT", default=10.0),
+    0.1,
+    60,
+    " seconds",
+)
+DOWNLOADS_WORKER_DEAD_AFTER = env.float("DOWNLOADS_WORKER_DEAD_AFTER", default=60.0)
+# Two beats at least: a worker that misses one beat (a slow database) is not dead yet.
+if not 2 * DOWNLOADS_WORKER_HEARTBEAT <= DOWNLOADS_WORKER_DEAD_AFTER <= 3600:
+    raise ImproperlyConfigured(
+        "DOWNLOADS_WORKER_DEAD_AFTER must be at least twice DOWNLOADS_WORKER_HEARTBEAT "
+        f"({2 * DOWNLOADS_WORKER_HEARTBEAT:g} s) and at most 3600 seconds, "
+        f"got {DOWNLOADS_WORKER_DEAD_AFTER}."
+    )
+DOWNLOADS_WORKER_MAX_RECOVERIES = in_range(
+    "DOWNLOADS_WORKER_MAX_RECOVERIES",
+    env.int("DOWNLOADS_WORKER_MAX_RECOVERIES", default=3),
+    0,
+    100,
+)
 
-# --- Cache (API throttling, the webhook subscription memo) -----------------------------------
-# Per process by default; with more than one app server, a shared one (Redis):
-# DJANGO_CACHE_BACKEND=django.core.cache.backends.redis.RedisCache
-# DJANGO_CACHE_LOCATION=redis://127.0.0.1:6379/0. (A single cache URL would be read the same way
-# as the database's and the email's: env.cache_url(NAME, default="locmemcache://downloads").)
+# --- Cache (API and licence throttles, the reset-email memo, the webhook subscription memo) ---
+# Counters every process must share (N workers must not mean N times each limit). Production's
+# default is Django's database cache: no extra server, its table made by `migrate`
+# (downloads/checks.py). DJANGO_CACHE_URL picks another, read like DATABASE_URL:
+# redis://127.0.0.1:6379/0 is Django's RedisCache (atomic counters, no SQL per request).
+# DJANGO_CACHE_BACKEND + DJANGO_CACHE_LOCATION (a backend's dotted path and its location) are
+# still read for deployments that set them. Development and tests keep local memory.
 
-CACHES = {
-    "default": {
-        "BACKEND": env.str(
-            "DJANGO_CACHE_BACKEND", default="django.core.cache.backends.locmem.LocMemCache"
-        ),
+CACHE_TABLE = "downloads_cache"
+if env.str("DJANGO_CACHE_URL", default=""):
+    if env.str("DJANGO_CACHE_BACKEND", default=""):
+        raise ImproperlyConfigured(
+            "DJANGO_CACHE_URL and DJANGO_CACHE_BACKEND are both set: keep DJANGO_CACHE_URL."
+        )
+    _cache = env.cache_url("DJANGO_CACHE_URL")
+elif env.str("DJANGO_CACHE_BACKEND", default=""):
+    _cache = {
+        "BACKEND": env.str("DJANGO_CACHE_BACKEND"),
         "LOCATION": env.str("DJANGO_CACHE_LOCATION", default="downloads"),
     }
-}
+elif DEV:
+    _cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "downloads"}
+else:
+    _cache = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": CACHE_TABLE,
+        # Past MAX_ENTRIES rows a write deletes the expired ones, then a third of the rest in
+        # key order, live counters included: room for every address of a busy minute.
+        "OPTIONS": {"MAX_ENTRIES": 20000},
+    }
+CACHES = {"default": _cache}
 
 # --- Email ------------------------------------------------------------------------------------
 
 # EMAIL_URL=smtp://user:pass@host:587 (smtp+tls:// STARTTLS, smtps:// TLS from the first byte;
 # user and password percent-encoded); without it, EMAIL_BACKEND (the console by default).
+# Production refuses to start with a backend that delivers nothing (below, and the deploy
+# check in downloads/checks.py): the console would print password-reset links, staff's too, to
+# the log. DOWNLOADS_ALLOW_CONSOLE_EMAIL=1 accepts that (a staging host without mail).
 
 if env.str("EMAIL_URL", default=""):
     _email = env.email_url("EMAIL_URL")
@@ -501,6 +541,20 @@ else:
         "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
     )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Digital Downloads <store@localhost>")
+EMAIL_UNDELIVERED_BACKENDS = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+)
+DOWNLOADS_ALLOW_CONSOLE_EMAIL = env.bool("DOWNLOADS_ALLOW_CONSOLE_EMAIL", default=False)
+if not DEV and EMAIL_BACKEND in EMAIL_UNDELIVERED_BACKENDS and not DOWNLOADS_ALLOW_CONSOLE_EMAIL:
+    raise ImproperlyConfigured(
+        "EMAIL_URL must name a mail server in production: mail would go to "
+        f"{EMAIL_BACKEND}, which delivers nothing (the console prints password-reset links to "
+        "the log). Set EMAIL_URL, e.g. smtp+tls://user:password@mail.example.com:587, or "
+        "DOWNLOADS_ALLOW_CONSOLE_EMAIL=1 to run without mail."
+    )
 
 # --- Security ---------------------------------------------------------------------------------
 
@@ -513,7 +567,9 @@ if not DEV:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
-    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_SECONDS = in_range(
+        "DJANGO_HSTS_SECONDS", env.int("DJANGO_HSTS_SECONDS", default=31536000), 0
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
@@ -522,6 +578,9 @@ if not DEV:
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
+# The buyer-facing words (pages, emails, plurals): locale/en/LC_MESSAGES/django.po, compiled
+# to the committed django.mo (README, "Buyers' words"); another language is one more catalogue.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------------------------

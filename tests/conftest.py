@@ -12,6 +12,8 @@ from django.db import connection
 from downloads.models import Order
 from downloads.services.orders import LineInput, order_create
 from tests import factories
+from tests.redis_server import redis_server  # noqa: F401 (a fixture: Debian's redis-server)
+from tests.seaweed import seaweed_server_fixture  # noqa: F401 (`seaweed_server`: SeaweedFS)
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +71,7 @@ def paid_order_fixture():
     return paid_order
 
 
-# --- S3: moto's server mode on 127.0.0.1, spoken to over HTTP through django-storages --------
+# --- S3 on 127.0.0.1 through django-storages: moto (fast), SeaweedFS (checks signatures) ------
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +86,11 @@ def s3_server():
     server.stop()
 
 
-@pytest.fixture
-def s3(settings, s3_server, monkeypatch):
-    """Switch the default storage to a fresh private bucket on the S3 server.
+def _s3_bucket(settings, monkeypatch, *, endpoint: str, access_key: str, secret_key: str):
+    """Switch the default storage to a fresh private bucket on the S3 server at `endpoint`.
 
-    Returns a namespace with `endpoint`, `bucket` and a boto3 `client` for checking objects.
-    """
+    Returns a namespace with `endpoint`, `bucket`, the key pair and a boto3 `client` for
+    checking objects."""
     import uuid
     from types import SimpleNamespace
 
@@ -99,27 +100,27 @@ def s3(settings, s3_server, monkeypatch):
     from downloads_project.settings import s3_storage_options
 
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
     bucket = f"test-{uuid.uuid4().hex[:16]}"
     client = boto3.client(
         "s3",
-        endpoint_url=s3_server,
+        endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
     client.create_bucket(Bucket=bucket)
     options = s3_storage_options(bucket)
     options.update(
-        endpoint_url=s3_server,
+        endpoint_url=endpoint,
         region_name="us-east-1",
-        access_key="testing",
-        secret_key="testing",
+        access_key=access_key,
+        secret_key=secret_key,
         addressing_style="path",
         querystring_expire=settings.DOWNLOADS_URL_TTL,
     )
@@ -128,7 +129,39 @@ def s3(settings, s3_server, monkeypatch):
         **settings.STORAGES,
         "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
     }
-    return SimpleNamespace(endpoint=s3_server, bucket=bucket, client=client)
+    return SimpleNamespace(
+        endpoint=endpoint,
+        bucket=bucket,
+        client=client,
+        access_key=access_key,
+        secret_key=secret_key,
+    )
+
+
+@pytest.fixture
+def s3(settings, s3_server, monkeypatch):
+    """Switch the default storage to a fresh private bucket on moto's S3 server (fast; it
+    checks no signature, expiry or POST policy). See `_s3_bucket` for what it returns."""
+    return _s3_bucket(
+        settings, monkeypatch, endpoint=s3_server, access_key="testing", secret_key="testing"
+    )
+
+
+@pytest.fixture
+def s3_checking(settings, seaweed_server, monkeypatch):
+    """Like `s3`, on SeaweedFS (tests/seaweed.py), which refuses what S3 refuses: a wrong or
+    missing signature, an expired presigned URL, a POST that breaks its policy. The bucket
+    is removed afterwards (each one holds a volume of the server's)."""
+    bucket = _s3_bucket(
+        settings,
+        monkeypatch,
+        endpoint=seaweed_server.endpoint,
+        access_key=seaweed_server.access_key,
+        secret_key=seaweed_server.secret_key,
+    )
+    yield bucket
+    # SeaweedFS deletes a bucket with its objects (-s3.allowDeleteBucketNotEmpty, on).
+    bucket.client.delete_bucket(Bucket=bucket.bucket)
 
 
 # --- Browser: Debian's chromium driven by Playwright (never a browser download) ---------------

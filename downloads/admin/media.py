@@ -2,24 +2,30 @@
 straight to storage (large ones, with a progress bar), and a staff-only preview.
 
 Uploads go through `downloads.services.media` (it reads size, type and SHA-256 and stores the
-file); a file that downloads use is not deleted (the service refuses).
+file); a file that downloads use is not deleted (the service refuses). Either way of
+uploading ends on the file's page with a message and the way on: *Use in a product*, the
+download form with the file picked.
 """
 
 import json
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import (
     Http404,
     HttpResponseNotAllowed,
+    HttpResponseRedirect,
     JsonResponse,
 )
+from django.http.request import RawPostDataException
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from downloads import storage
 from downloads.api.exceptions import service_error_status
@@ -40,6 +46,7 @@ from .mixins import (
     StripNulSearchMixin,
     ViewOnlyChangeMixin,
     admin_url,
+    duration_text,
     plural,
     related_count,
 )
@@ -47,6 +54,20 @@ from .mixins import (
 # Files at least this large skip the app and go straight to storage (S3, or the app's own
 # upload endpoint on local storage) through the direct-upload flow, with a progress bar.
 DIRECT_UPLOAD_MIN_BYTES = 4 * 1024 * 1024
+
+
+def use_in_product_url(media: Media) -> str:
+    """The form that adds a download (a file on a product) with this media picked."""
+    return f"{reverse('admin:downloads_download_add')}?{urlencode({'media': media.pk})}"
+
+
+def preview_help() -> str:
+    """How the preview link delivers the file, with the presigned URL's lifetime on S3 read
+    from DOWNLOADS_URL_TTL now (so the words follow the setting)."""
+    if storage.is_s3():
+        ttl = duration_text(settings.DOWNLOADS_URL_TTL)
+        return f"Staff only; never a public link: a presigned URL valid for {ttl}."
+    return "Staff only; never a public link."
 
 
 class MediaUploadForm(forms.ModelForm):
@@ -135,9 +156,9 @@ class MediaAdmin(
         url = reverse("admin:downloads_media_preview", args=[quote(obj.pk)])
         return format_html(
             '<a href="{}" class="media-preview" target="_blank" rel="noopener">Download a copy</a> '
-            '<span class="help">Staff only; never a public link{}.</span>',
+            '<span class="help">{}</span>',
             url,
-            storage.preview_note(),
+            preview_help(),
         )
 
     @admin.display(description="used by")
@@ -154,7 +175,11 @@ class MediaAdmin(
             for download in downloads
         ]
         if not rows:
-            return "No download uses this file."
+            return format_html(
+                'No download uses this file. <a href="{}" class="use-in-product">Use it in a '
+                "product</a>.",
+                use_in_product_url(obj),
+            )
         return format_html(
             "<ul class='media-usage'>{}</ul>",
             format_html_join("", '<li><a href="{}">{}</a>{}{}{}</li>', rows),
@@ -194,6 +219,35 @@ class MediaAdmin(
         }
         return super().add_view(request, form_url, extra_context)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not add and self._may_add_downloads(request):
+            context["use_in_product_url"] = use_in_product_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _may_add_downloads(self, request) -> bool:
+        return request.user.has_perm("downloads.add_download")
+
+    def _uploaded_message(self, request, media: Media) -> None:
+        """Where a merchant goes after uploading: the file's page, told it worked, with the
+        way on to a product."""
+        if self._may_add_downloads(request):
+            message = format_html(
+                'The file “{}” was uploaded. <a href="{}">Use it in a product</a>.',
+                media.filename,
+                use_in_product_url(media),
+            )
+        else:
+            message = format_html("The file “{}” was uploaded.", media.filename)
+        self.message_user(request, message, messages.SUCCESS)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A popup (the file picked from a download's form) and "Save and add another" keep
+        # Django's answer; otherwise the new file's page, with the message.
+        if IS_POPUP_VAR in request.POST or "_addanother" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self._uploaded_message(request, obj)
+        return HttpResponseRedirect(admin_url(obj))
+
     def preview_view(self, request, object_id):
         """Staff only: the file delivered the way buyers get it (`storage.media_response`),
         without taking anyone's download."""
@@ -209,6 +263,12 @@ class MediaAdmin(
 
     def _json_error(self, message: str, code: str, status: int = 400):
         return JsonResponse({"code": code, "message": message}, status=status)
+
+    def _refused_by_service(self, exc: ServiceError):
+        response = self._json_error(exc.message, exc.code, service_error_status(exc))
+        if isinstance(exc, storage.StorageUnavailable):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
 
     def _upload_refused(self, request):
         """The upload endpoints answer POSTs of staff who may add media, nothing else."""
@@ -237,7 +297,7 @@ class MediaAdmin(
                 site_url=site_url(request),
             )
         except ServiceError as exc:
-            return self._json_error(exc.message, exc.code, service_error_status(exc))
+            return self._refused_by_service(exc)
         return JsonResponse(
             {
                 "id": str(upload.pk),
@@ -254,10 +314,18 @@ class MediaAdmin(
         if upload is None:
             return self._json_error("No such upload.", "media_upload.not_found", 404)
         try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, RawPostDataException):  # not the script's JSON: no popup
+            body = {}
+        try:
             media = media_upload_complete(upload=upload)
         except ServiceError as exc:
-            return self._json_error(exc.message, exc.code, service_error_status(exc))
+            return self._refused_by_service(exc)
         self.log_addition(request, media, [{"added": {}}])
+        if not (isinstance(body, dict) and body.get("popup")):
+            # Shown on the file's page, where the script goes next (a popup hands the file
+            # to its opener instead and shows no page).
+            self._uploaded_message(request, media)
         return JsonResponse(
             {
                 "id": str(media.pk),

@@ -16,11 +16,13 @@ from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from downloads.errors import ServiceError
+from downloads.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,10 @@ STATUS_NAMES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     410: "gone",
+    411: "length_required",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "unprocessable_entity",
@@ -127,12 +131,14 @@ STATUS_BY_CODE = {
     "media_upload.not_found": 404,
     "media_upload.not_local": 404,
     "media_upload.received": 409,
+    "media_upload.timeout": 408,
     "order.busy": 409,
     "order.exists": 409,
     "order.invalid_state": 409,
     "order.number_taken": 409,
     "order.token_taken": 409,
     "product.in_use": 409,
+    "storage.unavailable": 503,
     "stripe_event.malformed": 400,
     "stripe_event.unverified": 400,
     "variant.in_use": 409,
@@ -143,6 +149,16 @@ STATUS_BY_CODE = {
 def service_error_status(exc: ServiceError) -> int:
     """The HTTP status that answers a domain error."""
     return STATUS_BY_CODE.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def storage_unavailable_answer(exc: StorageUnavailable) -> dict:
+    """The store could not be reached: 503 with `Retry-After`, as keyword arguments of a
+    response (`Response(**…)`, `JsonResponse(**…)` takes `data` as its first argument)."""
+    return {
+        "data": error_body(503, exc.code, exc.message),
+        "status": 503,
+        "headers": {"Retry-After": str(exc.retry_after)},
+    }
 
 
 def service_error_body(exc: ServiceError) -> dict:
@@ -170,6 +186,9 @@ def exception_handler(exc, context):
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError(str(exc) or None, code="request.malformed")
 
+    if isinstance(exc, StorageUnavailable):  # a ServiceError with a Retry-After
+        set_rollback()
+        return Response(**storage_unavailable_answer(exc))
     if isinstance(exc, ServiceError):
         set_rollback()
         return Response(service_error_body(exc), status=service_error_status(exc))
@@ -257,6 +276,28 @@ def handler404(request, exception=None):
             error_body(404, "not_found", f"There is nothing at {request.path}."), status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt  # any method: a POST to an unknown route is a 404 too, not a CSRF page
+def route_not_found(request, *args, **kwargs):
+    """The last route under /api/: nothing here, as the API's JSON envelope, whatever DEBUG
+    says (Django's debug 404 page is HTML)."""
+    response = JsonResponse(
+        error_body(404, "route.not_found", f"There is no API route at {request.path[:200]}."),
+        status=404,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(exc: exceptions.APIException) -> JsonResponse:
+    """`exc` as the envelope, for the plain Django views under /api/ (the storefront JSON)."""
+    response = exception_handler(exc, {})
+    json_response = JsonResponse(response.data, status=response.status_code)
+    for header in ("Retry-After", "WWW-Authenticate"):
+        if response.has_header(header):
+            json_response[header] = response[header]
+    return json_response
 
 
 def handler500(request):

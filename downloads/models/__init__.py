@@ -32,6 +32,7 @@ from .grants import (
 from .licences import LicenseInstance, LicenseKey, canonical_key, key_digest, new_license_key
 from .orders import ChannelEvent, Order, OrderLine, OrderNotification, new_order_token
 from .webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .workers import WorkerHeartbeat
 
 __all__ = [
     "REFUSAL_LABELS",
@@ -58,6 +59,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
     "canonical_key",
     "key_digest",
     "media_upload_to",

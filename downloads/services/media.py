@@ -75,7 +75,8 @@ def media_create(
     limit = settings.DOWNLOADS_MAX_UPLOAD_SIZE
     if size is not None and size > limit:
         raise ServiceError(
-            f"The file is larger than the {limit} byte limit.", code="media.too_large"
+            f"The file is {size} bytes, larger than the {limit} byte limit.",
+            code="media.too_large",
         )
     content_type = clean_content_type(content_type, original)
     digest = hashlib.sha256()
@@ -90,7 +91,8 @@ def media_create(
         byte_size=byte_size,
         sha256=digest.hexdigest(),
     )
-    media.file.save(original, file, save=False)
+    with storage.reaching_storage("storing an upload"):  # unreachable: 503, no row
+        media.file.save(original, file, save=False)
     media.save()
     return media
 
@@ -101,7 +103,9 @@ def media_delete(*, media: Media) -> None:
     storage = media.file.storage
     delete_or_refuse(media, code="media.in_use", noun="file")
     if name:
-        transaction.on_commit(lambda: storage.delete(name))
+        # Robust: a storage that is down must not turn the committed delete into an error;
+        # Django logs the failure, and the object left behind stays private.
+        transaction.on_commit(lambda: storage.delete(name), robust=True)
 
 
 MEDIA_UPLOAD_SALT = "downloads.media_upload"
@@ -128,6 +132,8 @@ def media_upload_start(
     {upload_url, method, fields, headers} (see `storage.direct_upload_instructions`).
 
     `site_url` is the absolute base of the app's own upload endpoint (local storage)."""
+    if not storage.reachable():  # the client's upload would fail: say so now
+        raise storage.StorageUnavailable()
     if byte_size < 0:
         raise ServiceError(
             "byte_size cannot be negative.",
@@ -191,7 +197,12 @@ def media_upload_receive(*, upload_id, token: str, stream, content_length: int) 
     if content_length < 0:
         raise ServiceError("Send a Content-Length.", code="media_upload.length_required")
     if content_length > upload.byte_size:
-        raise _too_large(content_length)
+        # This upload's limit is the size announced when it was started.
+        raise ServiceError(
+            f"{content_length} bytes sent; this upload takes exactly the {upload.byte_size} "
+            "bytes announced when it was started.",
+            code="media.too_large",
+        )
     if content_length != upload.byte_size:
         raise ServiceError(
             f"Send exactly {upload.byte_size} bytes, as announced.",
@@ -206,6 +217,12 @@ def media_upload_receive(*, upload_id, token: str, stream, content_length: int) 
     except EOFError as exc:
         raise ServiceError(
             "The body ended before the announced size.", code="media_upload.incomplete"
+        ) from exc
+    except storage.UploadStalled as exc:
+        raise ServiceError(
+            "The body stopped arriving before the announced size; nothing was kept. "
+            "Send the file again.",
+            code="media_upload.timeout",
         ) from exc
     return upload
 

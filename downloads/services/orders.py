@@ -408,6 +408,21 @@ def _record_payment(locked: Order, *, email, tax, payment_method, payment_id) ->
     save_fields(locked, changes)
 
 
+def order_actions(*, order: Order) -> frozenset[str]:
+    """What would change the order in its state now, by verb: `pay` and `cancel` (pending),
+    `send_email` and `refund` (paid), `attach` (pending or paid), `detach` (files attached).
+    The admin offers only these; each service still checks under its row lock (paying a paid
+    order changes nothing, so `pay` is not offered on one). One query (`detach`)."""
+    actions = set()
+    if order.status == Order.Status.PENDING:
+        actions |= {"pay", "cancel", "attach"}
+    elif order.status == Order.Status.PAID:
+        actions |= {"send_email", "refund", "attach"}
+    if order.downloads.exists():
+        actions.add("detach")
+    return frozenset(actions)
+
+
 def order_cancel(*, order: Order) -> Order:
     """Cancel an unpaid order."""
     with transaction.atomic():

@@ -426,6 +426,17 @@ def stamped_copy_make(*, copy_id) -> StampedCopy | None:
     return copy
 
 
+def stamped_copy_give_up(*, copy_id, reason: str) -> bool:
+    """Give up making a copy still pending: it is delivered as the file itself, like a PDF
+    that cannot be stamped, and the merchant sees why. False when it was no longer pending."""
+    given_up = StampedCopy.objects.filter(pk=copy_id, status=StampedCopy.Status.PENDING).update(
+        status=StampedCopy.Status.UNSTAMPABLE, error=reason[:500]
+    )
+    if given_up:
+        logger.warning("Stamped copy %s given up: %s", copy_id, reason)
+    return bool(given_up)
+
+
 def _sha256(handle) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: handle.read(storage.STREAM_CHUNK), b""):

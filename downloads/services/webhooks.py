@@ -10,7 +10,9 @@ How an event travels:
    payload with an HMAC-SHA256 signature, records every attempt (`WebhookAttempt`) and, on
    failure, enqueues itself again with exponential backoff, giving up a day after the event.
 3. The receiver deduplicates on the `Webhook-Id` header (the delivery id, the same on every
-   retry of one delivery).
+   retry of one delivery, and when a worker died mid-attempt and another sends it again,
+   `services.workers`). A delivery recorded as delivered is never sent again: an attempt's
+   outcome is written only over a delivery still pending.
 
 Where events may go (see `outbound.check_destination`): an https URL without credentials whose host
 resolves only to public addresses. This is checked when the endpoint is saved and again before
@@ -41,6 +43,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -276,6 +279,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
             duration_ms=duration_ms,
         )
         delivery.attempts = attempts
+        retry_at = None
         if ok:
             delivery.status = WebhookDelivery.Status.DELIVERED
             delivery.delivered_at = now
@@ -286,14 +290,22 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
                 delivery.status = WebhookDelivery.Status.FAILED
                 delivery.next_attempt_at = None
             else:
-                delivery.next_attempt_at = next_at
-                enqueue_delivery(delivery_id=delivery.pk, run_after=next_at)
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            attempts=delivery.attempts,
+                delivery.next_attempt_at = retry_at = next_at
+        # Written only over a delivery still pending: another run of it (a task taken over
+        # from a worker that seemed dead, services.workers; a manual retry) may have recorded
+        # it delivered meanwhile, and a failure written over that would send it once more.
+        recorded = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.PENDING
+        ).update(
+            attempts=F("attempts") + 1,
             status=delivery.status,
             delivered_at=delivery.delivered_at,
             next_attempt_at=delivery.next_attempt_at,
         )
+        if recorded and retry_at is not None:
+            enqueue_delivery(delivery_id=delivery.pk, run_after=retry_at)
+    if not recorded:
+        delivery.refresh_from_db(fields=["status", "attempts", "delivered_at", "next_attempt_at"])
     if not ok:
         logger.info(
             "Webhook %s to %s failed (attempt %s): %s", delivery.pk, endpoint.url, attempts, error

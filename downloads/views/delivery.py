@@ -13,6 +13,11 @@ nothing, logs nothing: nothing was delivered.
 A Range request not starting at byte 0 goes through the same `grant_consume`, which decides
 whether it is a free resume of the last counted download (one conditional UPDATE of the
 grant's resume budget) or counts like a new download: services/consume.py owns the rule.
+
+A file whose store cannot be reached (`storage.reachable()`, a memory read kept fresh by
+downloads/storage_health.py) answers 503 with `Retry-After` and takes nothing: no count, no
+log entry, no resume budget; the buyer is sent nowhere. A file that cannot be opened or
+signed (missing, unreadable) answers 503 too, logged as a failed attempt.
 """
 
 import hmac
@@ -27,21 +32,25 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
 from downloads.services.consume import download_event_create, grant_consume, resume_may_be_free
 from downloads.services.stamping import file_to_deliver
 
-from .. import selectors, storage
+from .. import selectors, storage, storage_health
 from ..models import REFUSAL_LABELS, DownloadEvent, DownloadGrant
+from .order_access import order_page_opened
 
 logger = logging.getLogger(__name__)
 
 
 def delivery_headers(view):
     """Download responses, refusals included, are never cached and never leak a Referer:
-    a cached 302 or a Referer header would hand the presigned URL or the token to others."""
+    a cached 302 or a Referer header would hand the presigned URL or the token to others.
+    A response carrying a stored file keeps the files' sandbox policy, even where a page's
+    policy was put around it (the download-all's `page_headers`, for its problem pages)."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
@@ -49,6 +58,8 @@ def delivery_headers(view):
         response["Cache-Control"] = "private, no-store"
         response["Referrer-Policy"] = "no-referrer"
         response["X-Robots-Tag"] = "noindex, nofollow"
+        if getattr(response, "serves_stored_file", False):
+            storage.file_headers(response)
         return response
 
     return wrapped
@@ -69,8 +80,10 @@ def download(request, token: str):
         return _problem(
             request,
             status=404,
-            title="Download link not found",
-            message="This download link is not valid. Open your order page for working links.",
+            title=gettext("Download link not found"),
+            message=gettext(
+                "This download link is not valid. Open your order page for working links."
+            ),
         )
     refusal = grant.refusal()
     if request.method == "GET" and refusal == DownloadEvent.Outcome.LIMIT_REACHED:
@@ -87,6 +100,8 @@ def download(request, token: str):
             return _refused(request, grant, refusal)
         if deliverable.pending:
             return _being_prepared(request, grant)
+        if file is not None and not storage.reachable():
+            return _storage_unreachable(request, grant)
         try:
             return _deliver(request, grant, file, byte_range)
         except storage.ServeError:
@@ -98,6 +113,8 @@ def download(request, token: str):
         return _refused(request, grant, refusal)
     if deliverable.pending:  # nothing delivered, so nothing taken and nothing logged
         return _being_prepared(request, grant)
+    if file is not None and not storage.reachable():  # likewise: the buyer is sent nowhere
+        return _storage_unreachable(request, grant)
     # The response is ready (URL presigned, file opened) before the count is taken, so a
     # failure to serve takes nothing and the count needs no open transaction.
     try:
@@ -170,25 +187,34 @@ def _problem(request, *, status: int, title: str, message: str, order_url: str |
 
 
 def _refused(request, grant: DownloadGrant, reason: str):
-    name = grant.download.display_name
+    words = {"name": grant.download.display_name, "limit": grant.download_limit}
     if reason == DownloadEvent.Outcome.REVOKED:
-        message = (
-            f"Access to “{name}” has been revoked, for example because the order was "
+        message = gettext(
+            "Access to “%(name)s” has been revoked, for example because the order was "
             "refunded. Contact the store if you think this is a mistake."
         )
     elif reason == DownloadEvent.Outcome.EXPIRED:
-        when = date_format(timezone.localtime(grant.expires_at), "j F Y")
-        message = f"The download period for “{name}” ended on {when}."
+        words["when"] = date_format(timezone.localtime(grant.expires_at), "j F Y")
+        message = gettext("The download period for “%(name)s” ended on %(when)s.")
+    elif grant.download.media_id is None:  # an external link is visited, not downloaded
+        message = ngettext(
+            "You have used your %(limit)s visit of “%(name)s”. Contact the store if you need more.",
+            "You have used all %(limit)s visits of “%(name)s”. Contact the store if you need more.",
+            grant.download_limit,
+        )
     else:
-        message = (
-            f"You have used all {grant.download_limit} downloads of “{name}”. "
-            "Contact the store if you need more."
+        message = ngettext(
+            "You have used your %(limit)s download of “%(name)s”. Contact the store if you "
+            "need more.",
+            "You have used all %(limit)s downloads of “%(name)s”. Contact the store if you "
+            "need more.",
+            grant.download_limit,
         )
     return _problem(
         request,
         status=410,
         title=REFUSAL_LABELS[reason].title,
-        message=message,
+        message=message % words,
         order_url=_order_url_for(request, grant),
     )
 
@@ -197,13 +223,31 @@ def _unavailable(request, grant: DownloadGrant):
     return _problem(
         request,
         status=503,
-        title="File temporarily unavailable",
-        message=(
-            f"“{grant.download.display_name}” could not be delivered right now. Your download "
-            "was not counted. Please try again later or contact the store."
-        ),
+        title=gettext("File temporarily unavailable"),
+        message=gettext(
+            "“%(name)s” could not be delivered right now. Your download was not counted. "
+            "Please try again later or contact the store."
+        )
+        % {"name": grant.download.display_name},
         order_url=_order_url_for(request, grant),
     )
+
+
+def _storage_unreachable(request, grant: DownloadGrant):
+    """503: the store holding the file cannot be reached; nothing was taken."""
+    response = _problem(
+        request,
+        status=503,
+        title=gettext("Downloads are paused for a moment"),
+        message=gettext(
+            "“%(name)s” cannot be delivered right now: the store's file storage is not "
+            "answering. Your download was not counted. Please try again in a few minutes."
+        )
+        % {"name": grant.download.display_name},
+        order_url=_order_url_for(request, grant),
+    )
+    response["Retry-After"] = str(storage_health.retry_after())
+    return response
 
 
 # Seconds a client is asked to wait before trying a copy being prepared again.
@@ -215,12 +259,12 @@ def _being_prepared(request, grant: DownloadGrant):
     response = _problem(
         request,
         status=503,
-        title="Your copy is being prepared",
-        message=(
-            f"“{grant.download.display_name}” is stamped with your email, and your "
-            "personalised copy is being prepared. Please try again in a minute. Your download "
-            "was not counted."
-        ),
+        title=gettext("Your copy is being prepared"),
+        message=gettext(
+            "“%(name)s” is stamped with your email, and your personalised copy is being "
+            "prepared. Please try again in a minute. Your download was not counted."
+        )
+        % {"name": grant.download.display_name},
         order_url=_order_url_for(request, grant),
     )
     response["Retry-After"] = str(PREPARING_RETRY_AFTER)
@@ -228,8 +272,9 @@ def _being_prepared(request, grant: DownloadGrant):
 
 
 def _order_url_for(request, grant: DownloadGrant) -> str | None:
-    """The order page, for a visitor who already holds it: the logged-in owner, or a buyer
-    who came from it. A download link shared on its own must not open the whole order (all
+    """The order page, for a visitor who already holds it: the logged-in owner, a buyer who
+    came from it, or a browser that opened it (`order_access`, for a guest whose browser
+    sent no Referer). A download link shared on its own must not open the whole order (all
     its files), so anyone else gets no link."""
     order = grant.order
     order_url = reverse("accounts:order_detail", args=[order.access_token])
@@ -238,4 +283,6 @@ def _order_url_for(request, grant: DownloadGrant) -> str | None:
         referer.path.encode(), order_url.encode()
     ):
         return order_url
-    return order_url if order.is_owned_by(request.user) else None
+    if order_page_opened(request, order) or order.is_owned_by(request.user):
+        return order_url
+    return None

@@ -2,6 +2,11 @@
 one policy, written once, that every such view wears through `page_headers`."""
 
 from functools import wraps
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from downloads import storage
 
 # The pages load nothing but our own stylesheet; no script (but the order page's own file,
 # below), frame or base change. Forms post
@@ -42,3 +47,60 @@ def page_headers(view=None, *, csp: str = CONTENT_SECURITY_POLICY):
         return wrapped
 
     return decorate(view) if view is not None else decorate
+
+
+# --- Pages the libraries render: the Django admin, the API docs, the browsable API ----------
+# The same kind of policy, worn through middleware (downloads/middleware.py) where a view of
+# ours does not set one. No inline script and no `eval` on any of them: Django's admin and
+# drf-spectacular's split Swagger view load every script from our origin. Their templates
+# each carry one inline <style> block, allowed by its hash (tests recompute both from the
+# installed templates, so an upgrade that changes them fails loudly, not silently unstyled).
+DJANGO_CHANGE_LIST_STYLE = "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"
+SWAGGER_UI_STYLE = "'sha256-MMpT0iDxyjALd9PdfepImGX3DBfJPXZ4IlDWdPAgtn0='"
+_LIBRARY_PAGE_RULES = (
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+)
+# The admin: its scripts (and the admin's JavaScript catalogue), stylesheets, the dashboard's
+# SVG charts (inline markup, no script), and fetches to our origin (autocomplete, the media
+# upload's start and complete calls). On S3, `admin_content_security_policy` adds the bucket's
+# origin to connect-src: the media page sends large files straight to it.
+ADMIN_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src 'self' {DJANGO_CHANGE_LIST_STYLE}; "
+    f"{_LIBRARY_PAGE_RULES}"
+)
+# /api/docs/: Swagger UI from drf-spectacular-sidecar and its init script from the same URL
+# (`?script=`); "Try it out" fetches our own API only.
+DOCS_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src 'self' {SWAGGER_UI_STYLE}; "
+    f"{_LIBRARY_PAGE_RULES}"
+)
+# DRF's browsable API pages: scripts from our origin only, but DRF's templates put `style`
+# attributes and the code highlighter's <style> inline, so styles may be inline (a style
+# cannot run script; every script source is still our origin).
+BROWSABLE_API_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    f"{_LIBRARY_PAGE_RULES}"
+)
+
+
+def admin_content_security_policy() -> str:
+    """The admin's policy, with the S3 bucket's origin in connect-src when media is on S3
+    (the media page's large files go from the browser straight to it). The origin is that
+    of a presigned POST: signed locally, no network call."""
+    if not storage.is_s3():
+        return ADMIN_CONTENT_SECURITY_POLICY
+    try:
+        url = storage.direct_upload_instructions(
+            key="csp-origin",
+            byte_size=1,
+            content_type="application/octet-stream",
+            expires_in=60,
+            local_url="",
+        )["upload_url"]
+    except (BotoCoreError, ClientError):  # no credentials yet: nothing can be uploaded
+        return ADMIN_CONTENT_SECURITY_POLICY
+    parts = urlsplit(url)
+    return ADMIN_CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' {parts.scheme}://{parts.netloc}"
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from accounts import tokens
 from accounts.models import ApiKey
@@ -42,6 +43,7 @@ PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "store.example.com",
     "AWS_STORAGE_BUCKET_NAME": "store-files",
     "AWS_S3_REGION_NAME": "eu-west-1",
+    "EMAIL_URL": "smtp+tls://store:pass@mail.example.com:587",
 }
 
 
@@ -180,8 +182,13 @@ def load_settings(cases: list[dict], names: list[str], tmp_path) -> list[dict]:
         for k, v in os.environ.items()
         if not k.startswith(("PYTEST", "DJANGO_", "DATABASE_", "DOWNLOADS_", "EMAIL_", "AWS_"))
     }
-    # A real secret key, so that cases without DJANGO_DEBUG=1 start as production does.
-    env.update(DOWNLOADS_VAR_DIR=str(tmp_path), DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"])
+    # A real secret key and a mail server, so that cases without DJANGO_DEBUG=1 start as
+    # production does (a case unsets EMAIL_URL with "EMAIL_URL": "").
+    env.update(
+        DOWNLOADS_VAR_DIR=str(tmp_path),
+        DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
+        EMAIL_URL=PRODUCTION["EMAIL_URL"],
+    )
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_SETTINGS],
         cwd=ROOT,
@@ -216,19 +223,22 @@ def test_booleans_take_the_usual_words_and_empty_means_the_default(tmp_path):
     assert results[-1]["SESSION_COOKIE_SECURE"] is False
 
 
-def test_integers_are_read_and_bounded_as_documented(tmp_path):
+def test_integers_are_read_and_a_value_out_of_range_stops_the_start(tmp_path):
     cases = [
         {},
         {"DOWNLOADS_URL_TTL": "120", "DOWNLOADS_DEFAULT_LIMIT": "0", "DOWNLOADS_NUM_PROXIES": "1"},
-        {"DOWNLOADS_URL_TTL": "99999", "DOWNLOADS_DEFAULT_LIMIT": "-4"},
+        {"DOWNLOADS_URL_TTL": "99999"},
+        # Once moved silently to 0, which means unlimited downloads.
+        {"DOWNLOADS_DEFAULT_LIMIT": "-4"},
     ]
     names = ["DOWNLOADS_URL_TTL", "DOWNLOADS_DEFAULT_LIMIT", "DOWNLOADS_WEBHOOK_TIMEOUT"]
-    default, custom, bounded = load_settings(cases, [*names, "REST_FRAMEWORK"], tmp_path)
+    default, custom, ttl, limit = load_settings(cases, [*names, "REST_FRAMEWORK"], tmp_path)
     assert [default[name] for name in names] == [60, 10, 10]
     assert default["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
     assert [custom[name] for name in names] == [120, 0, 10]
     assert custom["REST_FRAMEWORK"]["NUM_PROXIES"] == 1
-    assert [bounded[name] for name in names] == [3600, 0, 10]
+    assert ttl == {"error": "DOWNLOADS_URL_TTL must be 1 to 3600 seconds, got 99999."}
+    assert limit == {"error": "DOWNLOADS_DEFAULT_LIMIT must be at least 0, got -4."}
 
 
 def test_lists_are_comma_separated_without_spaces_or_empty_items(tmp_path):
@@ -287,23 +297,137 @@ def test_database_url_sqlite_by_default_postgresql_with_kept_connections(tmp_pat
     }
 
 
-def test_cache_is_local_memory_unless_pointed_at_a_shared_one(tmp_path):
+DATABASE_CACHE = "django.core.cache.backends.db.DatabaseCache"
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+def test_production_caches_in_the_database_unless_a_cache_url_says_otherwise(tmp_path):
     cases = [
         {},
-        {
-            "DJANGO_CACHE_BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "DJANGO_CACHE_LOCATION": "redis://127.0.0.1:6379/0",
-        },
+        {"DJANGO_DEBUG": "1"},
+        {"DJANGO_CACHE_URL": "redis://127.0.0.1:6379/0"},
+        {"DJANGO_CACHE_URL": "dbcache://shared_cache"},
+        # The variables of earlier versions still work.
+        {"DJANGO_CACHE_BACKEND": REDIS_CACHE, "DJANGO_CACHE_LOCATION": "redis://10.0.0.5:6379/2"},
+        {"DJANGO_CACHE_URL": "redis://127.0.0.1:6379/0", "DJANGO_CACHE_BACKEND": REDIS_CACHE},
     ]
-    default, redis = (r["CACHES"]["default"] for r in load_settings(cases, ["CACHES"], tmp_path))
-    assert default == {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "downloads",
+    production, development, redis, database, legacy, both = (
+        r.get("CACHES", r) for r in load_settings(cases, ["CACHES"], tmp_path)
+    )
+    assert production == {
+        "default": {
+            "BACKEND": DATABASE_CACHE,
+            "LOCATION": "downloads_cache",
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
     }
-    assert redis == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:6379/0",
-    }
+    assert development["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert redis["default"] == {"BACKEND": REDIS_CACHE, "LOCATION": "redis://127.0.0.1:6379/0"}
+    assert database["default"] == {"BACKEND": DATABASE_CACHE, "LOCATION": "shared_cache"}
+    assert legacy["default"] == {"BACKEND": REDIS_CACHE, "LOCATION": "redis://10.0.0.5:6379/2"}
+    assert "DJANGO_CACHE_URL and DJANGO_CACHE_BACKEND are both set" in both["error"]
+
+
+# A bad API key, twice, through the real app in a new process: each refusal counts against the
+# address in the cache's throttle (DOWNLOADS_API_THROTTLE=3/hour here), so the fourth is 429.
+_TWO_GUESSES = (
+    "from django.test import Client; client = Client();"
+    " print([client.get('/api/v1/products', secure=True, HTTP_HOST='store.example.com',"
+    " HTTP_AUTHORIZATION='Bearer dd_000000000000_guess').status_code for _ in range(2)])"
+)
+
+
+@pytest.fixture(scope="module")
+def production_database(tmp_path_factory):
+    """A fresh SQLite database migrated by `manage.py migrate` under production settings."""
+    folder = tmp_path_factory.mktemp("production")
+    done = run_manage("migrate", "--noinput", env_extra=PRODUCTION, tmp_path=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder
+
+
+def two_processes_guess(folder, **variables) -> list[str]:
+    env = {**PRODUCTION, "DOWNLOADS_API_THROTTLE": "3/hour", **variables}
+    answers = []
+    for _ in range(2):
+        done = run_manage("shell", "-c", _TWO_GUESSES, env_extra=env, tmp_path=folder)
+        assert done.returncode == 0, done.stderr
+        answers.append(done.stdout.splitlines()[-1])
+    return answers
+
+
+def test_migrate_makes_the_cache_table_and_processes_share_its_counts(production_database):
+    import sqlite3
+
+    with sqlite3.connect(production_database / "db.sqlite3") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"downloads_cache", "axes_accessattempt"} <= tables
+    assert two_processes_guess(production_database) == ["[401, 401]", "[401, 429]"]
+
+
+def test_processes_share_throttle_counts_in_redis(production_database, redis_server):
+    import redis
+
+    redis.Redis.from_url(redis_server.url(3)).flushdb()
+    answers = two_processes_guess(production_database, DJANGO_CACHE_URL=redis_server.url(3))
+    assert answers == ["[401, 401]", "[401, 429]"]
+    # The count lives in Redis, not in the database's cache table.
+    assert redis.Redis.from_url(redis_server.url(3)).dbsize() == 1
+
+
+def _throttle_in_turns(caches_config: dict, rounds: int) -> list[bool]:
+    """ApiKeyRateThrottle (3/hour) for one address, through two cache handlers in turn: two
+    separate cache objects and connections, as two processes would have."""
+    from django.core.cache import CacheHandler
+
+    from downloads.api.throttling import ApiKeyRateThrottle
+
+    handlers = [CacheHandler(caches_config), CacheHandler(caches_config)]
+    allowed = []
+    for n in range(rounds):
+        throttle = ApiKeyRateThrottle()
+        throttle.cache = handlers[n % 2]["default"]
+        request = RequestFactory().get("/api/v1/products", REMOTE_ADDR="203.0.113.8")
+        request.auth = request.user = None  # a caller not yet identified: counted by address
+        allowed.append(throttle.allow_request(request, None))
+    assert handlers[0]["default"] is not handlers[1]["default"]
+    return allowed
+
+
+@pytest.mark.django_db
+def test_two_database_cache_connections_agree_on_a_throttle_count(settings):
+    settings.DOWNLOADS_API_THROTTLE = "3/hour"
+    config = {"default": {"BACKEND": DATABASE_CACHE, "LOCATION": "downloads_cache"}}
+    settings.CACHES = config
+    call_command("createcachetable", verbosity=0)
+    assert _throttle_in_turns(config, 5) == [True, True, True, False, False]
+
+
+def test_two_redis_connections_agree_on_a_throttle_count(settings, redis_server):
+    import redis
+
+    redis.Redis.from_url(redis_server.url(4)).flushdb()
+    settings.DOWNLOADS_API_THROTTLE = "3/hour"
+    config = {"default": {"BACKEND": REDIS_CACHE, "LOCATION": redis_server.url(4)}}
+    assert _throttle_in_turns(config, 5) == [True, True, True, False, False]
+
+
+def test_the_licence_throttle_counts_across_redis_connections(settings, redis_server):
+    from django.core.cache import CacheHandler
+
+    from downloads.api.throttling import LicenseRateThrottle
+
+    settings.DOWNLOADS_LICENSE_THROTTLE = "4/day"
+    config = {"default": {"BACKEND": REDIS_CACHE, "LOCATION": redis_server.url(5)}}
+    handlers = [CacheHandler(config) for _ in range(3)]
+    handlers[0]["default"].clear()
+    allowed = []
+    for n in range(6):
+        throttle = LicenseRateThrottle()
+        throttle.cache = handlers[n % 3]["default"]
+        request = RequestFactory().post("/api/v1/licenses/validate", REMOTE_ADDR="203.0.113.9")
+        allowed.append(throttle.allow_request(request, None))
+    assert allowed == [True, True, True, True, False, False]
 
 
 def test_a_cache_url_reads_like_the_database_and_email_urls():
@@ -360,8 +484,11 @@ def test_email_url_schemes_as_documented(tmp_path):
 
 def test_without_email_url_mail_goes_to_the_console_or_email_backend(tmp_path):
     dummy = "django.core.mail.backends.dummy.EmailBackend"
+    development = {"DJANGO_DEBUG": "1", "EMAIL_URL": ""}
     console, chosen = load_settings(
-        [{}, {"EMAIL_BACKEND": dummy}], ["EMAIL_BACKEND", "DEFAULT_FROM_EMAIL"], tmp_path
+        [development, {**development, "EMAIL_BACKEND": dummy}],
+        ["EMAIL_BACKEND", "DEFAULT_FROM_EMAIL"],
+        tmp_path,
     )
     assert console["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
     assert console["DEFAULT_FROM_EMAIL"] == "Digital Downloads <store@localhost>"
@@ -383,11 +510,33 @@ def test_without_email_url_mail_goes_to_the_console_or_email_backend(tmp_path):
         ({"EMAIL_URL": "smtpx://u:secret@mail.example.com"}, "EMAIL_URL cannot be read"),
         ({"EMAIL_URL": "smtp://u:secret@mail.example.com:tls"}, "EMAIL_URL cannot be read"),
         ({"DOWNLOADS_API_THROTTLE": "60 a minute"}, "DOWNLOADS_API_THROTTLE must be N/sec"),
+        ({"DOWNLOADS_LICENSE_THROTTLE": "60/mon"}, "DOWNLOADS_LICENSE_THROTTLE must be N/sec"),
+        ({"DOWNLOADS_LOGIN_FAILURE_LIMIT": "0"}, "DOWNLOADS_LOGIN_FAILURE_LIMIT must be 1 to 1000"),
+        ({"DOWNLOADS_LOGIN_COOLOFF": "15m"}, "DOWNLOADS_LOGIN_COOLOFF must be an integer"),
+        ({"DOWNLOADS_LOGIN_COOLOFF": "0"}, "DOWNLOADS_LOGIN_COOLOFF must be 1 to 604800 seconds"),
+        ({"DOWNLOADS_SITE_URL": "shop.example.com"}, "DOWNLOADS_SITE_URL must be an absolute"),
+        (
+            {"DOWNLOADS_CORS_ORIGINS": "https://a.example.com,https://b.example.com/shop"},
+            "DOWNLOADS_CORS_ORIGINS must list origins",
+        ),
+        ({"DOWNLOADS_NUM_PROXIES": "-1"}, "DOWNLOADS_NUM_PROXIES must be 0 to 10, got -1"),
+        ({"DOWNLOADS_UPLOAD_URL_TTL": "10"}, "DOWNLOADS_UPLOAD_URL_TTL must be 60 to 604800"),
+        ({"DOWNLOADS_MAX_UPLOAD_SIZE": "0"}, "DOWNLOADS_MAX_UPLOAD_SIZE must be at least 1"),
+        ({"DOWNLOADS_WEBHOOK_TIMEOUT": "0"}, "DOWNLOADS_WEBHOOK_TIMEOUT must be at least 1"),
+        ({"DOWNLOADS_BACKFILL_BATCH_SIZE": "0"}, "DOWNLOADS_BACKFILL_BATCH_SIZE must be"),
+        ({"DJANGO_CACHE_URL": "memcachedx://u:secret@x"}, "DJANGO_CACHE_URL cannot be read"),
         ({"DJANGO_LOG_LEVEL": "chatty"}, "DJANGO_LOG_LEVEL must be"),
         (
             {"DOWNLOADS_TASKS_BACKEND": "django_tasks.backends.database.DatabaseBackend"},
             "moved to django_tasks_db.DatabaseBackend",
         ),
+        ({"DOWNLOADS_WORKER_HEARTBEAT": "0"}, "DOWNLOADS_WORKER_HEARTBEAT must be 0.1 to 60"),
+        ({"DOWNLOADS_WORKER_HEARTBEAT": "often"}, "DOWNLOADS_WORKER_HEARTBEAT cannot be read"),
+        (
+            {"DOWNLOADS_WORKER_HEARTBEAT": "10", "DOWNLOADS_WORKER_DEAD_AFTER": "15"},
+            "DOWNLOADS_WORKER_DEAD_AFTER must be at least twice DOWNLOADS_WORKER_HEARTBEAT",
+        ),
+        ({"DOWNLOADS_WORKER_MAX_RECOVERIES": "-1"}, "DOWNLOADS_WORKER_MAX_RECOVERIES must be"),
     ],
 )
 def test_a_value_that_does_not_parse_stops_the_start_naming_its_variable(
@@ -430,10 +579,14 @@ def test_tasks_run_on_django_tasks_db_with_the_table_existing_databases_have():
     config = apps.get_app_config("django_tasks_database")
     assert config.name == "django_tasks_db"
     assert config.get_model("DBTaskResult")._meta.db_table == "django_tasks_database_dbtaskresult"
-    assert get_commands()["db_worker"] == "django_tasks_db"
+    # downloads' own db_worker (django-tasks-db's worker with heartbeats and recovery).
+    assert get_commands()["db_worker"] == "downloads"
 
 
-def test_api_throttle_empty_means_the_default_and_a_bad_rate_stops_the_start(tmp_path):
+@pytest.mark.parametrize("name", ["DOWNLOADS_API_THROTTLE", "DOWNLOADS_LICENSE_THROTTLE"])
+def test_a_throttle_empty_means_the_default_and_a_bad_rate_stops_the_start(tmp_path, name):
+    # Both throttles share one grammar (settings.throttle_rate): the licence one once took
+    # "60/mon" or "60/sex" and read them as minutes and seconds.
     good = {
         "": "60/min",
         " ": "60/min",
@@ -441,12 +594,51 @@ def test_api_throttle_empty_means_the_default_and_a_bad_rate_stops_the_start(tmp
         "5/s": "5/s",
         "100/days": "100/days",
     }
-    bad = ["abc", "60", "60/dz", "60/mon", "-1/min", "60/min/2", "9999999999/min", "60/m\n0"]
-    cases = [{"DJANGO_DEBUG": "1", "DOWNLOADS_API_THROTTLE": value} for value in [*good, *bad]]
-    results = load_settings(cases, ["DOWNLOADS_API_THROTTLE"], tmp_path)
-    assert results[: len(good)] == [{"DOWNLOADS_API_THROTTLE": rate} for rate in good.values()]
+    bad = ["abc", "60", "60/dz", "60/mon", "60/sex", "-1/min", "60/min/2", "9999999999/min"]
+    bad += ["60/m\n0"]
+    cases = [{"DJANGO_DEBUG": "1", name: value} for value in [*good, *bad]]
+    results = load_settings(cases, [name], tmp_path)
+    assert results[: len(good)] == [{name: rate} for rate in good.values()]
     for value, result in zip(bad, results[len(good) :], strict=True):
-        assert "DOWNLOADS_API_THROTTLE must be" in result.get("error", ""), (value, result)
+        assert f"{name} must be N/sec, N/min" in result.get("error", ""), (value, result)
+
+
+def test_login_protection_defaults_and_settings(tmp_path):
+    default, custom = load_settings(
+        [{}, {"DOWNLOADS_LOGIN_FAILURE_LIMIT": "10", "DOWNLOADS_LOGIN_COOLOFF": "60"}],
+        ["DOWNLOADS_LOGIN_FAILURE_LIMIT", "DOWNLOADS_LOGIN_COOLOFF", "AUTHENTICATION_BACKENDS"],
+        tmp_path,
+    )
+    assert (default["DOWNLOADS_LOGIN_FAILURE_LIMIT"], default["DOWNLOADS_LOGIN_COOLOFF"]) == (
+        5,
+        900,
+    )
+    assert (custom["DOWNLOADS_LOGIN_FAILURE_LIMIT"], custom["DOWNLOADS_LOGIN_COOLOFF"]) == (10, 60)
+    # axes' backend first: it refuses a locked-out login before a password is checked.
+    assert default["AUTHENTICATION_BACKENDS"][0] == "axes.backends.AxesStandaloneBackend"
+
+
+# --- Mail in production (finding 6: reset links printed to the log) ----------------------------
+
+UNDELIVERED = {
+    "console": {"EMAIL_URL": ""},
+    "locmem": {"EMAIL_URL": "", "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+    "dummy": {"EMAIL_URL": "", "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"},
+    "console url": {"EMAIL_URL": "consolemail://"},
+}
+
+
+def test_production_refuses_to_start_when_mail_would_be_delivered_nowhere(tmp_path):
+    results = load_settings(list(UNDELIVERED.values()), ["EMAIL_BACKEND"], tmp_path)
+    for name, result in zip(UNDELIVERED, results, strict=True):
+        assert "EMAIL_URL must name a mail server in production" in result.get("error", ""), name
+    # As an operator meets it: the start fails, naming EMAIL_URL.
+    started = run_manage("check", env_extra={**PRODUCTION, "EMAIL_URL": ""}, tmp_path=tmp_path)
+    assert started.returncode != 0
+    assert "ImproperlyConfigured: EMAIL_URL must name a mail server" in started.stderr
+    # Development and the test suite keep the console.
+    (development,) = load_settings([{"DJANGO_DEBUG": "1", "EMAIL_URL": ""}], ["DEV"], tmp_path)
+    assert development == {"DEV": True}
 
 
 def test_an_empty_api_throttle_serves_the_api_and_a_bad_one_names_the_variable(tmp_path):

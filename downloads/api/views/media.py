@@ -1,6 +1,14 @@
 """Media through the merchant API: multipart uploads streamed to the storage, and direct
 uploads (`media/uploads`: the client sends the bytes to a presigned S3 URL, or to
-`media_upload_content`, the local-storage stand-in, then completes the upload)."""
+`media_upload_content`, the local-storage stand-in, then completes the upload).
+
+A store that cannot be reached answers 503 `storage.unavailable` with `Retry-After`, and
+nothing is kept. A request body is read with DOWNLOADS_UPLOAD_READ_TIMEOUT seconds allowed
+between bytes: a client that announces a length and stops sending gets 408, and the server
+thread is free again."""
+
+import socket
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -9,8 +17,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.parsers import MultiPartParser
 
+from downloads import storage
 from downloads.emails import site_url
 from downloads.errors import ServiceError
 from downloads.models import Media, MediaUpload
@@ -23,13 +33,62 @@ from downloads.services.media import (
 )
 
 from .. import filters
-from ..exceptions import PayloadTooLarge, error_body, service_error_body, service_error_status
+from ..exceptions import (
+    PayloadTooLarge,
+    error_body,
+    service_error_body,
+    service_error_status,
+    storage_unavailable_answer,
+)
 from ..schema import api_docs
 from ..serializers import media as s
 from .base import ApiViewSet, content_length
 
 # A multipart body carries boundaries and part headers around the file.
 MULTIPART_OVERHEAD = 1024 * 1024
+
+
+class BodyTimeout(APIException):
+    status_code = status.HTTP_408_REQUEST_TIMEOUT
+    default_detail = "The request body stopped arriving; nothing was kept. Send it again."
+    default_code = "request.timeout"
+
+
+def _client_socket(request):
+    """The socket the request's body arrives on, or None. gunicorn hands it to the app
+    (`gunicorn.socket`); Django's own server (runserver, the tests' live server) reads the
+    body from a buffered file over it, reachable through its input stream."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        return sock
+    stream = request.environ.get("wsgi.input")
+    # django.core.handlers.wsgi.LimitedStream keeps the file's bound read method.
+    rfile = getattr(getattr(stream, "_read", None), "__self__", None)
+    return getattr(getattr(rfile, "raw", None), "_sock", None)
+
+
+@contextmanager
+def body_read_timeout(request):
+    """Reads of the request's body within give up after DOWNLOADS_UPLOAD_READ_TIMEOUT seconds
+    without a byte (TimeoutError), instead of holding the server's thread until the worker's
+    own timeout. Under a server that hides its socket, its own timeouts apply."""
+    sock = _client_socket(request)
+    if sock is None or not hasattr(sock, "settimeout"):
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(settings.DOWNLOADS_UPLOAD_READ_TIMEOUT)
+    try:
+        yield
+    except BaseException as exc:
+        if storage.read_timed_out(exc):
+            # The rest of this body is not wanted: nothing (a server draining it before the
+            # connection's next request) may wait for it again.
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+        raise
+    finally:
+        sock.settimeout(previous)
 
 
 @api_docs("media", s.MediaSerializer, s.MediaCreateSerializer, delete=True, multipart=True)
@@ -48,6 +107,13 @@ class MediaViewSet(ApiViewSet):
         "byte_size": "byte_size",
     }
     http_method_names = ["get", "post", "delete", "head", "options"]
+    # Beyond the usual errors: a body that stops arriving (408) and a storage that cannot be
+    # reached (503, with Retry-After), as the schema documents them.
+    error_statuses = {
+        "create": {408, 503},
+        "upload_start": {503},
+        "upload_complete": {503},
+    }
 
     def get_parsers(self):
         action_map = getattr(self, "action_map", None) or {}
@@ -60,12 +126,22 @@ class MediaViewSet(ApiViewSet):
         """Multipart `file`: spooled to a temporary file by Django's upload handlers above
         FILE_UPLOAD_MAX_MEMORY_SIZE, hashed in chunks, streamed to the storage."""
         limit = settings.DOWNLOADS_MAX_UPLOAD_SIZE
+        sent = content_length(request)
         # Refuse before reading a byte of the body.
-        if content_length(request) > limit + MULTIPART_OVERHEAD:
+        if sent > limit + MULTIPART_OVERHEAD:
             raise PayloadTooLarge(
-                f"The file is larger than the {limit} byte limit.", code="media.too_large"
+                f"The request is {sent} bytes; files are limited to {limit} bytes "
+                f"(and the form around one to {MULTIPART_OVERHEAD} more).",
+                code="media.too_large",
             )
-        media = media_create(**self.validated(s.MediaCreateSerializer))
+        try:
+            with body_read_timeout(request):
+                data = self.validated(s.MediaCreateSerializer)
+        except OSError as exc:
+            if storage.read_timed_out(exc):
+                raise BodyTimeout() from exc
+            raise
+        media = media_create(**data)
         return self.render(media, status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
@@ -109,12 +185,15 @@ def media_upload_content(request, upload_id):
         response["Allow"] = "PUT"
         return response
     try:
-        media_upload_receive(
-            upload_id=upload_id,
-            token=request.GET.get("token", ""),
-            stream=request,
-            content_length=content_length(request, -1),
-        )
+        with body_read_timeout(request):
+            media_upload_receive(
+                upload_id=upload_id,
+                token=request.GET.get("token", ""),
+                stream=request,
+                content_length=content_length(request, -1),
+            )
+    except storage.StorageUnavailable as exc:  # a ServiceError with a Retry-After
+        return JsonResponse(**storage_unavailable_answer(exc))
     except ServiceError as exc:
         return JsonResponse(service_error_body(exc), status=service_error_status(exc))
     return HttpResponse(status=204)

@@ -150,11 +150,12 @@ UNPROCESSABLE_CODES = {
 
 
 def service_codes() -> dict[str, str]:
-    """Every `code="…"` literal in downloads/services/, with where it first appears. An
+    """Every `code="…"` literal in downloads/services/ (and downloads/storage.py), with where it first appears. An
     f-string code must end in `.invalid`; a bare name forwards a caller's literal (found at
     the caller)."""
     codes = {}
-    for path in sorted(SERVICES.glob("*.py")):
+    # The services, and the storage, whose StorageUnavailable is a ServiceError too.
+    for path in [*sorted(SERVICES.glob("*.py")), SERVICES.parent / "storage.py"]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not (isinstance(node, ast.keyword) and node.arg == "code"):
                 continue

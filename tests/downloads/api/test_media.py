@@ -148,3 +148,31 @@ def test_complete_of_an_unknown_upload_is_404(api):
     assert response.status_code == 404
     response = api.post("/api/v1/media/uploads/00000000-0000-0000-0000-000000000000/complete")
     assert response.status_code == 404 and response.json()["code"] == "media_upload.not_found"
+
+
+def test_a_413_names_the_size_sent_and_the_limit_it_broke(api, client, settings):
+    settings.DOWNLOADS_MAX_UPLOAD_SIZE = 10
+    declared = api.generic(
+        "POST",
+        "/api/v1/media",
+        data=b"",
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(10 + 2 * 1024 * 1024),
+    ).json()["message"]
+    assert f"{10 + 2 * 1024 * 1024} bytes" in declared and "limited to 10 bytes" in declared
+    counted = api.post(
+        "/api/v1/media", {"file": SimpleUploadedFile("a.bin", b"x" * 11)}, format="multipart"
+    ).json()["message"]
+    assert counted == "The file is 11 bytes, larger than the 10 byte limit."
+
+
+def test_a_local_upload_over_its_announced_size_is_413_naming_both_sizes(api, client, settings):
+    # The store's limit is far above: this upload's own limit is what it announced.
+    settings.DOWNLOADS_MAX_UPLOAD_SIZE = 1000
+    upload = _start(api, b"12345")
+    response = client.generic("PUT", upload["upload_url"], b"123456")
+    assert response.status_code == 413 and response.json()["code"] == "media.too_large"
+    message = response.json()["message"]
+    assert message.startswith("6 bytes sent;") and "the 5 bytes announced" in message
+    assert "1000" not in message
+    assert not default_storage.exists(MediaUpload.objects.get(pk=upload["id"]).key)

@@ -126,9 +126,7 @@ class TestDeliveryByTheWorker:
             "order.paid",
         ]
 
-    def test_a_payment_s_events_arrive_in_causal_order_from_one_worker(
-        self, receiver, run_worker
-    ):
+    def test_a_payment_s_events_arrive_in_causal_order_from_one_worker(self, receiver, run_worker):
         hook = receiver()
         webhook_endpoint_create(url=hook.url)  # every event type
         product = factories.ProductFactory(license_keys=True)
@@ -427,3 +425,56 @@ class TestEndpoints:
         webhook_endpoint_rotate_secret(endpoint=endpoint)
         endpoint.refresh_from_db()
         assert endpoint.secret != old
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_recorded_after_another_run_delivered_the_event_leaves_it_delivered(
+    paid_order,
+):
+    # Two runs of one delivery at once (a task taken over from a worker that only seemed dead):
+    # run B's request is answered 500 only after run A has delivered and recorded it.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.db import connection
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers[webhooks.ID_HEADER])
+            status = 200
+            if len(seen) == 1:  # run B's request: run A goes through meanwhile
+                try:
+                    webhooks.webhook_delivery_attempt(delivery_id=seen[0])
+                finally:
+                    connection.close()
+                status = 500
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hooks"
+        webhook_endpoint_create(url=url, event_types=["order.paid"])
+        paid_order()
+        delivery = WebhookDelivery.objects.get()
+
+        run_b = webhooks.webhook_delivery_attempt(delivery_id=delivery.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert seen == [str(delivery.pk)] * 2  # both sent it, with the same Webhook-Id
+    assert run_b.status == WebhookDelivery.Status.DELIVERED
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.DELIVERED, 1)
+    assert sorted(a.status_code for a in delivery.attempt_log.all()) == [200, 500]
+    # No retry was queued over the delivered event.
+    assert DBTaskResult.objects.filter(task_path="downloads.tasks.webhook_deliver").count() == 1
