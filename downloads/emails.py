@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from .models import Download, DownloadVersion, LicenseKey, Order, OrderNotification
 from .selectors import order_get_by_token
@@ -60,7 +61,8 @@ def order_email_message(*, order: Order, request=None, connection=None) -> Email
         "has_keys": any(item["keys"] for item in lines),
     }
     message = EmailMultiAlternatives(
-        subject=f"{store}: your downloads for order #{full.number}",
+        subject=gettext("%(store)s: your downloads for order #%(number)s")
+        % {"store": store, "number": full.number},
         body=render_to_string("emails/order_paid.txt", context),
         to=[full.email],
         connection=connection,
@@ -91,11 +93,13 @@ def notification_message(
         "order_url": order_page_url(order),
         "file_name": download.display_name,
         "changelog": version.changelog if version is not None else "",
+        "is_link": download.media_id is None,
     }
+    words = {"store": store, "name": download.display_name, "number": order.number}
     if kind == OrderNotification.Kind.NEW_VERSION:
-        subject = f"{store}: a new version of {download.display_name} (order #{order.number})"
+        subject = gettext("%(store)s: a new version of %(name)s (order #%(number)s)") % words
     else:
-        subject = f"{store}: a new file for your order #{order.number}"
+        subject = gettext("%(store)s: a new file for your order #%(number)s") % words
     template = NOTIFICATION_TEMPLATES[kind]
     message = EmailMultiAlternatives(
         subject=subject,

@@ -7,31 +7,31 @@ import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
     BooleanField,
-    Count,
     ExpressionWrapper,
     F,
     FilteredRelation,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Sum,
+    Subquery,
     UUIDField,
     Value,
 )
-from django.db.models.functions import Cast, TruncDate
+from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
-from . import money
 from .models import (
     REFUSAL_LABELS,
     Download,
-    DownloadEvent,
     DownloadGrant,
+    DownloadVersion,
     LicenseInstance,
     LicenseKey,
     Media,
@@ -192,10 +192,21 @@ def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
 _KEY_UNIT_REFUNDED = ExpressionWrapper(LicenseKey.refunded_q(), output_field=BooleanField())
 
 
+def _with_changelog(queryset: QuerySet[DownloadGrant]) -> QuerySet[DownloadGrant]:
+    """Grants with `changelog`: what the merchant wrote about their file's current version
+    (the newest), None without versions. A subquery in the grants' own statement."""
+    newest = DownloadVersion.objects.filter(download_id=OuterRef("download_id")).order_by(
+        "-created_at", "-id"
+    )
+    return queryset.annotate(changelog=Subquery(newest.values("changelog")[:1]))
+
+
 def order_lines_prefetch() -> Prefetch:
-    grants = grants_with_stamp_state(
-        DownloadGrant.objects.select_related("download__media").order_by(
-            "download__position", "created_at", "id"
+    grants = _with_changelog(
+        grants_with_stamp_state(
+            DownloadGrant.objects.select_related("download__media").order_by(
+                "download__position", "created_at", "id"
+            )
         )
     )
     keys = LicenseKey.objects.annotate(unit_refunded=_KEY_UNIT_REFUNDED).order_by("unit", "id")
@@ -215,7 +226,8 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     grant's `stamped` says its file is a copy personalised for the buyer
     (services.stamping.is_stamped, from the loaded download: no query); each grant also
     carries its current stamped copy's state (`grants_with_stamp_state`), so the page and
-    the download-all notice ask nothing more per file.
+    the download-all notice ask nothing more per file; `changelog`, the current version's
+    line; and `updated_since_paid`, whether the file was replaced after the purchase.
     """
     if not _token_ok(access_token):
         return None
@@ -225,10 +237,12 @@ def order_get_by_token(*, access_token: str) -> Order | None:
             order_lines_prefetch(),
             Prefetch(
                 "grants",
-                queryset=grants_with_stamp_state(
-                    DownloadGrant.objects.filter(line__isnull=True)
-                    .select_related("download__media")
-                    .order_by("download__position", "created_at", "id")
+                queryset=_with_changelog(
+                    grants_with_stamp_state(
+                        DownloadGrant.objects.filter(line__isnull=True)
+                        .select_related("download__media")
+                        .order_by("download__position", "created_at", "id")
+                    )
                 ),
                 to_attr="order_grants",
             ),
@@ -240,6 +254,9 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     for grants in (*(line.grants.all() for line in order.lines.all()), order.order_grants):
         for grant in grants:
             grant.stamped = is_stamped(grant.download)
+            # "Updated on …" (and what changed): the file was replaced after the purchase.
+            updated = grant.download.file_updated_at
+            grant.updated_since_paid = bool(updated and order.paid_at and updated > order.paid_at)
     return order
 
 
@@ -374,6 +391,44 @@ def order_list_page_for_customer(*, user) -> QuerySet[Order]:
     return order_list_for_customer(user=user).prefetch_related("lines")
 
 
+@dataclass(frozen=True)
+class PaymentState:
+    """An order's state in the buyer's words: `key` (the badge's class) and `label`."""
+
+    key: str
+    label: str
+
+
+PAYMENT_STATES = {
+    state.key: state
+    for state in (
+        PaymentState("pending", pgettext_lazy("order state", "Pending")),
+        PaymentState("paid", pgettext_lazy("order state", "Paid")),
+        PaymentState("partly_refunded", pgettext_lazy("order state", "Partly refunded")),
+        PaymentState("refunded", pgettext_lazy("order state", "Refunded")),
+        PaymentState("cancelled", pgettext_lazy("order state", "Cancelled")),
+    )
+}
+
+
+def order_payment_state(order: Order) -> PaymentState:
+    """What an order's badge says, wherever buyers see it: "Refunded" once the order is
+    refunded (or its whole total was given back), "Partly refunded" while a paid order has a
+    refunded amount, line or unit, else its status. Reads the order's lines only when no
+    amount was refunded (prefetched on the buyer's pages: no query)."""
+    paid, refunded = Order.Status.PAID, Order.Status.REFUNDED
+    if order.status == refunded or (
+        order.status == paid and order.total and order.refunded_total >= order.total
+    ):
+        return PAYMENT_STATES["refunded"]
+    if order.status == paid and (
+        order.refunded_total
+        or any(line.refunded_at or line.refunded_quantity for line in order.lines.all())
+    ):
+        return PAYMENT_STATES["partly_refunded"]
+    return PAYMENT_STATES[order.status]
+
+
 def products_with_tag(queryset: QuerySet[Product], tag: str) -> QuerySet[Product]:
     """Filter products carrying `tag` (tags are a JSON list)."""
     if connection.vendor == "postgresql":
@@ -420,49 +475,6 @@ def grant_state_q(state: str, *, now=None) -> Q:
     return DownloadGrant.refusal_q(_REFUSAL_BY_FILTER[state], now or timezone.now())
 
 
-def downloads_per_day(*, days: int = 30, now=None) -> list[tuple]:
-    """Served downloads per day (in the current time zone) for the last `days` days, oldest
-    first, days without downloads included as 0. One query."""
-    now = now or timezone.now()
-    today = timezone.localdate(now)
-    first = today - timedelta(days=days - 1)
-    tz = timezone.get_current_timezone()
-    start = timezone.make_aware(datetime.combine(first, time.min), tz)
-    counts = dict(
-        DownloadEvent.objects.filter(outcome=DownloadEvent.Outcome.SERVED, at__gte=start)
-        .annotate(day=TruncDate("at", tzinfo=tz))
-        .order_by()
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
-    return [
-        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
-    ]
-
-
-def top_products_by_downloads(*, limit: int = 5, days: int = 30, now=None) -> list[dict]:
-    """The products whose files were served most in the last `days` days: dicts with id,
-    name and downloads, most first. One query."""
-    since = (now or timezone.now()) - timedelta(days=days)
-    return list(
-        DownloadEvent.objects.filter(
-            outcome=DownloadEvent.Outcome.SERVED,
-            at__gte=since,
-            grant__download__product__isnull=False,
-        )
-        .order_by()
-        .values("grant__download__product_id", "grant__download__product__name")
-        .annotate(downloads=Count("id"))
-        .order_by("-downloads", "grant__download__product__name")
-        .values(
-            "downloads",
-            id=F("grant__download__product_id"),
-            name=F("grant__download__product__name"),
-        )[:limit]
-    )
-
-
 # --- Store: the catalogue on the store's home -------------------------------------------------
 
 
@@ -502,83 +514,12 @@ def catalogue_for_store() -> list[CatalogueEntry]:
     ]
 
 
-# --- Back office: money on the dashboard ------------------------------------------------------
-
-
-def _first_day(days: int, now) -> tuple:
-    """The first of the last `days` days in the current time zone, and its local midnight."""
-    first = timezone.localdate(now) - timedelta(days=days - 1)
-    return first, timezone.make_aware(
-        datetime.combine(first, time.min), timezone.get_current_timezone()
-    )
-
-
-@dataclass(frozen=True)
-class RevenuePerDay:
-    """Net revenue in one currency per day, oldest first, days without sales as 0, and the
-    other currencies orders were paid in over those days (not counted in `days`)."""
-
-    currency: str
-    days: list[tuple]  # (date, minor units of `currency`)
-    other_currencies: tuple[str, ...]
-
-
-def revenue_per_day(*, days: int = 30, currency: str | None = None, now=None) -> RevenuePerDay:
-    """Net revenue (paid minus refunded) per day for the last `days` days: for the orders
-    paid on each day (current time zone), the sum of total − refunded_total, in `currency`
-    (default: the store's). One query, whatever the number of orders."""
-    currency = currency or money.store_currency()
-    first, start = _first_day(days, now or timezone.now())
-    rows = (
-        Order.objects.filter(paid_at__gte=start)
-        .annotate(day=TruncDate("paid_at", tzinfo=timezone.get_current_timezone()))
-        .order_by()
-        .values("day", "currency")
-        .annotate(net=Sum(F("total") - F("refunded_total")))
-        .values_list("day", "currency", "net")
-    )
-    net, others = {}, set()
-    for day, row_currency, amount in rows:
-        if row_currency == currency:
-            net[day] = amount
-        else:
-            others.add(row_currency)
-    return RevenuePerDay(
-        currency=currency,
-        days=[
-            (first + timedelta(days=i), net.get(first + timedelta(days=i), 0)) for i in range(days)
-        ],
-        other_currencies=tuple(sorted(others)),
-    )
-
-
-def top_products_by_revenue(
-    *, limit: int = 10, days: int = 30, currency: str | None = None, now=None
-) -> list[dict]:
-    """The products that earned most over the days `revenue_per_day` charts: the totals of
-    the lines not refunded of orders paid then in `currency` (default: the store's); dicts
-    with id, name and revenue (minor units), most first. One query."""
-    _, start = _first_day(days, now or timezone.now())
-    return list(
-        OrderLine.objects.filter(
-            order__paid_at__gte=start,
-            order__currency=currency or money.store_currency(),
-            refunded_at__isnull=True,
-            total__gt=0,
-        )
-        .order_by()
-        .values("product_id", "product__name")
-        .annotate(revenue=Sum("total"))
-        .order_by("-revenue", "product__name")
-        .values("revenue", id=F("product_id"), name=F("product__name"))[:limit]
-    )
-
-
 # --- Licence keys -----------------------------------------------------------------------------
 
 # What the public licence API answers with, model by model (attnames; see
 # `license_key_get_for_validation`): the whole key, and what its `meta` shows.
 _Customer = Order._meta.get_field("customer").related_model
+
 _LICENSE_COLUMNS = {
     LicenseKey: [field.attname for field in LicenseKey._meta.concrete_fields],
     Order: _in_field_order(Order, ("id", "number", "email", "customer_id")),

@@ -1,9 +1,14 @@
 """Template helpers for the buyer's pages and emails."""
 
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 
 from django import template
 from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import pgettext
+
+from downloads import selectors
 
 register = template.Library()
 
@@ -17,6 +22,24 @@ def store_name() -> str:
 def file_kind(download) -> str:
     """A short label for a file's type: its extension ("PDF", "ZIP"), or "Link"."""
     if download.media_id is None:
-        return "Link"
+        return pgettext("the kind of a download", "Link")
     suffix = PurePosixPath(download.media.filename).suffix.lstrip(".").upper()
-    return suffix[:4] if suffix.isalnum() else "File"
+    return suffix[:4] if suffix.isalnum() else pgettext("the kind of a download", "File")
+
+
+@register.filter
+def days_left(moment: datetime | None) -> int | None:
+    """Whole days from now until `moment` ("3 days left"), 0 within the last day; None when
+    there is no moment or it has passed."""
+    if moment is None:
+        return None
+    left = moment - timezone.now()
+    if left <= timedelta(0):
+        return None
+    return left.days
+
+
+@register.filter
+def payment_state(order) -> selectors.PaymentState:
+    """The order's badge (`selectors.order_payment_state`, the one rule): `.key`, `.label`."""
+    return selectors.order_payment_state(order)

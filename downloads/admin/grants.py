@@ -5,6 +5,8 @@ CSV for support and disputes).
 Every change goes through `downloads.services.grants`; what a grant's state is comes from the
 grant itself (`DownloadGrant.refusal`), where its stamped copy stands from
 `services.stamping.stamp_state` (read with the grants: `selectors.grants_with_stamp_state`).
+A grant is never deleted here: it is the buyer's history (its downloads are logged against
+it), so access ends by *Revoke*, which confirms first and can be undone (*Restore*).
 """
 
 import csv
@@ -17,6 +19,7 @@ from django.http import StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from downloads import selectors
 from downloads.errors import ServiceError
@@ -24,7 +27,6 @@ from downloads.models import REFUSAL_LABELS, DownloadEvent, DownloadGrant, Stamp
 from downloads.services.common import MAX_EXPIRY_DAYS
 from downloads.services.grants import (
     grant_create,
-    grant_delete,
     grant_update,
     grants_extend,
     grants_reset,
@@ -36,13 +38,13 @@ from downloads.services.stamping import stamp_state
 from .mixins import (
     LIST_PER_PAGE,
     ObjectActionsMixin,
-    ServiceDeleteMixin,
     ServiceFormMixin,
     StripNulSearchMixin,
     action_form_response,
     admin_url,
     bulk_change,
     changed_fields,
+    confirmation,
     plural,
 )
 
@@ -169,7 +171,6 @@ class ExtendForm(forms.Form):
 class DownloadGrantAdmin(
     GrantColumnsMixin,
     ServiceFormMixin,
-    ServiceDeleteMixin,
     ObjectActionsMixin,
     StripNulSearchMixin,
     admin.ModelAdmin,
@@ -195,14 +196,15 @@ class DownloadGrantAdmin(
     list_select_related = ["order", "download__media"]
     autocomplete_fields = ["order", "download"]
     list_per_page = LIST_PER_PAGE
-    actions = ["reset", "extend", "revoke", "restore", "delete_selected"]
+    actions = ["reset", "extend", "revoke", "restore"]
     object_actions = ("reset", "extend", "revoke", "restore")
     object_action_labels = {
         "reset": "Reset count",
         "extend": "Extend expiry…",
-        "revoke": "Revoke",
+        "revoke": "Revoke…",
         "restore": "Restore",
     }
+    destructive_actions = frozenset({"revoke"})
     readonly_fields = [
         "order_link",
         "line",
@@ -240,8 +242,20 @@ class DownloadGrantAdmin(
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields
 
-    def service_delete(self, obj):
-        grant_delete(grant=obj)
+    def has_delete_permission(self, request, obj=None):
+        # The buyer's history (the download log hangs on it): revoke instead, which keeps it
+        # and can be undone.
+        return False
+
+    def get_object_actions(self, request, obj):
+        """Only what would change this grant: reset a count above 0, extend an expiry there
+        is, revoke while active, restore once revoked (the services' own filters)."""
+        allowed = {"restore"} if obj.is_revoked else {"revoke"}
+        if obj.download_count:
+            allowed.add("reset")
+        if obj.expires_at is not None:
+            allowed.add("extend")
+        return frozenset(allowed)
 
     def service_create(self, request, form):
         data = form.cleaned_data
@@ -271,7 +285,8 @@ class DownloadGrantAdmin(
             '<a href="{}">{}</a> ({})', admin_url(obj.order), obj.order, obj.order.email
         )
 
-    def _bulk(self, request, queryset, change, verb: str, already: str):
+    def _bulk(self, request, queryset, change, verb: str, already):
+        """`already(n)`: the sentence about the n selected grants that were already so."""
         return bulk_change(
             self,
             request,
@@ -279,20 +294,44 @@ class DownloadGrantAdmin(
             lambda grants: change(grants=grants),
             verb=verb,
             noun="grant",
-            unchanged=lambda n: f"{n} already {already}.",
+            unchanged=already,
         )
 
     @admin.action(permissions=["change"], description="Reset the download count to 0")
     def reset(self, request, queryset):
-        self._bulk(request, queryset, grants_reset, "Reset", "had no downloads")
+        self._bulk(
+            request, queryset, grants_reset, "Reset", lambda n: f"{n} already had no downloads."
+        )
 
-    @admin.action(permissions=["change"], description="Revoke access")
+    @admin.action(permissions=["change"], description="Revoke access…")
     def revoke(self, request, queryset):
-        self._bulk(request, queryset, grants_revoke, "Revoked", "were revoked")
+        page = confirmation(
+            self,
+            request,
+            queryset,
+            action="revoke",
+            title="Revoke access",
+            intro="The buyers can no longer download these files; their download history is "
+            "kept, and Restore gives the access back.",
+            submit="Yes, revoke",
+            objects=list(queryset.select_related("order", "download__media")),
+        )
+        if page is not None:
+            return page
+        self._bulk(
+            request,
+            queryset,
+            grants_revoke,
+            "Revoked",
+            lambda n: ngettext("%d was already revoked.", "%d were already revoked.", n) % n,
+        )
+        return None
 
     @admin.action(permissions=["change"], description="Restore access")
     def restore(self, request, queryset):
-        self._bulk(request, queryset, grants_restore, "Restored", "had access")
+        self._bulk(
+            request, queryset, grants_restore, "Restored", lambda n: f"{n} already had access."
+        )
 
     @admin.action(permissions=["change"], description="Extend expiry by N days…")
     def extend(self, request, queryset):
@@ -305,7 +344,7 @@ class DownloadGrantAdmin(
                     queryset,
                     partial(grants_extend, days=days),
                     f"Extended by {plural(days, 'day')}:",
-                    "never expire",
+                    lambda n: ngettext("%d never expires.", "%d never expire.", n) % n,
                 )
             except ServiceError as exc:
                 form.add_error("days", exc.message)

@@ -31,6 +31,7 @@ from .mixins import (
     admin_url,
     bulk_change,
     changed_fields,
+    confirmation,
 )
 
 KEY_LENGTH = KEY_GROUPS * KEY_GROUP_LENGTH  # characters, without the dashes
@@ -306,9 +307,22 @@ class LicenseKeyAdmin(
             unchanged=lambda n: f"{n} {'was' if n == 1 else 'were'} already {already}.",
         )
 
-    @admin.action(permissions=["change"], description="Disable (refuse activations)")
+    @admin.action(permissions=["change"], description="Disable (refuse activations)…")
     def disable(self, request, queryset):
+        page = confirmation(
+            self,
+            request,
+            queryset,
+            action="disable",
+            title="Disable licence keys",
+            intro="The buyers' software is refused: a disabled key takes no activation and "
+            "validates as disabled. Its instances are kept, and Enable undoes it.",
+            submit="Yes, disable",
+        )
+        if page is not None:
+            return page
         self._bulk(request, queryset, license_keys_disable, "Disabled", "disabled")
+        return None
 
     @admin.action(permissions=["change"], description="Enable")
     def enable(self, request, queryset):

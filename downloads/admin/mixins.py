@@ -5,9 +5,12 @@ report with.
 The admin holds no rule of its own: forms collect input, services decide. A `ServiceError`
 raised while saving lands on the form field its `attribute` names (ServiceFormMixin); one
 raised on delete becomes a message that offers archiving (ServiceDeleteMixin); the buttons on
-change pages run the same actions as the changelist (ObjectActionsMixin).
+change pages run the same actions as the changelist (ObjectActionsMixin), only those the
+object's state allows, the destructive ones red and behind a confirmation page
+(`confirmation`), which works without script.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -20,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 
 from downloads.errors import ServiceError
 
@@ -66,6 +70,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}s"
 
 
+def duration_text(seconds: int) -> str:
+    """A length of time in words, exact, in the largest unit that divides it: "1 minute",
+    "90 seconds", "2 hours" (help texts that quote a setting in seconds)."""
+    if seconds and seconds % 3600 == 0:
+        hours = seconds // 3600
+        return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
+    if seconds and seconds % 60 == 0:
+        minutes = seconds // 60
+        return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
+
+
 def error_field(form, error: ServiceError) -> str | None:
     """The form field a service's error is about, or None for the whole form."""
     return error.attribute if error.attribute in form.fields else None
@@ -95,10 +111,23 @@ def run_each(modeladmin, request, queryset, service, *, noun: str, done, label=s
 
 
 def action_form_response(
-    modeladmin, request, queryset, *, action, title, form, submit, objects=None, intro=""
+    modeladmin,
+    request,
+    queryset,
+    *,
+    action,
+    title,
+    form,
+    submit,
+    objects=None,
+    intro="",
+    destructive=False,
 ):
     """An intermediate page for an action, in the admin's look, posting back to the same URL
-    with the selection, so a changelist action and a change-page button share it."""
+    with the selection, so a changelist action and a change-page button share it. A
+    destructive action's submit button is red, like Django's delete confirmation; *Cancel*
+    goes back where the action started (the object's page for a change-page button)."""
+    back = getattr(request, "object_action_from", None)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -113,9 +142,35 @@ def action_form_response(
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "submit": submit,
+        "destructive": destructive,
+        "cancel_url": admin_url(back) if back is not None else None,
     }
     request.current_app = modeladmin.admin_site.name
     return TemplateResponse(request, "admin/downloads/action_form.html", context)
+
+
+class _Confirm(forms.Form):
+    """A confirmation page's form: nothing to fill in, the submit button is the answer."""
+
+
+def confirmation(modeladmin, request, queryset, *, action, title, intro, submit, objects=None):
+    """The confirmation page of a destructive action, or None once it was confirmed (the
+    page posts back with `apply`): `if (page := confirmation(...)) is not None: return page`
+    at the top of the action, so nothing changes on the first POST."""
+    if "apply" in request.POST:
+        return None
+    return action_form_response(
+        modeladmin,
+        request,
+        queryset,
+        action=action,
+        title=title,
+        intro=intro,
+        form=_Confirm(),
+        submit=submit,
+        objects=objects,
+        destructive=True,
+    )
 
 
 # --- Mixins -----------------------------------------------------------------------------------
@@ -295,11 +350,17 @@ class ObjectActionsMixin:
 
     The button POSTs to `<id>/run/<action>/`; an action with an intermediate form renders
     it, and the form posts back to the same URL. The user lands back on the change page.
+
+    Only the actions `get_object_actions` allows for the object's state are shown, and only
+    those run from this URL (a page left open while the state changed gets a message, not
+    the action). Those in `destructive_actions` are red and confirm first (the action
+    itself renders `confirmation` or a form page with a red submit).
     """
 
     object_actions: tuple[str, ...] = ()
     # Button labels, shorter than the changelist's action descriptions.
     object_action_labels: dict[str, str] = {}
+    destructive_actions: frozenset[str] = frozenset()
 
     def get_urls(self):
         return [
@@ -323,6 +384,15 @@ class ObjectActionsMixin:
         actions = self.get_actions(request)
         if action not in self.object_actions or action not in actions:
             raise PermissionDenied
+        if action not in self.get_object_actions(request, obj):
+            label = self.object_action_labels.get(action, actions[action][2])
+            self.message_user(
+                request,
+                f"{label.rstrip('…')}: not possible for this {self.opts.verbose_name} now.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(admin_url(obj))
+        request.object_action_from = obj
         func = actions[action][0]
         response = func(self, request, self.get_queryset(request).filter(pk=obj.pk))
         return response or HttpResponseRedirect(admin_url(obj))
@@ -330,16 +400,20 @@ class ObjectActionsMixin:
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and not add:
             actions = self.get_actions(request)
+            allowed = self.get_object_actions(request, obj)
             context["object_actions"] = [
                 {
                     "name": name,
                     "label": self.object_action_labels.get(name, actions[name][2]),
                     "url": self.object_action_url(obj, name),
+                    "destructive": name in self.destructive_actions,
                 }
-                for name in self.get_object_actions(request, obj)
-                if name in actions
+                for name in self.object_actions
+                if name in actions and name in allowed
             ]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def get_object_actions(self, request, obj) -> tuple[str, ...]:
+    def get_object_actions(self, request, obj) -> tuple[str, ...] | frozenset[str]:
+        """The actions the object's state allows (every one unless overridden); the
+        services still decide, this only keeps buttons that cannot work off the page."""
         return self.object_actions

@@ -4,7 +4,9 @@ email, refund orders or lines, attach and detach files, cancel), every amount sh
 formatted in the order's currency by `downloads.money`, and the order's licence keys.
 
 Every change goes through `downloads.services.orders`; an order is never edited or deleted
-here (it is a record of a sale and the download log hangs on it), only acted on.
+here (it is a record of a sale and the download log hangs on it), only acted on. Its page
+offers the buttons its state allows (`order_actions`); cancel, refund and detach are red and
+confirm first (the refund form starts with no line ticked).
 """
 
 from contextvars import ContextVar
@@ -13,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
@@ -32,6 +35,7 @@ from downloads.models import (
 )
 from downloads.services.orders import (
     LineInput,
+    order_actions,
     order_attach_downloads,
     order_cancel,
     order_create,
@@ -51,6 +55,7 @@ from .mixins import (
     ViewOnlyInlineMixin,
     action_form_response,
     admin_url,
+    confirmation,
     error_field,
     plural,
     related_count,
@@ -202,10 +207,15 @@ class OrderAddForm(forms.Form):
 
 
 class RefundForm(forms.Form):
+    """The lines to refund, none ticked: the merchant picks each (a default of every line
+    would refund the whole order with one click)."""
+
     lines = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
         label="Lines to refund",
-        help_text="All lines of an order: the whole order is refunded (attached files too).",
+        help_text="Tick each line to refund; their downloads are revoked. Ticking every line "
+        "of an order refunds the whole order (its attached files too).",
+        error_messages={"required": "Tick at least one line to refund."},
     )
 
     def __init__(self, *args, orders, **kwargs):
@@ -221,12 +231,6 @@ class RefundForm(forms.Form):
                 ],
             )
             for order in orders
-        ]
-        self.fields["lines"].initial = [
-            str(line.pk)
-            for order in orders
-            for line in order.lines.all()
-            if line.refunded_at is None
         ]
 
     @staticmethod
@@ -339,7 +343,17 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
         "refund": "Refund…",
         "attach": "Attach files…",
         "detach": "Detach files…",
-        "cancel": "Cancel order",
+        "cancel": "Cancel order…",
+    }
+    destructive_actions = frozenset({"refund", "detach", "cancel"})
+    # order_actions' verbs, by the action that runs each.
+    action_verbs = {
+        "mark_paid": "pay",
+        "send_email": "send_email",
+        "refund": "refund",
+        "attach": "attach",
+        "detach": "detach",
+        "cancel": "cancel",
     }
 
     def get_queryset(self, request):
@@ -349,6 +363,15 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             .select_related("customer")
             .annotate(_lines=related_count(OrderLine, "order"))
         )
+
+    def get_object(self, request, object_id, from_field=None):
+        # The attached files, read once for the page's field and order_actions (detach).
+        order = super().get_object(request, object_id, from_field)
+        if order is not None:
+            prefetch_related_objects(
+                [order], Prefetch("downloads", queryset=Download.objects.select_related("media"))
+            )
+        return order
 
     def get_inline_instances(self, request, obj=None):
         # The licence keys' section only on an order that has keys (one EXISTS).
@@ -360,6 +383,10 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
     def has_delete_permission(self, request, obj=None):
         # Orders are records of sales and the download log hangs on them: refund or cancel.
         return False
+
+    def get_object_actions(self, request, obj):
+        allowed = order_actions(order=obj)
+        return frozenset(name for name, verb in self.action_verbs.items() if verb in allowed)
 
     @admin.display(description="lines", ordering="_lines")
     def line_count(self, obj):
@@ -409,7 +436,7 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
 
     @admin.display(description="attached files")
     def attached(self, obj):
-        downloads = obj.downloads.select_related("media")
+        downloads = obj.downloads.all()  # prefetched with their media (get_object)
         if not downloads:
             return "None"
         return format_html_join(
@@ -513,9 +540,22 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             "Sent the order email for {}.",
         )
 
-    @admin.action(permissions=["change"], description="Cancel (pending orders)")
+    @admin.action(permissions=["change"], description="Cancel (pending orders)…")
     def cancel(self, request, queryset):
+        page = confirmation(
+            self,
+            request,
+            queryset,
+            action="cancel",
+            title="Cancel orders",
+            intro="A cancelled order can no longer be paid; it stays listed with its history. "
+            "Only pending orders are cancelled (refund a paid one).",
+            submit="Yes, cancel",
+        )
+        if page is not None:
+            return page
         self._each(request, queryset, lambda order: order_cancel(order=order), "Cancelled {}.")
+        return None
 
     @admin.action(permissions=["change"], description="Refund orders or lines…")
     def refund(self, request, queryset):
@@ -560,10 +600,22 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             form=form,
             submit="Refund",
             objects=orders,
+            destructive=True,
         )
 
     def _change_downloads(
-        self, request, queryset, form, service, *, action, title, submit, done, objects=None
+        self,
+        request,
+        queryset,
+        form,
+        service,
+        *,
+        action,
+        title,
+        submit,
+        done,
+        objects=None,
+        destructive=False,
     ):
         """Attach or detach: the form picks the downloads, then `service` runs on each order;
         `done` names them ("Attached {} to {{}}.")."""
@@ -585,6 +637,7 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             form=form,
             submit=submit,
             objects=objects,
+            destructive=destructive,
         )
 
     @admin.action(permissions=["change"], description="Attach downloads…")
@@ -613,4 +666,5 @@ class OrderAdmin(ViewOnlyChangeMixin, ObjectActionsMixin, StripNulSearchMixin, a
             submit="Detach",
             done="Detached {} from {{}}.",
             objects=orders,
+            destructive=True,
         )

@@ -1,6 +1,10 @@
-"""The admin site itself: its titles (the store's name) and the dashboard on its index page
-(downloads and net revenue per day as server-drawn bar charts, and the top products by
-downloads and by revenue, amounts formatted by `downloads.money`).
+"""The admin site itself: its titles (the store's name), its menu, and the dashboard on its
+index page (downloads and net revenue per day as server-drawn bar charts, and the top
+products by downloads and by revenue, amounts formatted by `downloads.money`).
+
+The menu lists the store's own models. django-tasks-db's *Task results* (the background
+tasks' log) stay out of it: merchants never act on them; superusers still open them by URL
+(`/admin/django_tasks_database/dbtaskresult/`) when a webhook, backfill or email task failed.
 
 The index template (`templates/admin/index.html`) draws the dashboard through the
 `downloads_dashboard` tag of `downloads.templatetags.downloads_admin`, which asks `dashboard`.
@@ -12,11 +16,28 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
 
-from downloads import money, selectors
+# Imported for its registration, so it can be replaced below whatever the apps' order.
+from django_tasks_db.admin import DBTaskResultAdmin
+from django_tasks_db.models import DBTaskResult
+
+from downloads import money, reports
 
 admin.site.site_header = f"{settings.DOWNLOADS_STORE_NAME} · back office"
 admin.site.site_title = settings.DOWNLOADS_STORE_NAME
 admin.site.index_title = "Store"
+
+
+class TaskResultAdmin(DBTaskResultAdmin):
+    """django-tasks-db's read-only task results, out of the menu (the index and the nav
+    sidebar); their pages answer as before, to superusers (and staff given the view
+    permission)."""
+
+    def has_module_permission(self, request):
+        return False
+
+
+admin.site.unregister(DBTaskResult)
+admin.site.register(DBTaskResult, TaskResultAdmin)
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 180
@@ -98,18 +119,16 @@ def dashboard(request, *, days: int = 30, top: int = 5, top_revenue: int = 10) -
     user = request.user if request is not None else None
     context = {"show": False, "days": days}
     if user is not None and user.has_perm("downloads.view_downloadevent"):
-        per_day = selectors.downloads_per_day(days=days)
+        per_day = reports.downloads_per_day(days=days)
         context["downloads"] = {
             "total": sum(count for _, count in per_day),
             "chart": bar_chart(per_day),
-            "top_products": _linked(selectors.top_products_by_downloads(limit=top, days=days)),
+            "top_products": _linked(reports.top_products_by_downloads(limit=top, days=days)),
         }
     if user is not None and user.has_perm("downloads.view_order"):
-        revenue = selectors.revenue_per_day(days=days)
+        revenue = reports.revenue_per_day(days=days)
         currency = revenue.currency
-        products = selectors.top_products_by_revenue(
-            limit=top_revenue, days=days, currency=currency
-        )
+        products = reports.top_products_by_revenue(limit=top_revenue, days=days, currency=currency)
         for product in products:
             product["shown"] = money.format_money(product["revenue"], currency)
         context["revenue"] = {

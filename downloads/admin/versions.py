@@ -2,7 +2,7 @@
 and backfills (a file delivered to existing orders, buyer emails about a new version).
 
 Adding a version goes through `downloads.services.versions`, starting a backfill through
-`downloads.services.backfills`; both histories are read-only.
+`downloads.services.backfills`; both histories are read-only and never deleted here.
 """
 
 from django import forms
@@ -141,6 +141,10 @@ class BackfillAdmin(ViewOnlyChangeMixin, ServiceFormMixin, admin.ModelAdmin):
     @admin.display(description="Kind")
     def kind(self, obj):
         return "Emails about a new version" if obj.version_id else "File for existing orders"
+
+    def has_delete_permission(self, request, obj=None):
+        # The record of what was delivered and emailed (and a running one's cursor): kept.
+        return False
 
     def get_fields(self, request, obj=None):
         return ["download", "notify_buyers"] if obj is None else self.readonly_fields

@@ -1,14 +1,21 @@
 """Webhooks in the back office: the endpoints that receive the store's events (URL, event
 types, signing secret) and the delivery log (every event sent, every attempt, a retry).
 
-Every change goes through `downloads.services.webhooks`; the log is read-only.
+Every change goes through `downloads.services.webhooks`; the log is read-only. Rotating a
+secret confirms first (receivers refuse the new signatures until they are given it), and the
+delete page of an endpoint with deliveries says its log goes with it and offers to deactivate
+it instead, which keeps the log.
 """
 
 import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from downloads.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -27,6 +34,9 @@ from .mixins import (
     ServiceFormMixin,
     ViewOnlyChangeMixin,
     ViewOnlyInlineMixin,
+    admin_url,
+    confirmation,
+    plural,
     run_each,
 )
 
@@ -109,13 +119,62 @@ class WebhookEndpointAdmin(ServiceFormMixin, ServiceDeleteMixin, admin.ModelAdmi
     def service_delete(self, obj):
         webhook_endpoint_delete(endpoint=obj)
 
-    @admin.action(permissions=["change"], description="Rotate the signing secret")
+    def render_delete_form(self, request, context):
+        obj = context["object"]
+        context["deliveries"] = obj.deliveries.count()
+        if obj.is_active and self.has_change_permission(request, obj):
+            context["deactivate_url"] = reverse(
+                "admin:downloads_webhookendpoint_deactivate", args=[quote(obj.pk)]
+            )
+        return super().render_delete_form(request, context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/deactivate/",
+                self.admin_site.admin_view(self.deactivate_view),
+                name="downloads_webhookendpoint_deactivate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def deactivate_view(self, request, object_id):
+        """The delete page's *Deactivate instead*: no more deliveries, the log kept."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        endpoint = self.get_object(request, unquote(object_id))
+        if endpoint is None or not self.has_change_permission(request, endpoint):
+            raise PermissionDenied
+        webhook_endpoint_update(endpoint=endpoint, is_active=False)
+        self.message_user(
+            request,
+            f"Deactivated {endpoint}: nothing more is sent to it; its deliveries are kept.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(admin_url(endpoint))
+
+    @admin.action(permissions=["change"], description="Rotate the signing secret…")
     def rotate_secret(self, request, queryset):
+        page = confirmation(
+            self,
+            request,
+            queryset,
+            action="rotate_secret",
+            title="Rotate signing secrets",
+            intro="Each endpoint gets a new secret at once: its receiver refuses the new "
+            "signatures until you give it the new secret (shown on the endpoint's page).",
+            submit="Yes, rotate",
+        )
+        if page is not None:
+            return page
+        count = 0
         for endpoint in queryset:
             webhook_endpoint_rotate_secret(endpoint=endpoint)
+            count += 1
         self.message_user(
-            request, f"New secrets for {queryset.count()} endpoint(s).", messages.SUCCESS
+            request, f"New secrets for {plural(count, 'endpoint')}.", messages.SUCCESS
         )
+        return None
 
 
 class WebhookAttemptInline(ViewOnlyInlineMixin, admin.TabularInline):
@@ -161,7 +220,7 @@ class WebhookDeliveryAdmin(ViewOnlyChangeMixin, admin.ModelAdmin):
     @admin.display(description="Payload")
     def body(self, obj):
         return format_html(
-            "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2)
+            '<pre class="webhook-payload">{}</pre>', json.dumps(obj.payload, indent=2)
         )
 
     def has_add_permission(self, request):

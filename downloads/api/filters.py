@@ -37,7 +37,10 @@ from downloads.models.licences import KEY_GROUP_LENGTH, KEY_GROUPS
 from .exceptions import QueryParameterError
 
 MAX_LIST_VALUES = 100
-DIRECTIONS = ("asc", "desc", "ASC", "DESC")
+# Sort directions as published; any case is read (EasyCart writes ASC/DESC), but the schema
+# lists one spelling: generated clients turn values that differ only in case into duplicate
+# enum names.
+DIRECTIONS = ("asc", "desc")
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # Unix seconds the datetime type can hold (year 1970 to 9999).
 UNIX_MIN, UNIX_MAX = 0, 253402300799
@@ -392,20 +395,20 @@ class SortBackend(BaseFilterBackend):
         elif params.get("sortby"):
             name, direction, parameter = params["sortby"], params.get("sortdir", ""), "sortby"
         else:
-            if params.get("sortdir") and params["sortdir"] not in DIRECTIONS:
-                raise QueryParameterError({"sortdir": ["Use asc or desc."]})
+            if params.get("sortdir") and params["sortdir"].lower() not in DIRECTIONS:
+                raise QueryParameterError({"sortdir": ["Use asc or desc."]}, code="invalid_choice")
             return queryset
         if name not in fields:
             raise QueryParameterError(
                 {parameter: [f"Sort by one of: {', '.join(fields)}."]}, code="invalid_choice"
             )
-        direction = direction or "asc"
+        direction = (direction or "asc").lower()
         if direction not in DIRECTIONS:
             raise QueryParameterError(
                 {"sortdir" if parameter == "sortby" else parameter: ["Use asc or desc."]},
                 code="invalid_choice",
             )
-        prefix = "-" if direction.lower() == "desc" else ""
+        prefix = "-" if direction == "desc" else ""
         return queryset.order_by(f"{prefix}{fields[name]}", f"{prefix}pk")
 
     def get_schema_operation_parameters(self, view):
@@ -415,7 +418,7 @@ class SortBackend(BaseFilterBackend):
                 "name": "sort",
                 "in": "query",
                 "required": False,
-                "description": "`field:asc` or `field:desc`.",
+                "description": "`field:asc` or `field:desc` (the direction in any case).",
                 "schema": {
                     "type": "string",
                     "enum": [f"{field}:{way}" for field in fields for way in ("asc", "desc")]
@@ -433,7 +436,7 @@ class SortBackend(BaseFilterBackend):
                 "name": "sortdir",
                 "in": "query",
                 "required": False,
-                "description": "EasyCart's direction for `sortby`.",
-                "schema": {"type": "string", "enum": ["asc", "desc", "ASC", "DESC"]},
+                "description": "EasyCart's direction for `sortby` (read in any case: `DESC` too).",
+                "schema": {"type": "string", "enum": list(DIRECTIONS)},
             },
         ]

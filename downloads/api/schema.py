@@ -1,16 +1,26 @@
 """The OpenAPI description of the merchant API (drf-spectacular): the envelopes, every error
-status an operation can answer, the filters with their real names (`ids[]`) and bounds, and
-SureCart's create body that may or may not be wrapped in `{"download": …}`."""
+status an operation can answer, the filters with their real names (`ids[]`) and bounds, each
+create and update body bare or in SureCart's wrapper (`{"product": {...}}`), with filled-in
+examples, and the fixes that let generated clients work with their default settings:
+
+- OpenAPI 3.0's `nullable` counts only beside a `type`: `openapi_30_nullables` rewrites every
+  nullable `oneOf`/`anyOf`/`allOf`/`$ref` into a `oneOf` with an explicit null member.
+- No enum lists values that differ only in case (generators turn them into duplicate names);
+  tests/downloads/api/test_schema_clients.py lints the whole document for both.
+"""
+
+import copy
 
 from django_filters import ChoiceFilter
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiFilterExtension,
-    OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -26,7 +36,6 @@ from .filters import (
     UnixTimeFilter,
     UUIDListFilter,
 )
-from .serializers.catalogue import DownloadInputSerializer
 from .serializers.common import DeletedSerializer, ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
@@ -40,6 +49,9 @@ ERROR_DESCRIPTIONS = {
     415: "Unsupported Content-Type.",
     422: "Invalid body: see validation_errors.",
     429: "Throttled: retry after Retry-After seconds.",
+    # Only where a view lists them in `error_statuses` ({action: {status, …}}):
+    408: "The request body stopped arriving; nothing was kept: send it again.",
+    503: "A service the store needs (its file storage) is unreachable: retry after Retry-After.",
 }
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": {
@@ -69,6 +81,8 @@ class ApiAutoSchema(AutoSchema):
             statuses |= {409, 413, 415, 422}
         if self.method == "DELETE":
             statuses.add(409)
+        action = getattr(self.view, "action", None)
+        statuses |= set(getattr(self.view, "error_statuses", {}).get(action, ()))
         path_schema = {"type": "string", "format": "uuid"}
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path" and parameter["name"] == "id":
@@ -82,7 +96,7 @@ class ApiAutoSchema(AutoSchema):
                     "description": ERROR_DESCRIPTIONS[code],
                 },
             )
-            if code == 429:
+            if code in (429, 503):
                 response["headers"] = {
                     "Retry-After": {
                         "description": "Seconds to wait.",
@@ -93,12 +107,132 @@ class ApiAutoSchema(AutoSchema):
         for code, response in responses.items():
             if code.startswith("2"):
                 response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+        self._document_wrapper(operation)
         return operation
+
+    def _document_wrapper(self, operation) -> None:
+        """A create or update body may come bare or wrapped in the resource's name, as
+        SureCart sends it (views/base.py `ApiViewSet.request_body`): `anyOf` of the two."""
+        view = self.view
+        wrapper = getattr(view, "object_name", None)
+        if getattr(view, "action", None) not in WRAPPED_ACTIONS or not wrapper:
+            return
+        content = operation.get("requestBody", {}).get("content", {})
+        media = content.get("application/json")
+        if not media or "$ref" not in media.get("schema", {}):
+            return
+        bare = media["schema"]
+        name = bare["$ref"].rsplit("/", 1)[1]
+        wrapped = ResolvedComponent(
+            name=f"Wrapped{name}",
+            type=ResolvedComponent.SCHEMA,
+            object=f"Wrapped{name}",
+            schema={
+                "type": "object",
+                "description": f'SureCart\'s form: `{{"{wrapper}": {{...}}}}`.',
+                "properties": {wrapper: bare},
+                "required": [wrapper],
+                "additionalProperties": False,
+            },
+        )
+        self.registry.register_on_missing(wrapped)
+        media["schema"] = {
+            "anyOf": [bare, wrapped.ref],
+            "description": f'The object, bare or wrapped as `{{"{wrapper}": {{...}}}}`.',
+        }
+
+    def get_examples(self):
+        examples = super().get_examples()
+        if examples or not self.path.startswith("/api/v1/"):
+            return examples
+        key = (getattr(self.view, "object_name", None), getattr(self.view, "action", None))
+        return request_examples(*key)
 
 
 def merchant_api_only(endpoints, **kwargs):
-    """PREPROCESSING_HOOKS: the schema describes /api/v1/ (not the storefront JSON)."""
-    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/api/v1/")]
+    """PREPROCESSING_HOOKS: the schema describes /api/v1/ (not the storefront JSON), each path
+    once, without the optional trailing slash the routes also accept (urls.py)."""
+    described = []
+    for path, path_regex, method, callback in endpoints:
+        if path.startswith("/api/v1/"):
+            described.append((path.rstrip("/"), path_regex, method, callback))
+    return described
+
+
+# A schema that accepts null and nothing else, under OpenAPI 3.0 (`nullable` only counts
+# beside a `type`; `enum: [null]` keeps every object out). openapi-python-client reads it as
+# None, TypeScript generators as `null`.
+NULL_SCHEMA = {"type": "object", "nullable": True, "enum": [None]}
+_COMPOSITES = ("oneOf", "anyOf", "allOf")
+
+
+def _accepts_null(schema: dict, components: dict) -> bool:
+    """Whether `schema` (a member of a composite) already admits null on its own."""
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[1], {})
+    if "type" in schema:
+        return schema.get("nullable") is True and None in schema.get("enum", [None])
+    return any(
+        _accepts_null(member, components)
+        for key in ("oneOf", "anyOf")
+        for member in schema.get(key, [])
+    )
+
+
+def _nullable_without_type(schema: dict, components: dict) -> None:
+    """Rewrite one schema whose `nullable: true` has no `type` beside it (ignored under 3.0)
+    into a `oneOf` of what it was and NULL_SCHEMA; its description and flags stay."""
+    del schema["nullable"]
+    if "$ref" in schema:
+        members = [{"$ref": schema.pop("$ref")}]
+    elif "allOf" in schema:
+        parts = schema.pop("allOf")
+        members = parts if len(parts) == 1 else [{"allOf": parts}]
+    else:
+        key = "oneOf" if "oneOf" in schema else "anyOf"
+        members = schema.pop(key)
+        if not any(_accepts_null(member, components) for member in members):
+            members.append(dict(NULL_SCHEMA))
+        schema[key] = members
+        return
+    schema["oneOf"] = [*members, dict(NULL_SCHEMA)]
+
+
+def _member_type(schema: dict, components: dict) -> str | None:
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[1], {})
+    return schema.get("type") or ("object" if "properties" in schema else None)
+
+
+def _overlapping_one_of(schema: dict, components: dict) -> None:
+    """A `oneOf` of members of one type (drf-spectacular's blank URL: a `uri` string or an
+    empty one) becomes an `anyOf`: "" is valid under both, which `oneOf` refuses."""
+    types = [_member_type(member, components) for member in schema["oneOf"]]
+    if None in types or len(set(types)) != len(types):
+        schema["anyOf"] = schema.pop("oneOf")
+
+
+def openapi_30_nullables(result, generator=None, request=None, public=None):
+    """POSTPROCESSING_HOOKS: every schema that means "this, or null" says so in a form OpenAPI
+    3.0 validators and client generators read (see NULL_SCHEMA), and no `oneOf` holds
+    members a value can match twice."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "oneOf" in node:
+                _overlapping_one_of(node, components)
+            composite = "$ref" in node or any(key in node for key in _COMPOSITES)
+            if composite and node.get("nullable") is True and "type" not in node:
+                _nullable_without_type(node, components)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
 
 
 # --- Extensions ---------------------------------------------------------------------------------
@@ -139,26 +273,6 @@ class ExpandableFieldExtension(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema, direction):
         component = auto_schema.resolve_serializer(self.target.serializer_class, direction)
         return {"oneOf": [{"type": "string", "format": "uuid"}, component.ref]}
-
-
-class DownloadCreateExtension(OpenApiSerializerExtension):
-    """SureCart's `{"download": {...}}`, or the same object bare."""
-
-    target_class = "downloads.api.serializers.catalogue.DownloadCreateSerializer"
-
-    def map_serializer(self, auto_schema, direction):
-        inner = auto_schema.resolve_serializer(DownloadInputSerializer, direction).ref
-        return {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "properties": {"download": inner},
-                    "required": ["download"],
-                },
-                inner,
-            ],
-            "description": 'SureCart\'s body `{"download": {...}}`; the bare object is accepted too.',
-        }
 
 
 class ApiFilterBackendExtension(OpenApiFilterExtension):
@@ -208,6 +322,140 @@ class ApiFilterBackendExtension(OpenApiFilterExtension):
         return {"type": "string"}
 
 
+# --- Request examples (shown filled in by /api/docs/) -------------------------------------------
+
+# The actions whose JSON body may come in SureCart's wrapper (views/base.py).
+WRAPPED_ACTIONS = ("create", "update", "partial_update")
+
+_PRODUCT_ID = "608aeae7-52c1-4e7c-a902-603f33f589af"
+_MEDIA_ID = "3668c771-7538-4adf-ac71-328b81b63222"
+_DOWNLOAD_ID = "cd13e33f-95e4-48fd-838f-28c8c65d4828"
+_ORDER_ID = "5b1f7f0e-2c43-4d8e-9a61-0c1d2e3f4a5b"
+_LINE_ID = "9e8d7c6b-5a49-4837-a625-1f0e2d3c4b5a"
+
+# (object_name, action) -> [(summary, body)]; a create or update also gets its body wrapped.
+REQUEST_EXAMPLES: dict[tuple[str, str], list[tuple[str, dict]]] = {
+    ("product", "create"): [
+        (
+            "A priced product",
+            {
+                "name": "Field guide (PDF)",
+                "sku": "GUIDE-PDF",
+                "vendor": "Northwind Press",
+                "tags": ["guide", "pdf"],
+                "price": 1900,
+                "download_limit": 5,
+                "download_expiry_days": 30,
+            },
+        )
+    ],
+    ("product", "partial_update"): [("Change the price", {"price": 2400})],
+    ("variant", "create"): [
+        (
+            "A variant with its own price",
+            {"product": _PRODUCT_ID, "name": "EPUB edition", "sku": "GUIDE-EPUB", "price": 1500},
+        )
+    ],
+    ("variant", "partial_update"): [("Use the product's price", {"price": None})],
+    ("download", "create"): [
+        ("A stored file on a product", {"media": _MEDIA_ID, "product": _PRODUCT_ID}),
+        (
+            "An external link (needs a name)",
+            {"url": "https://videos.example.com/course", "name": "Video course"},
+        ),
+    ],
+    ("download", "partial_update"): [("Archive it", {"archived": True})],
+    ("order", "create"): [
+        (
+            "A paid order by SKU, once per external_id",
+            {
+                "email": "buyer@example.com",
+                "external_id": "pos-7781",
+                "status": "paid",
+                "tax": 190,
+                "lines": [{"sku": "GUIDE-PDF", "quantity": 1}],
+            },
+        ),
+        (
+            "A pending order by product",
+            {"email": "buyer@example.com", "lines": [{"product": _PRODUCT_ID, "quantity": 2}]},
+        ),
+    ],
+    ("order", "refund"): [
+        ("The whole order", {}),
+        ("Some lines (only their grants are revoked)", {"line_ids": [_LINE_ID]}),
+        ("An amount alone (revokes nothing)", {"amount": 500}),
+    ],
+    ("order", "attach"): [("Downloads by id", {"download_ids": [_DOWNLOAD_ID]})],
+    ("order", "detach"): [("Fileflare's asset_ids", {"asset_ids": [_DOWNLOAD_ID]})],
+    ("grant", "create"): [
+        (
+            "Three downloads until the end of 2026",
+            {
+                "order_id": _ORDER_ID,
+                "download": _DOWNLOAD_ID,
+                "download_limit": 3,
+                "expires_at": 1798761600,
+            },
+        )
+    ],
+    ("grant", "update"): [("A new limit", {"download_limit": 10, "expires_at": None})],
+    ("grant", "partial_update"): [("Give downloads back", {"download_count": 0})],
+    ("grant", "extend"): [("A week more", {"days": 7}), ("Never expire", {"expires_at": None})],
+    ("media", "upload_start"): [
+        (
+            "A PDF sent straight to storage",
+            {"filename": "guide.pdf", "byte_size": 5242880, "content_type": "application/pdf"},
+        )
+    ],
+    ("webhook_endpoint", "create"): [
+        (
+            "Orders and grants",
+            {
+                "url": "https://hooks.example.com/store",
+                "description": "Fulfilment",
+                "event_types": ["order.paid", "grant.created"],
+            },
+        )
+    ],
+    ("webhook_endpoint", "partial_update"): [("Pause it", {"is_active": False})],
+    ("license_key", "partial_update"): [
+        ("Allow three activations", {"activation_limit": 3}),
+        ("Disable the key", {"disabled": True}),
+    ],
+    ("download_version", "create"): [
+        (
+            "A new file, buyers told",
+            {"media": _MEDIA_ID, "changelog": "Chapter 3 rewritten.", "notify_buyers": True},
+        )
+    ],
+    ("backfill", "create"): [("Deliver and email", {"notify_buyers": True})],
+}
+
+
+def request_examples(object_name: str | None, action: str | None) -> list[OpenApiExample]:
+    """The filled-in request bodies of an operation: REQUEST_EXAMPLES, and for a create or
+    update the first one again in SureCart's wrapper."""
+    bodies = REQUEST_EXAMPLES.get((object_name, action), [])
+    examples = [
+        OpenApiExample(
+            f"example_{number}", summary=summary, value=copy.deepcopy(body), request_only=True
+        )
+        for number, (summary, body) in enumerate(bodies, 1)
+    ]
+    if bodies and action in WRAPPED_ACTIONS:
+        summary, body = bodies[0]
+        examples.append(
+            OpenApiExample(
+                "wrapped",
+                summary=f"{summary}, in SureCart's wrapper",
+                value={object_name: copy.deepcopy(body)},
+                request_only=True,
+            )
+        )
+    return examples
+
+
 # --- Per-viewset documentation ------------------------------------------------------------------
 
 
@@ -223,10 +471,12 @@ def api_docs(
     multipart: bool = False,
     expand: tuple[str, ...] = (),
     create_existing: str | None = None,
+    create_output=None,
 ):
     """extend_schema_view for a resource's standard actions (custom actions carry their own
     extend_schema). `create_existing` describes the 200 of an idempotent create that found
-    the object it would have made."""
+    the object it would have made; `create_output` is what a create answers when it is not
+    `output` (a webhook endpoint shows its secret once)."""
     plural = name if name == "media" else f"{name}s"
     tag = [plural]
     expand_parameters = (
@@ -261,7 +511,7 @@ def api_docs(
             tags=tag,
             request=request,
             responses={
-                201: output,
+                201: create_output or output,
                 **(
                     {200: OpenApiResponse(output, description=create_existing)}
                     if create_existing

@@ -7,20 +7,31 @@ and only where they apply, so an order without them has the seed's shape exactly
 carries is `stamped` (true: the file is a copy stamped with the buyer's email). A plain Django view: no
 authentication to run, and it is about as cheap as a JSON answer gets here. CORS for the
 store's own origins comes from django-cors-headers (CORS_URLS_REGEX covers /api/v2/).
+
+Errors answer the merchant API's envelope (`{"http_status", "code", "message",
+"validation_errors"}`); a query parameter other than `id` is a 400 naming it, by the API's
+rule (views/base.py `check_query_parameters`); every answer, errors too, is `no-store`.
 """
 
 from django.http import JsonResponse
-from django.urls import path, reverse
+from django.urls import re_path, reverse
+from rest_framework.exceptions import ErrorDetail
 
 from downloads import selectors
 from downloads.emails import site_url
 from downloads.models import Download
 from downloads.services.stamping import is_stamped_file
 
+from .exceptions import QueryParameterError, error_body, error_response
+from .views.base import check_query_parameters
+
 TEXT = {"title": "Download files for your orders", "text": None}
 # Grant tokens are URL-safe base64: put into the reversed URL as they are.
 TOKEN_SLOT = "grant-token"  # noqa: S105 - a placeholder, not a secret
 _UNITS = ("B", "KB", "MB", "GB", "TB")
+QUERY_PARAMETERS = frozenset({"id"})
+# The answer holds download links: never cached by a browser or a shared cache.
+NO_STORE = "private, no-store"
 
 
 def compact_size(byte_size: int) -> str:
@@ -35,11 +46,11 @@ def compact_size(byte_size: int) -> str:
     return f"{value:.1f}".removesuffix(".0") + unit
 
 
-def error(status: int, http_status: str, code: str, message: str) -> JsonResponse:
-    """The API's error envelope."""
-    return JsonResponse(
-        {"http_status": http_status, "code": code, "message": message}, status=status
-    )
+def error(status: int, code: str, message: str) -> JsonResponse:
+    """The API's error envelope (exceptions.error_body), never cached."""
+    response = JsonResponse(error_body(status, code, message), status=status)
+    response["Cache-Control"] = NO_STORE
+    return response
 
 
 def asset(row: tuple, url_template: str, paid_at) -> dict:
@@ -97,15 +108,25 @@ def license_key(row: tuple) -> dict:
 def customer_account_orders(request):
     """An order's files by its access token, for a custom storefront's account page."""
     if request.method not in ("GET", "HEAD"):
-        response = error(405, "method_not_allowed", "method_not_allowed", "Use GET.")
+        response = error(
+            405, "request.method_not_allowed", f'Method "{request.method}" not allowed; use GET.'
+        )
         response["Allow"] = "GET, HEAD"
         return response
     token = request.GET.get("id", "")
-    if not token:
-        return error(400, "bad_request", "required", "The id query parameter is required.")
+    try:
+        check_query_parameters(request.GET, QUERY_PARAMETERS)
+        if not token:
+            raise QueryParameterError(
+                {"id": [ErrorDetail("The id query parameter is required.", code="required")]}
+            )
+    except QueryParameterError as exc:
+        response = error_response(exc)
+        response["Cache-Control"] = NO_STORE
+        return response
     order = selectors.order_storefront_by_token(access_token=token)
     if order is None:
-        return error(404, "not_found", "order.not_found", "No order has this id.")
+        return error(404, "order.not_found", "No order has this id.")
     # One reverse() for the order, not one per file.
     url_template = site_url(request) + reverse("downloads:download", args=[TOKEN_SLOT])
     by_line: dict = {}
@@ -126,14 +147,14 @@ def customer_account_orders(request):
         "text": TEXT,
     }
     response = JsonResponse(body)
-    # The answer holds download links: never cached by a browser or a shared cache.
-    response["Cache-Control"] = "private, no-store"
+    response["Cache-Control"] = NO_STORE
     return response
 
 
 urlpatterns = [
-    path(
-        "customer-account-orders",
+    # With or without the trailing slash, like every route under /api/.
+    re_path(
+        r"^customer-account-orders/?$",
         customer_account_orders,
         name="storefront-customer-account-orders",
     ),

@@ -1,10 +1,20 @@
-"""The merchant REST API under /api/v1/, with its OpenAPI schema and docs."""
+"""The merchant REST API under /api/v1/, with its OpenAPI schema and docs.
 
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+Every route answers with or without a trailing slash (`/api/v1/products` and
+`/api/v1/products/`, as DRF users write it), the same view either way: no redirect, which
+would lose a POST's body. Anything else under /api/ is the API's JSON 404
+(`route.not_found`), with DEBUG on too (Django's debug 404 page is HTML)."""
+
+from django.urls import URLPattern, include, path, re_path
+from django.urls.resolvers import RoutePattern
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from downloads.views.headers import DOCS_CONTENT_SECURITY_POLICY, page_headers
+
+from . import licenses
+from .exceptions import route_not_found
 from .views.catalogue import DownloadViewSet, ProductViewSet, VariantViewSet
 from .views.customers import CustomerViewSet
 from .views.grants import EventViewSet, GrantViewSet
@@ -16,7 +26,30 @@ from .views.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
 app_name = "api"
 
-router = SimpleRouter(trailing_slash=False)
+
+class OptionalSlashRouter(SimpleRouter):
+    """SimpleRouter whose routes match with or without the trailing slash (reversed
+    without it, as the schema publishes them)."""
+
+    def __init__(self):
+        super().__init__(trailing_slash=False)
+        self.trailing_slash = "/?"
+
+
+def with_optional_slash(patterns: list) -> list:
+    """`patterns` and, for each `path()` route without a trailing slash, its slashed twin
+    (the same view, unnamed: reversing gives the unslashed form)."""
+    twins = [
+        path(f"{pattern.pattern}/", pattern.callback, pattern.default_args)
+        for pattern in patterns
+        if isinstance(pattern, URLPattern)
+        and isinstance(pattern.pattern, RoutePattern)
+        and not str(pattern.pattern).endswith("/")
+    ]
+    return [*patterns, *twins]
+
+
+router = OptionalSlashRouter()
 router.register("products", ProductViewSet, basename="product")
 router.register("variants", VariantViewSet, basename="variant")
 router.register("media", MediaViewSet, basename="media")
@@ -48,24 +81,29 @@ router.register(
 )
 router.register("license_instances", LicenseInstanceViewSet, basename="license_instance")
 
+schema_view = SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny])
+docs_view = page_headers(
+    # The split view serves Swagger UI's init script from this URL (`?script=`) instead of
+    # inline, so the page's policy allows scripts from our origin only.
+    SpectacularSwaggerSplitView.as_view(
+        url_name="api:schema", authentication_classes=[], permission_classes=[AllowAny]
+    ),
+    csp=DOCS_CONTENT_SECURITY_POLICY,
+)
+
 urlpatterns = [
-    path("v1/licenses/", include("downloads.api.licenses")),  # public: Lemon Squeezy's shape
-    path(
-        "v1/media/uploads/<str:upload_id>/content",
+    # Public, Lemon Squeezy's shape.
+    path("v1/licenses/", include(with_optional_slash(licenses.urlpatterns))),
+    re_path(
+        r"^v1/media/uploads/(?P<upload_id>[^/]+)/content/?$",
         media_upload_content,
         name="media-upload-content",
     ),
     path("v1/", include(router.urls)),
-    path(
-        "schema/",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),
-        name="schema",
-    ),
-    path(
-        "docs/",
-        SpectacularSwaggerView.as_view(
-            url_name="api:schema", authentication_classes=[], permission_classes=[AllowAny]
-        ),
-        name="docs",
-    ),
+    path("schema/", schema_view, name="schema"),
+    path("schema", schema_view),
+    path("docs/", docs_view, name="docs"),
+    path("docs", docs_view),
+    # Last: whatever did not match above.
+    re_path(r"^", route_not_found, name="not-found"),
 ]

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext_lazy as _
 
 from .base import TimeStamped
 from .catalogue import Download, Media
@@ -177,21 +178,25 @@ class RefusalLabels:
 
 
 # The one map of refusal labels: the download endpoint, the order page and the admin read it.
+# The words are translatable (the buyers' catalogue, locale/); `filter` is a URL parameter.
 REFUSAL_LABELS = {
     DownloadEvent.Outcome.REVOKED: RefusalLabels(
-        state="revoked", filter="revoked", title="Access revoked", reason="Access revoked"
+        state=_("revoked"),
+        filter="revoked",
+        title=_("Access revoked"),
+        reason=_("Access revoked"),
     ),
     DownloadEvent.Outcome.EXPIRED: RefusalLabels(
-        state="expired",
+        state=_("expired"),
         filter="expired",
-        title="Download expired",
-        reason="Download period ended",
+        title=_("Download expired"),
+        reason=_("Download period ended"),
     ),
     DownloadEvent.Outcome.LIMIT_REACHED: RefusalLabels(
-        state="used up",
+        state=_("used up"),
         filter="used_up",
-        title="Download limit reached",
-        reason="Download limit reached",
+        title=_("Download limit reached"),
+        reason=_("Download limit reached"),
     ),
 }
 

@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from .. import storage
 from ..errors import ServiceError
@@ -41,8 +42,8 @@ PREPARING = "being_prepared"
 UNAVAILABLE = "unavailable"
 LEFT_OUT_LABELS = {
     **{reason: labels.state for reason, labels in REFUSAL_LABELS.items()},
-    PREPARING: "being prepared",
-    UNAVAILABLE: "unavailable right now",
+    PREPARING: gettext_lazy("being prepared"),
+    UNAVAILABLE: gettext_lazy("unavailable right now"),
 }
 
 # Characters some systems refuse in a file name (Windows: < > : " | ? *), and the ones a
@@ -120,7 +121,8 @@ class Bundle:
     @property
     def links_text(self) -> bytes:
         """The links file: a heading, then one "name: URL" line per link."""
-        lines = [f"Links in order #{self.order.number} (open them in a browser):", ""]
+        heading = gettext("Links in order #%(number)s (open them in a browser):")
+        lines = [heading % {"number": self.order.number}, ""]
         lines += [f"{link.name}: {link.url}" for link in self.links]
         return ("\n".join(lines) + "\n").encode()
 

@@ -5,6 +5,7 @@ Stripe's webhook endpoint (`/channels/stripe/webhooks`). The rules are in
 from django import forms
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -17,8 +18,8 @@ from .headers import CHECKOUT_CONTENT_SECURITY_POLICY, page_headers
 class BuyForm(forms.Form):
     email = forms.EmailField(
         required=False,
-        label="Email (optional)",
-        help_text="Where your download links go. You can also type it on the payment page.",
+        label=_("Email (optional)"),
+        help_text=_("Where your download links go. You can also type it on the payment page."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 

@@ -61,11 +61,30 @@ def test_the_key_records_who_created_it(admin_client, admin_user):
 def test_revoke_action_revokes_active_keys(admin_client):
     active, _ = factories.api_key(name="active")
     revoked, _ = factories.api_key(name="revoked")
-    admin_client.post(CHANGELIST, action("revoke", [revoked]))
-    response = admin_client.post(CHANGELIST, action("revoke", [active, revoked]))
-    assert messages_of(response) == ["Revoked 1 API key(s)."]
+    admin_client.post(CHANGELIST, action("revoke", [revoked], apply="1"))
+    response = admin_client.post(CHANGELIST, action("revoke", [active, revoked], apply="1"))
+    assert messages_of(response) == ["Revoked 1 API key."]
     active.refresh_from_db()
     assert active.revoked_at is not None
+
+
+def test_revoking_keys_asks_for_confirmation_before_it_takes_effect(admin_client):
+    key, _ = factories.api_key(name="storefront")
+    page = admin_client.post(CHANGELIST, action("revoke", [key]))
+    assert page.status_code == 200
+    assert 'class="destructive" value="Yes, revoke"' in page.content.decode()
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_groups_are_not_in_the_menu_nor_on_the_user_form(admin_client):
+    index = admin_client.get(reverse("admin:index"))
+    names = {model["object_name"] for app in index.context["app_list"] for model in app["models"]}
+    assert "Group" not in names
+    assert admin_client.get("/admin/auth/group/").status_code == 404
+    user = factories.UserFactory()
+    form = admin_client.get(reverse("admin:accounts_user_change", args=[user.pk]))
+    assert 'name="groups"' not in form.content.decode()
 
 
 def test_keys_are_revoked_not_deleted(admin_client):

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core import mail
 from django.core.cache import cache
+from django.http import HttpRequest
 from django.urls import reverse
 
 from accounts.models import User
@@ -53,7 +54,10 @@ def test_a_buyer_who_never_registered_sets_a_password_with_the_order_email(clien
 
     done = choose_password(client, reset_link(message), "a fresh long passphrase 42")
     assert done.status_code == 302
-    assert client.login(username="guest@example.com", password="a fresh long passphrase 42")
+    # A request, as the login protection (django-axes) needs one for every password check.
+    assert client.login(
+        request=HttpRequest(), username="guest@example.com", password="a fresh long passphrase 42"
+    )
     orders = client.get(reverse("accounts:order_list")).content.decode()
     assert f"#{order.number}" in orders
 

@@ -49,7 +49,9 @@ class TestOrderPage:
             assert line.variant_name in page
             grant = line.grants.get()
             assert grant.download.display_name in page
-            assert f"{grant.download_count} of 10 downloads used" in page
+            # A file is downloaded, an external link visited (every third line's).
+            unit = "downloads" if grant.download.media_id else "visits"
+            assert f"{grant.download_count} of 10 {unit} used" in page
             assert f'href="/downloads/{grant.token}/"' in response.content.decode()
         assert "Files added to your order" in page
         assert "Unlimited downloads" in page
@@ -135,7 +137,7 @@ class TestOrderPage:
         html = client.get(order_url(order)).content.decode()
         assert re.findall(r'(?:href|src)="(https?:)?//', html) == []
         assert '<link rel="stylesheet" href="/static/accounts/store.css">' in html
-        assert '<html lang="en">' in html and 'name="viewport"' in html
+        assert '<html lang="en-us">' in html and 'name="viewport"' in html
         # Each download button names its file for screen readers.
         assert re.search(r'class="visually-hidden"> file \d+\.pdf<', html)
 
@@ -1010,3 +1012,251 @@ class TestDownloadAll:
         assert self.counts(limited, unlimited) == [10, 20]
         assert self.served(limited) == 7
         assert limited.events.filter(outcome="limit_reached").count() <= 13
+
+
+class TestBuyersWords:
+    """Counts in the buyer's words: one download, two downloads; one day left, five days
+    left; a link is opened (visited), a file downloaded."""
+
+    def test_one_download_is_singular_and_more_are_plural(self, client):
+        one = factories.GrantFactory(download_limit=1)
+        factories.GrantFactory(order=one.order, line=None, download_limit=2)
+        page = text_of(client.get(order_url(one.order)))
+        assert "0 of 1 download used" in page
+        assert "0 of 2 downloads used" in page
+        assert "1 downloads" not in page
+
+    @pytest.mark.parametrize(
+        ("left", "words"),
+        [
+            (timedelta(days=1, hours=2), "(1 day left)"),
+            (timedelta(days=5, hours=2), "(5 days left)"),
+            (timedelta(hours=3), "(less than a day left)"),
+        ],
+    )
+    def test_the_days_left_before_a_file_expires_are_counted_in_words(self, client, left, words):
+        grant = factories.GrantFactory(expires_at=timezone.now() + left)
+        page = text_of(client.get(order_url(grant.order)))
+        until = f"{timezone.localtime(grant.expires_at):%-d %B %Y}"
+        assert f"Available until {until} {words}" in page
+
+    def test_an_expired_or_used_up_file_says_no_days_left(self, client):
+        grant = factories.GrantFactory(
+            expires_at=timezone.now() + timedelta(days=3), download_limit=1, download_count=1
+        )
+        assert "left)" not in text_of(client.get(order_url(grant.order)))
+
+    def test_an_external_link_is_opened_and_a_file_downloaded(self, client):
+        link = factories.GrantFactory(
+            download=factories.LinkDownloadFactory(name="Course videos"), download_limit=1
+        )
+        file = factories.GrantFactory(order=link.order, line=None, download_limit=None)
+        html = client.get(order_url(link.order)).content.decode()
+        rows = dict(
+            (("link" if "Course videos" in row else "file"), text_of_html(row))
+            for row in re.findall(r'<li class="file">.*?</li>\s*</ul>.*?</li>', html, re.S)
+        )
+        assert "Open link Course videos" in rows["link"]
+        assert "0 of 1 visit used" in rows["link"] and "External link" in rows["link"]
+        assert "Download" not in rows["link"].replace("Download limit", "")
+        assert f"Download {file.download.display_name}" in rows["file"]
+        assert "Unlimited downloads" in rows["file"]
+
+    def test_a_used_up_link_has_a_disabled_open_button(self, client):
+        link = factories.GrantFactory(
+            download=factories.LinkDownloadFactory(), download_limit=2, download_count=2
+        )
+        html = client.get(order_url(link.order)).content.decode()
+        button = re.search(r"<button[^>]*disabled[^>]*>(.*?)</button>", html, re.S)
+        assert button and button.group(1).startswith("Open link")
+        assert "2 of 2 visits used" in text_of_html(html)
+
+    def test_a_file_updated_after_payment_says_what_changed(self, client, paid_order):
+        download = factories.DownloadFactory()
+        order = paid_order(download.product)
+        download_replace_media(
+            download=download, media=factories.MediaFactory(), changelog="Fixed chapter 3"
+        )
+        download_replace_media(
+            download=download, media=factories.MediaFactory(), changelog="Added an index <b>"
+        )
+        download.refresh_from_db()
+        response = client.get(order_url(order))
+        when = f"{timezone.localtime(download.file_updated_at):%-d %B %Y}"
+        # The newest version's line, escaped.
+        assert re.search(rf"Updated on {when} ?: Added an index &lt;b&gt;", text_of(response))
+        assert "Fixed chapter 3" not in text_of(response)
+
+    def test_a_version_without_a_changelog_says_only_when(self, client, paid_order):
+        download = factories.DownloadFactory()
+        order = paid_order(download.product)
+        download_replace_media(download=download, media=factories.MediaFactory())
+        download.refresh_from_db()
+        when = f"{timezone.localtime(download.file_updated_at):%-d %B %Y}"
+        page = text_of(client.get(order_url(order)))
+        assert f"Updated on {when}" in page and not re.search(rf"Updated on {when} ?:", page)
+
+    @pytest.mark.parametrize("lines", [1, 10])
+    def test_the_changelog_costs_no_query(
+        self, client, paid_order, django_assert_num_queries, lines
+    ):
+        downloads = [factories.DownloadFactory() for _ in range(lines)]
+        order = paid_order(*(download.product for download in downloads))
+        for download in downloads:
+            for n in (1, 2):
+                download_replace_media(
+                    download=download, media=factories.MediaFactory(), changelog=f"v{n}"
+                )
+        # order, lines (+product, variant), the lines' grants (+download, media, changelog),
+        # the lines' licence keys, order grants
+        with django_assert_num_queries(5):
+            page = text_of(client.get(order_url(order)))
+        assert page.count(": v2") == lines and ": v1" not in page
+
+
+def text_of_html(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+class TestOrderBadge:
+    """The badge says how the order stands: paid, partly refunded, refunded (the rule:
+    selectors.order_payment_state), on the order page and in the order list."""
+
+    @staticmethod
+    def badge(html: str) -> str:
+        match = re.search(r'<span class="badge badge-([a-z_]+)">([^<]*)</span>', html)
+        assert match
+        return f"{match.group(1)}: {match.group(2)}"
+
+    def test_one_line_refunded_is_partly_refunded(self, client, customer, paid_order):
+        order = paid_order(factories.DownloadFactory().product, email=customer.email)
+        assert self.badge(client.get(order_url(order)).content.decode()) == "paid: Paid"
+        second = factories.DownloadFactory().product
+        order = paid_order(factories.DownloadFactory().product, second, email=customer.email)
+        order_refund(order=order, line_ids=[order.lines.get(product=second).pk])
+        expected = "partly_refunded: Partly refunded"
+        assert self.badge(client.get(order_url(order)).content.decode()) == expected
+        client.force_login(customer)
+        rows = client.get(reverse("accounts:order_list")).content.decode().split("order-row")
+        row = next(row for row in rows if f"#{order.number}" in row)
+        assert self.badge(row) == expected
+
+    def test_an_amount_refunded_is_partly_refunded_and_all_of_it_refunded(self, client, paid_order):
+        order = paid_order(factories.DownloadFactory().product)  # $25.00
+        order_refund(order=order, amount=500)
+        assert "Partly refunded" in self.badge(client.get(order_url(order)).content.decode())
+        order_refund(order=order, amount=2000)
+        assert self.badge(client.get(order_url(order)).content.decode()) == "refunded: Refunded"
+
+    def test_a_refunded_order_says_refunded(self, client, paid_order):
+        order = order_refund(order=paid_order(factories.DownloadFactory().product))
+        assert self.badge(client.get(order_url(order)).content.decode()) == "refunded: Refunded"
+
+    def test_the_partly_refunded_badge_has_its_own_colours(self):
+        from django.contrib.staticfiles import finders
+
+        css = Path(finders.find("accounts/store.css")).read_text()
+        assert re.search(r"\.badge-partly_refunded \{[^}]*background", css)
+
+    def test_the_badges_cost_the_order_list_no_query(
+        self, client, customer, paid_order, django_assert_num_queries
+    ):
+        for _ in range(3):
+            order = paid_order(
+                factories.DownloadFactory().product,
+                factories.DownloadFactory().product,
+                email=customer.email,
+            )
+            order_refund(order=order, line_ids=[order.lines.first().pk])
+        client.force_login(customer)
+        # session, user, count, the page's orders, their lines
+        with django_assert_num_queries(5):
+            html = client.get(reverse("accounts:order_list")).content.decode()
+        assert html.count("Partly refunded") == 3
+
+
+class TestTheWayBackFromADownload:
+    """A refusal page (410) links back to the order page for whoever holds it: a guest whose
+    browser opened it (a signed cookie the order page sets) as well as one who came from it
+    (Referer) or its logged-in owner; a shared download link alone shows no order link, and
+    never sends a guest to the sign-in page as if it were their orders."""
+
+    @staticmethod
+    def used_up(**fields):
+        return factories.GrantFactory(download_limit=1, download_count=1, **fields)
+
+    def test_a_guest_who_opened_the_order_page_gets_a_link_back_to_it(self, client):
+        grant = self.used_up()
+        assert client.get(order_url(grant.order)).status_code == 200
+        response = client.get(f"/downloads/{grant.token}/")  # no Referer: a bookmark, a retry
+        assert response.status_code == 410
+        html = response.content.decode()
+        assert f'href="{order_url(grant.order)}"' in html
+        assert "Back to your order" in html and "Go to your orders" not in html
+
+    def test_the_cookie_is_signed_http_only_and_lists_the_orders_not_their_tokens(self, client):
+        first, second = self.used_up(), self.used_up()
+        client.get(order_url(first.order))
+        response = client.get(order_url(second.order))
+        cookie = response.cookies["order_pages"]
+        assert cookie["httponly"] and cookie["samesite"] == "Lax"
+        assert first.order.access_token not in cookie.value
+        for grant in (first, second):
+            assert (
+                order_url(grant.order) in client.get(f"/downloads/{grant.token}/").content.decode()
+            )
+
+    def test_a_guest_with_only_the_download_link_gets_no_order_link_and_no_sign_in_trap(
+        self, client
+    ):
+        grant = self.used_up()
+        response = client.get(f"/downloads/{grant.token}/")
+        html = response.content.decode()
+        assert response.status_code == 410
+        assert grant.order.access_token not in html
+        assert "Go to your orders" not in html
+        assert "Open your order page from the link in your order email" in text_of(response)
+        assert f'<a href="{reverse("accounts:login")}">Sign in</a> to see all your orders' in html
+
+    def test_a_forged_cookie_gets_no_order_link(self, client):
+        grant = self.used_up()
+        client.cookies["order_pages"] = str(grant.order.pk).replace("-", "")
+        html = client.get(f"/downloads/{grant.token}/").content.decode()
+        assert grant.order.access_token not in html
+
+    def test_another_orders_page_does_not_open_this_one(self, client):
+        grant, other = self.used_up(), self.used_up()
+        client.get(order_url(other.order))
+        assert (
+            grant.order.access_token
+            not in client.get(f"/downloads/{grant.token}/").content.decode()
+        )
+
+    def test_a_signed_in_buyer_who_is_not_the_owner_keeps_the_orders_list(self, client, customer):
+        grant = self.used_up()
+        client.force_login(customer)
+        html = client.get(f"/downloads/{grant.token}/").content.decode()
+        assert grant.order.access_token not in html
+        assert f'href="{reverse("accounts:order_list")}"' in html and "Go to your orders" in html
+
+    def test_the_order_not_found_page_offers_a_guest_to_sign_in_by_that_name(self, client):
+        page = text_of(client.get("/account/orders/0c732eb6fd9802a0821a9d29888baee8/"))
+        assert "Sign in to see your orders" in page and "Go to your orders" not in page
+
+    @pytest.mark.parametrize(
+        ("limit", "link", "words"),
+        [
+            (1, False, "You have used your 1 download of"),
+            (3, False, "You have used all 3 downloads of"),
+            (1, True, "You have used your 1 visit of"),
+            (2, True, "You have used all 2 visits of"),
+        ],
+    )
+    def test_the_410_page_counts_in_words(self, client, limit, link, words):
+        download = factories.LinkDownloadFactory() if link else factories.DownloadFactory()
+        grant = factories.GrantFactory(
+            download=download, download_limit=limit, download_count=limit
+        )
+        page = text_of(client.get(f"/downloads/{grant.token}/"))
+        assert f"{words} “{download.display_name}”" in page
+        assert "all 1 downloads" not in page

@@ -386,3 +386,60 @@ class TestNewVersionEmails:
         download_replace_media(download=sold["download"], media=factories.MediaFactory())
         assert not Backfill.objects.exists()
         assert mail.outbox == []
+
+
+class TestEmailWords:
+    """Counts in the buyer's words, and a link named as a link, in both parts."""
+
+    @staticmethod
+    def order_email(*downloads_and_limits):
+        product = factories.ProductFactory(name="Kit")
+        for download, _limit in downloads_and_limits:
+            download.product = product
+            download.save()
+        order = order_create(
+            email="buyer@example.com",
+            lines=[LineInput(product=product)],
+            status=Order.Status.PAID,
+            send_email=False,
+        )
+        for download, limit in downloads_and_limits:
+            order.grants.filter(download=download).update(download_limit=limit)
+        order_send_email(order=order)
+        (message,) = mail.outbox
+        return message.body, message.alternatives[0][0]
+
+    def test_one_download_is_singular_more_are_plural_and_a_link_is_visited(self):
+        one = factories.DownloadFactory(media=factories.MediaFactory(filename="One.pdf"))
+        many = factories.DownloadFactory(media=factories.MediaFactory(filename="Many.pdf"))
+        link = factories.LinkDownloadFactory(name="Course videos")
+        body, html = self.order_email((one, 1), (many, 4), (link, 1))
+        assert re.search(r"  - One\.pdf \(\d+\sbytes\), 1 download\n", body)
+        assert re.search(r"  - Many\.pdf \(\d+\sbytes\), 4 downloads\n", body)
+        assert "  - Course videos (link), 1 visit\n" in body
+        assert re.search(r"One\.pdf<span[^>]*> · \d+\sbytes · 1 download</span>", html)
+        assert re.search(r"Course videos<span[^>]*> · link · 1 visit</span>", html)
+        for part in (body, html):
+            assert "1 downloads" not in part and "1 visits" not in part
+
+    def test_the_new_version_email_says_what_changed_and_that_downloads_start_afresh(self, sold):
+        download_replace_media(
+            download=sold["download"],
+            media=factories.MediaFactory(),
+            changelog="Chapter 4 rewritten",
+            notify_buyers=True,
+        )
+        backfill_run(backfill=Backfill.objects.get())
+        for message in mail.outbox:
+            html = message.alternatives[0][0]
+            for part in (message.body, html):
+                assert "What changed: Chapter 4 rewritten" in part
+                assert "Your downloads start afresh for the new version." in part
+
+    def test_a_link_added_later_is_opened_from_the_order_page(self, sold):
+        link = factories.LinkDownloadFactory(product=sold["product"], name="Live session")
+        backfill_run(
+            backfill=download_deliver_to_existing_orders(download=link, notify_buyers=True)
+        )
+        assert all("Open it from your order page:" in m.body for m in mail.outbox)
+        assert all("Live session" in m.body for m in mail.outbox)

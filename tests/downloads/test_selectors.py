@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from downloads import selectors
-from downloads.models import DownloadGrant, OrderLine
+from downloads.models import Download, DownloadGrant, DownloadVersion, Order, OrderLine
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +104,57 @@ class TestGrantForDelivery:
     def test_what_no_grant_has_finds_nothing(self, token):
         factories.GrantFactory()
         assert selectors.grant_get_for_delivery(token=token) is None
+
+
+class TestOrderPaymentState:
+    """The one rule for an order's badge: paid, partly refunded, refunded, else its status."""
+
+    @pytest.mark.parametrize(
+        ("fields", "line_fields", "key", "label"),
+        [
+            ({"status": "pending"}, {}, "pending", "Pending"),
+            ({"status": "paid"}, {}, "paid", "Paid"),
+            ({"status": "paid", "total": 5000, "refunded_total": 100}, {}, "partly_refunded", "Partly refunded"),
+            ({"status": "paid"}, {"refunded_quantity": 1, "quantity": 2}, "partly_refunded", "Partly refunded"),
+            ({"status": "paid"}, {"refunded_at": timezone.now()}, "partly_refunded", "Partly refunded"),
+            ({"status": "paid", "total": 5000, "refunded_total": 5000}, {}, "refunded", "Refunded"),
+            ({"status": "refunded", "total": 5000, "refunded_total": 5000}, {}, "refunded", "Refunded"),
+            ({"status": "cancelled"}, {}, "cancelled", "Cancelled"),
+        ],
+    )  # fmt: skip
+    def test_each_state_has_its_key_and_words(self, fields, line_fields, key, label):
+        order = factories.OrderFactory(**fields)
+        factories.OrderLineFactory(order=order, **line_fields)
+        factories.OrderLineFactory(order=order)  # another line, not refunded
+        state = selectors.order_payment_state(order)
+        assert (state.key, str(state.label)) == (key, label)
+
+    def test_an_order_read_with_its_lines_costs_no_query(self, django_assert_num_queries):
+        order = factories.OrderFactory(status="paid")
+        factories.OrderLineFactory(order=order, refunded_quantity=1, quantity=3)
+        loaded = Order.objects.prefetch_related("lines").get(pk=order.pk)
+        with django_assert_num_queries(0):
+            assert selectors.order_payment_state(loaded).key == "partly_refunded"
+
+
+class TestOrderPageGrants:
+    def test_each_grant_carries_its_files_newest_changelog_and_whether_it_changed_since(self):
+        order = factories.paid_order_with_files(lines=2, attached=1)
+        updated = order.lines.order_by("position").first().grants.get().download
+        for n, when in ((1, timedelta(days=1)), (2, timedelta(days=2))):
+            DownloadVersion.objects.create(
+                download=updated,
+                media=updated.media,
+                changelog=f"v{n}",
+                created_at=order.paid_at + when,
+            )
+        Download.objects.filter(pk=updated.pk).update(
+            file_updated_at=order.paid_at + timedelta(days=2)
+        )
+        loaded = selectors.order_get_by_token(access_token=order.access_token)
+        grants = [
+            *(g for line in loaded.lines.all() for g in line.grants.all()),
+            *loaded.order_grants,
+        ]
+        shown = [(grant.changelog, grant.updated_since_paid) for grant in grants]
+        assert shown == [("v2", True), (None, False), (None, False)]

@@ -1,10 +1,12 @@
 """A merchant runs the store from the admin in headless Chromium, and a buyer downloads.
 
-The merchant uploads a file (large enough for the direct upload with its progress bar),
-creates a product with it and its price, creates an order for a buyer and marks it paid,
-and the dashboard charts the sale's revenue. The buyer opens
-the order page from the email's link and downloads the exact bytes; the merchant resets the
-grant with the bulk action and the buyer's page shows the new count.
+The merchant uploads a file (large enough for the direct upload with its progress bar), is
+told it worked and offered to use it in a product, creates a product with it and its price,
+creates an order for a buyer and marks it paid (the page then offers no *Mark paid* or
+*Cancel*), and the dashboard charts the sale's revenue. The buyer opens the order page from
+the email's link and downloads the exact bytes; the merchant resets the grant with the bulk
+action and the buyer's page shows the new count. Destructive buttons are red and go through
+a confirmation page, which works under the admin's Content-Security-Policy (no inline script).
 """
 
 import hashlib
@@ -26,6 +28,7 @@ expect.set_options(timeout=15_000)
 # Just over the direct-upload threshold: the browser sends it to storage itself.
 CONTENT = b"%PDF-1.4\n" + os.urandom(DIRECT_UPLOAD_MIN_BYTES + 200_000)
 PASSWORD = "correct horse battery"
+DELETE_RED = "rgb(186, 33, 33)"  # Django admin's --delete-button-bg
 
 
 def pick(page, row, text):
@@ -64,7 +67,19 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     assert media.byte_size == len(CONTENT)
     expect(page.locator(".field-sha256_display")).to_contain_text(media.sha256)
     expect(page.locator(".field-storage")).to_contain_text("local")
+    expect(page.locator(".messagelist")).to_contain_text("The file “Field Guide.pdf” was uploaded.")
+    use_it = f"/admin/downloads/download/add/?media={media.pk}"
+    expect(
+        page.locator(".messagelist").get_by_role("link", name="Use it in a product")
+    ).to_have_attribute("href", use_it)
     screenshot(page, "media-uploaded")
+    # The way on: the download form with the file picked.
+    page.locator(".object-tools").get_by_role("link", name="Use in a product").click()
+    expect(page.locator("#id_media")).to_have_value(str(media.pk))
+    expect(page.locator(".field-media .select2-selection__rendered")).to_contain_text(
+        "Field Guide.pdf"
+    )
+    screenshot(page, "use-in-a-product")
 
     # Creates a product with that file.
     page.goto(admin + "downloads/product/add/")
@@ -91,6 +106,11 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
     expect(page.locator(".messagelist")).to_contain_text("Marked 1 order paid.")
     expect(page.locator(".field-status")).to_contain_text("Paid")
     expect(page.locator("#grants-group")).to_contain_text("0 / 10")
+    # Paid: no Mark paid, no Cancel; Refund is red.
+    tools = page.locator(".object-tools")
+    expect(tools.get_by_role("button", name="Mark paid")).to_have_count(0)
+    expect(tools.get_by_role("button", name=re.compile("Cancel order"))).to_have_count(0)
+    expect(tools.get_by_role("button", name="Refund…")).to_have_css("background-color", DELETE_RED)
     screenshot(page, "order-paid")
 
     # The dashboard charts the sale's net revenue beside the downloads.
@@ -138,3 +158,44 @@ def test_merchant_sells_a_file_and_the_buyer_downloads_it(
         screenshot(buyer, "buyer-after-reset")
     finally:
         buyer_context.close()
+
+
+def test_destructive_buttons_are_red_and_confirm_before_anything_changes(
+    live_server, page, screenshot
+):
+    merchant = factories.StaffFactory(email="merchant@example.com")
+    pending = factories.OrderFactory(email="reader@example.com")
+    csp_violations = []
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text and csp_violations.append(message.text)
+        ),
+    )
+    page.goto(live_server.url + "/admin/")
+    page.get_by_label("Email address").fill(merchant.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    page.goto(live_server.url + f"/admin/downloads/order/{pending.pk}/change/")
+    cancel = page.locator(".object-tools").get_by_role("button", name="Cancel order…")
+    expect(cancel).to_have_css("background-color", DELETE_RED)
+    expect(page.locator(".object-tools").get_by_role("button", name="Mark paid")).to_be_visible()
+    cancel.click()
+    # The confirmation page: nothing changed yet; "No" goes back to the order.
+    confirm = page.get_by_role("button", name="Yes, cancel")
+    expect(confirm).to_have_css("background-color", DELETE_RED)
+    screenshot(page, "cancel-confirmation")
+    pending.refresh_from_db()
+    assert pending.status == "pending"
+    page.get_by_role("link", name="No, take me back").click()
+    expect(page.locator(".field-status")).to_contain_text("Pending")
+    page.locator(".object-tools").get_by_role("button", name="Cancel order…").click()
+    page.get_by_role("button", name="Yes, cancel").click()
+    expect(page.locator(".messagelist")).to_contain_text("Cancelled 1 order.")
+    expect(page.locator(".field-status")).to_contain_text("Cancelled")
+    expect(page.locator(".object-tools button")).to_have_count(0)
+    screenshot(page, "order-cancelled")
+    pending.refresh_from_db()
+    assert pending.status == "cancelled"
+    assert not csp_violations, csp_violations

@@ -217,3 +217,65 @@ def test_buyer_downloads_all_files_as_one_zip_from_the_order_page(live_server, p
     expect(page.locator("li.file", has_text="Guide.pdf")).to_contain_text("1 of 10 downloads used")
     expect(page.locator("li.file", has_text="Sheet.pdf")).to_contain_text("2 of 10 downloads used")
     assert DownloadEvent.objects.filter(grant__order=order, outcome="served").count() == 2
+
+
+def test_a_guest_back_from_a_used_up_download_link_finds_their_order_page(
+    live_server, page, browser, screenshot
+):
+    order = factories.paid_order_with_files(lines=1, attached=0, email="guest@example.com")
+    grant = order.lines.get().grants.get()
+    grant.download_limit, grant.download_count = 1, 1
+    grant.save()
+    order_page = live_server.url + reverse("accounts:order_detail", args=[order.access_token])
+    download_url = live_server.url + reverse("downloads:download", args=[grant.token])
+
+    # Days later, from the browser's download list: no Referer, no session.
+    page.goto(order_page)
+    expect(page.get_by_role("heading", name=f"Order #{order.number}")).to_be_visible()
+    response = page.goto(download_url)
+    assert response.status == 410
+    expect(page.get_by_role("heading", name="Download limit reached")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("You have used your 1 download of")
+    expect(page.get_by_role("link", name="Go to your orders")).to_have_count(0)
+    screenshot(page, "refused-back-to-order")
+    page.get_by_role("link", name="Back to your order").click()
+    expect(page).to_have_url(order_page)
+    expect(page.get_by_role("heading", name=f"Order #{order.number}")).to_be_visible()
+
+    # The same link in another browser (it was shared): no way into the order.
+    context = browser.new_context()
+    try:
+        other = context.new_page()
+        assert other.goto(download_url).status == 410
+        expect(other.get_by_role("link", name="Back to your order")).to_have_count(0)
+        expect(other.locator("main")).to_contain_text("link in your order email")
+        expect(other.locator("main").get_by_role("link", name="Sign in")).to_be_visible()
+        assert order.access_token not in other.content()
+    finally:
+        context.close()
+
+
+def test_the_order_page_names_links_refunds_and_what_changed(live_server, page, screenshot):
+    from downloads.services.orders import order_refund
+    from downloads.services.versions import download_replace_media
+
+    guide = factories.DownloadFactory(media=factories.MediaFactory(filename="Guide.pdf"))
+    course = factories.LinkDownloadFactory(name="Video course")
+    order = paid_order(guide.product, course.product, email="reader@example.com")
+    download_replace_media(
+        download=guide, media=factories.MediaFactory(filename="Guide.pdf"), changelog="New map"
+    )
+    order_refund(order=order, line_ids=[order.lines.get(product=course.product).pk])
+    link = factories.LinkDownloadFactory(product=None, name="Live session")
+    factories.GrantFactory(order=order, line=None, download=link, download_limit=1)
+
+    page.goto(live_server.url + reverse("accounts:order_detail", args=[order.access_token]))
+    expect(page.locator(".order-meta .badge")).to_have_text("Partly refunded")
+    guide_row = page.locator("li.file", has_text="Guide.pdf")
+    expect(guide_row).to_contain_text(re.compile(r"Updated on \d+ \w+ \d{4}: New map"))
+    expect(guide_row.get_by_role("link", name=re.compile("^Download Guide.pdf"))).to_be_visible()
+    link_row = page.locator("li.file", has_text="Live session")
+    expect(link_row).to_contain_text("0 of 1 visit used")
+    expect(link_row.get_by_role("link", name=re.compile("^Open link Live session"))).to_be_visible()
+    expect(link_row.get_by_role("link", name=re.compile("Download"))).to_have_count(0)
+    screenshot(page, "order-page-words")

@@ -34,6 +34,10 @@
       return;
     }
     var timer = null;
+    // The words come from the page (translated there); English when a page has none.
+    var copiedText = button.getAttribute("data-copied") || "Copied";
+    var selectedText =
+      button.getAttribute("data-selected") || "Selected: press Ctrl+C (\u2318C on a Mac) to copy";
 
     function say(text, copied) {
       window.clearTimeout(timer);
@@ -52,9 +56,9 @@
 
     function fallback() {
       if (copyBySelecting(key)) {
-        say("Copied", true);
+        say(copiedText, true);
       } else {
-        say("Selected: press Ctrl+C (\u2318C on a Mac) to copy", false);
+        say(selectedText, false);
       }
     }
 
@@ -62,7 +66,7 @@
       var text = key.textContent.trim();
       if (navigator.clipboard && typeof navigator.clipboard.writeText === "function") {
         navigator.clipboard.writeText(text).then(function () {
-          say("Copied", true);
+          say(copiedText, true);
         }, fallback);
       } else {
         fallback();

@@ -170,7 +170,3 @@ class DownloadInputSerializer(serializers.Serializer):
     stamp_position = serializers.ChoiceField(
         choices=StampPosition.choices, required=False, help_text=STAMP_POSITION_HELP
     )
-
-
-class DownloadCreateSerializer(serializers.Serializer):
-    """Schema only: SureCart's `{"download": {...}}`, or the bare object (see schema.py)."""

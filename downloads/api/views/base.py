@@ -1,7 +1,18 @@
 """What every viewset of the merchant API shares: `ApiViewSet` (JSON in, the envelopes out,
 throttling with headers on every answer, ids checked before they reach the database, unknown
-list parameters refused, no caching of answers), and the helpers a view uses to read a
-request. The JSON parser (size, depth, no lone surrogates) is in ../parsers.py.
+query parameters and body fields refused, SureCart's wrapped bodies read, no caching of
+answers), and the helpers a view uses to read a request. The JSON parser (size, depth, no
+lone surrogates) is in ../parsers.py.
+
+Rules owned here (for every resource, not per viewset):
+- A query parameter the action does not read is a 400 `parameter.invalid` naming it
+  (`check_query_parameters`; the storefront JSON uses the same rule), so `order_id=` where
+  `order_ids[]` is meant never silently lists everything.
+- A create or update body may be the object or SureCart's `{"<object>": {...}}`
+  (`unwrap_body`); a wrapper naming another resource is a 400 `request.wrong_wrapper`.
+- A body field the action does not take (neither an input nor an output field: a fetched
+  object may be sent back) is a 422 `<object>.invalid` with code `unknown_field`, so a
+  misspelt or misplaced field (`{"refund": {"line_ids": …}}`) is never silently dropped.
 
 Views are thin: each action validates its input with a serializer, calls one service (writes)
 or a queryset with its joins (reads), and renders the output serializer. Business rules live
@@ -9,7 +20,7 @@ in downloads/services/, shared with the admin."""
 
 import uuid
 
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.response import Response
 
 from .. import filters
@@ -20,7 +31,72 @@ from ..parsers import (
     content_length,  # noqa: F401 (the views read it from here)
     printable,
 )
+from ..schema import WRAPPED_ACTIONS
 from ..throttling import ApiKeyRateThrottle, rate_limit_headers
+
+# Every resource's `object` name, filled in as the viewsets are defined: a body wrapped in
+# one of them on another resource's endpoint is a wrong wrapper, not a missing field.
+RESOURCE_NAMES: set[str] = set()
+MAX_NAMED = 10  # unknown parameters or fields named in one answer
+
+
+def check_query_parameters(query_params, known) -> None:
+    """An unknown query parameter is a 400 naming it, not silently ignored (`order_id=` where
+    `order_ids[]` is meant would otherwise list everything)."""
+    unknown = sorted(set(query_params) - set(known))
+    if unknown:
+        raise QueryParameterError(
+            {printable(name)[:100]: ["Unknown query parameter."] for name in unknown[:MAX_NAMED]},
+            code="unknown_parameter",
+        )
+
+
+def unwrap_body(data, object_name: str):
+    """A create or update body: SureCart's `{"<object_name>": {...}}` or the bare object.
+
+    A wrapper around anything but an object, or beside other keys, is a 400; so is an object
+    wrapped in another resource's name (`{"download": {...}}` sent to products)."""
+    if not isinstance(data, dict):
+        return data
+    if object_name in data:
+        inner = data[object_name]
+        if not isinstance(inner, dict) or len(data) != 1:
+            raise exceptions.ParseError(
+                f'A wrapped body is {{"{object_name}": {{...}}}} and nothing beside it.',
+                code="request.wrapper_invalid",
+            )
+        return inner
+    if len(data) == 1:
+        (name,) = data
+        if name in RESOURCE_NAMES and isinstance(data[name], dict):
+            raise exceptions.ParseError(
+                f'This endpoint takes a {object_name}: send {{"{object_name}": {{...}}}} or the '
+                f'bare object, not {{"{printable(name)[:64]}": {{...}}}}.',
+                code="request.wrong_wrapper",
+            )
+    return data
+
+
+def unknown_fields(data, serializer, path: str = "", tolerated=frozenset()) -> list[str]:
+    """The attributes (`lines[0].sku_code`) of `data` that `serializer` does not take:
+    neither a writable field nor, at the top, one of `tolerated` (the output's fields)."""
+    found: list[str] = []
+    if isinstance(serializer, serializers.ListSerializer):
+        if isinstance(data, list):
+            for index, item in enumerate(data[:1000]):
+                found += unknown_fields(item, serializer.child, f"{path}[{index}]")
+        return found
+    if not isinstance(serializer, serializers.Serializer) or not isinstance(data, dict):
+        return found
+    fields = serializer.fields
+    for key, value in data.items():
+        field = fields.get(key)
+        name = f"{path}.{printable(str(key))}" if path else printable(str(key))
+        if field is not None and not field.read_only:
+            found += unknown_fields(value, field, name)
+        elif key not in tolerated:
+            found.append(name)
+    return found
 
 
 class ApiViewSet(viewsets.GenericViewSet):
@@ -39,6 +115,16 @@ class ApiViewSet(viewsets.GenericViewSet):
     output_serializer_class = None
     input_serializer_class = None
     update_serializer_class = None
+    # The fields `expand[]` may name (downloads: media, product, variant).
+    expandable: tuple[str, ...] = ()
+    # Error statuses an action answers beyond the usual ones, for the schema (schema.py):
+    # e.g. {"create": {408, 503}}.
+    error_statuses: dict[str, set[int]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.object_name != "object":
+            RESOURCE_NAMES.add(cls.object_name)
 
     # --- request life cycle ---
 
@@ -74,6 +160,7 @@ class ApiViewSet(viewsets.GenericViewSet):
                     raise QueryParameterError(
                         {printable(name): ["Text must be valid Unicode."]}, code="invalid"
                     )
+        check_query_parameters(request.query_params, self.known_query_parameters())
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -116,12 +203,37 @@ class ApiViewSet(viewsets.GenericViewSet):
         value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
         return self.find(self.get_queryset(), value, object_name=self.object_name)
 
+    def request_body(self):
+        """The request's JSON body; a create's or update's unwrapped (`unwrap_body`)."""
+        data = self.request.data
+        if self.action in WRAPPED_ACTIONS:
+            return unwrap_body(data, self.object_name)
+        return data
+
     def validated(self, serializer_class, data=None, **kwargs) -> dict:
+        """The request's body (or `data`) validated by `serializer_class`; a body field it
+        does not take is a 422 naming it (see the module)."""
+        from_request = data is None
         serializer = serializer_class(
-            data=self.request.data if data is None else data,
+            data=self.request_body() if from_request else data,
             context=self.get_serializer_context(),
             **kwargs,
         )
+        if from_request:
+            # A create or update may send back the object as it was read.
+            output = self.output_serializer_class
+            echo = self.action in WRAPPED_ACTIONS and output is not None
+            tolerated = frozenset(output().fields) if echo else frozenset()
+            # The browsable API's HTML forms post Django's CSRF token beside the fields.
+            tolerated |= {"csrfmiddlewaretoken"}
+            unknown = unknown_fields(serializer.initial_data, serializer, tolerated=tolerated)
+            if unknown:
+                raise exceptions.ValidationError(
+                    {
+                        name: [exceptions.ErrorDetail("Unknown field.", code="unknown_field")]
+                        for name in unknown[:MAX_NAMED]
+                    }
+                )
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
@@ -141,37 +253,27 @@ class ApiViewSet(viewsets.GenericViewSet):
     # --- the standard actions ---
 
     # Query parameters every list reads besides its filter set's (pagination, search, sort,
-    # expand, DRF's format); a `[]` suffix is accepted on list-valued ones only.
+    # DRF's format); a `[]` suffix is accepted on list-valued ones only. Every other action
+    # reads `format`, and `expand[]` where the resource has expandable fields.
     list_parameters = frozenset(
         {"page", "limit", "perpage", "sort", "sortby", "sortdir", "search", "format"}
     )
-    list_array_parameters = frozenset({"ids", "expand"})
+    list_array_parameters = frozenset({"ids"})
 
-    def known_list_parameters(self) -> set[str]:
-        known = set(self.list_parameters)
-        arrays = set(self.list_array_parameters)
-        filterset_class = getattr(self, "filterset_class", None)
-        for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
-            widget = getattr(filter_.field_class, "widget", None)
-            if isinstance(widget, type) and issubclass(widget, filters.ArrayWidget):
-                arrays.add(name)
-            else:
-                known.add(name)
+    def known_query_parameters(self) -> set[str]:
+        """The query parameters this request's action reads (`check_query_parameters`)."""
+        known, arrays = {"format"}, {"expand"} if self.expandable else set()
+        if self.action == "list":
+            known |= self.list_parameters
+            arrays |= self.list_array_parameters
+            filterset_class = getattr(self, "filterset_class", None)
+            for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
+                widget = getattr(filter_.field_class, "widget", None)
+                if isinstance(widget, type) and issubclass(widget, filters.ArrayWidget):
+                    arrays.add(name)
+                else:
+                    known.add(name)
         return known | arrays | {f"{name}[]" for name in arrays}
-
-    def check_list_parameters(self, request) -> None:
-        """An unknown query parameter on a list is a 400 naming it, not silently ignored
-        (`order_id=` where `order_ids[]` is meant would otherwise list everything)."""
-        unknown = sorted(set(request.query_params) - self.known_list_parameters())
-        if unknown:
-            raise QueryParameterError(
-                {name[:100]: ["Unknown query parameter."] for name in unknown[:10]},
-                code="unknown_parameter",
-            )
-
-    def filter_queryset(self, queryset):
-        self.check_list_parameters(self.request)
-        return super().filter_queryset(queryset)
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())

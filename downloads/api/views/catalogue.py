@@ -1,8 +1,9 @@
 """The catalogue through the merchant API: products, their variants, and downloads
 (SureCart's download: a media file or an external URL on a product, a variant, or kept for
-attaching to single orders), with `expand[]` and SureCart's wrapped create body."""
+attaching to single orders), with `expand[]`. (SureCart's wrapped bodies are read for every
+resource by views/base.py.)"""
 
-from rest_framework import exceptions, status
+from rest_framework import status
 
 from downloads.models import Download, Product, Variant
 from downloads.services.catalogue import (
@@ -96,7 +97,6 @@ class VariantViewSet(ApiViewSet):
 @api_docs(
     "download",
     s.DownloadSerializer,
-    s.DownloadCreateSerializer,
     s.DownloadInputSerializer,
     delete=True,
     expand=s.DOWNLOAD_EXPANDABLE,
@@ -111,6 +111,7 @@ class DownloadViewSet(ApiViewSet):
     filterset_class = filters.DownloadFilterSet
     output_serializer_class = s.DownloadSerializer
     input_serializer_class = s.DownloadInputSerializer
+    expandable = s.DOWNLOAD_EXPANDABLE
     search_fields = ("name", "title", "url", "media__filename")
     sort_fields = {
         "created_at": "created_at",
@@ -141,25 +142,13 @@ class DownloadViewSet(ApiViewSet):
             )
         return wanted
 
-    def payload(self):
-        """SureCart's `{"download": {...}}`, or the bare object."""
-        data = self.request.data
-        if isinstance(data, dict) and "download" in data:
-            if not isinstance(data["download"], dict):
-                raise exceptions.ValidationError(
-                    {"download": ["Must be an object."]}, code="invalid"
-                )
-            return data["download"]
-        return data
-
     def create(self, request):
-        data = self.validated(s.DownloadInputSerializer, data=self.payload())
-        download = download_create(**data)
+        download = download_create(**self.validated(s.DownloadInputSerializer))
         return self.render_fresh(download, status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         download = self.get_object()
-        data = self.validated(s.DownloadInputSerializer, data=self.payload(), partial=True)
+        data = self.validated(s.DownloadInputSerializer, partial=True)
         download_update(download=download, **data)
         return self.render_fresh(download)
 

@@ -27,6 +27,7 @@ from .base import ApiViewSet
     s.WebhookEndpointSerializer,
     s.WebhookEndpointInputSerializer,
     delete=True,
+    create_output=s.WebhookEndpointWithSecretSerializer,
 )
 class WebhookEndpointViewSet(ApiViewSet):
     """Webhook endpoints: where events are POSTed, signed with the endpoint's secret."""
@@ -99,7 +100,7 @@ class WebhookDeliveryViewSet(ApiViewSet):
         summary="Retry a delivery now",
         tags=["webhook_deliveries"],
         request=None,
-        responses=s.WebhookDeliverySerializer,
+        responses={202: s.WebhookDeliverySerializer},
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):

@@ -92,8 +92,8 @@ def test_reset_sets_counts_to_zero_and_says_how_many_changed(admin_client, grant
 
 def test_revoke_and_restore(admin_client, grants):
     selected = [grants["active"], grants["revoked"]]
-    response = admin_client.post(GRANTS, action("revoke", selected))
-    assert messages_of(response) == ["Revoked 1 grant. 1 already were revoked."]
+    response = admin_client.post(GRANTS, action("revoke", selected, apply="1"))
+    assert messages_of(response) == ["Revoked 1 grant. 1 was already revoked."]
     grants["active"].refresh_from_db()
     assert grants["active"].revoked_at is not None
     response = admin_client.post(GRANTS, action("restore", selected))
@@ -105,7 +105,9 @@ def test_revoke_and_restore(admin_client, grants):
 
 def test_revoking_from_a_list_filtered_on_not_revoked_counts_what_was_chosen(admin_client, grants):
     # Revoking moves the grant out of the filtered queryset: counted after, it said "-1".
-    response = admin_client.post(GRANTS + "?revoked=no", action("revoke", [grants["active"]]))
+    response = admin_client.post(
+        GRANTS + "?revoked=no", action("revoke", [grants["active"]], apply="1")
+    )
     assert messages_of(response) == ["Revoked 1 grant."]
 
 
@@ -116,7 +118,7 @@ def test_extend_asks_for_days_then_extends_those_that_expire(admin_client, grant
     before = timezone.now()
     response = admin_client.post(GRANTS, action("extend", selected, apply="1", days="7"))
     assert response.status_code == 302
-    assert messages_of(response) == ["Extended by 7 days: 1 grant. 1 already never expire."]
+    assert messages_of(response) == ["Extended by 7 days: 1 grant. 1 never expires."]
     grants["expired"].refresh_from_db()
     assert grants["expired"].expires_at >= before + timedelta(days=7)
     grants["active"].refresh_from_db()
@@ -176,15 +178,84 @@ def test_the_grant_token_is_never_shown(admin_client, grants):
     assert grant.token not in html
 
 
-def test_a_grant_with_downloads_in_the_log_is_kept_an_unused_one_deleted(admin_client, grants):
+def test_grants_cannot_be_deleted_here_only_revoked(admin_client, grants):
     used, unused = grants["active"], grants["expired"]
     factories.EventFactory(grant=used)
     for grant in (used, unused):
-        admin_client.post(
-            reverse("admin:downloads_downloadgrant_delete", args=[grant.pk]), {"post": "yes"}
-        )
-    assert DownloadGrant.objects.filter(pk=used.pk).exists()
-    assert not DownloadGrant.objects.filter(pk=unused.pk).exists()
+        url = reverse("admin:downloads_downloadgrant_delete", args=[grant.pk])
+        assert admin_client.post(url, {"post": "yes"}).status_code == 403
+        page = admin_client.get(reverse("admin:downloads_downloadgrant_change", args=[grant.pk]))
+        assert url not in page.content.decode()
+    assert DownloadGrant.objects.filter(pk__in=[used.pk, unused.pk]).count() == 2
+    listing = admin_client.get(GRANTS)
+    offered = [name for name, _ in listing.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in offered and "revoke" in offered
+    response = admin_client.post(GRANTS, action("delete_selected", [unused], post="yes"))
+    assert messages_of(response) == ["No action selected."]
+    assert DownloadGrant.objects.filter(pk=unused.pk).exists()
+
+
+def run_button(client, grant, name, **data):
+    return client.post(reverse("admin:downloads_downloadgrant_run", args=[grant.pk, name]), data)
+
+
+def buttons(client, grant) -> dict[str, bool]:
+    """The change page's action buttons: name → destructive (red)."""
+    response = client.get(reverse("admin:downloads_downloadgrant_change", args=[grant.pk]))
+    return {item["name"]: item["destructive"] for item in response.context["object_actions"]}
+
+
+@pytest.mark.parametrize(
+    "state, offered",
+    [
+        ("active", {"reset": False, "revoke": True}),
+        ("used_up", {"reset": False, "revoke": True}),
+        ("expired", {"extend": False, "revoke": True}),
+        ("revoked", {"restore": False}),
+    ],
+)
+def test_the_change_page_offers_only_the_buttons_the_grants_state_allows(
+    admin_client, grants, state, offered
+):
+    assert buttons(admin_client, grants[state]) == offered
+
+
+def test_revoke_is_red_and_asks_for_confirmation_before_it_takes_effect(admin_client, grants):
+    grant = grants["active"]
+    change = reverse("admin:downloads_downloadgrant_change", args=[grant.pk])
+    html = admin_client.get(change).content.decode()
+    assert re.search(r'class="object-action-button destructive">Revoke…</button>', html)
+    page = run_button(admin_client, grant, "revoke")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'class="destructive" value="Yes, revoke"' in html
+    assert f'href="{change}" class="button cancel-link"' in html  # back to the grant
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    done = run_button(admin_client, grant, "revoke", apply="1")
+    assert done["Location"] == change
+    grant.refresh_from_db()
+    assert grant.revoked_at is not None
+    assert buttons(admin_client, grant) == {"restore": False, "reset": False}
+
+
+def test_a_button_the_state_no_longer_allows_changes_nothing(admin_client, grants):
+    grant = grants["revoked"]  # a page left open on it while it was active
+    response = run_button(admin_client, grant, "revoke", apply="1")
+    assert response["Location"] == reverse("admin:downloads_downloadgrant_change", args=[grant.pk])
+    assert messages_of(response) == ["Revoke: not possible for this download grant now."]
+    before = grant.revoked_at
+    grant.refresh_from_db()
+    assert grant.revoked_at == before
+
+
+def test_the_bulk_revoke_asks_for_confirmation_first(admin_client, grants):
+    page = admin_client.post(GRANTS, action("revoke", [grants["active"], grants["used_up"]]))
+    assert page.status_code == 200
+    assert "Yes, revoke" in page.content.decode()
+    assert not DownloadGrant.objects.filter(revoked_at__isnull=False).exclude(
+        pk=grants["revoked"].pk
+    )
 
 
 # --- Download log ---------------------------------------------------------------------------------
@@ -366,7 +437,9 @@ def test_an_encrypted_pdf_is_flagged_on_its_grants_page_with_the_reason(admin_cl
 
 def test_actions_work_on_a_list_filtered_by_stamping(admin_client, stamping):
     grant = stamping["unstampable"]
-    response = admin_client.post(GRANTS + "?stamping=unstampable", action("revoke", [grant]))
+    response = admin_client.post(
+        GRANTS + "?stamping=unstampable", action("revoke", [grant], apply="1")
+    )
     assert messages_of(response) == ["Revoked 1 grant."]
     grant.refresh_from_db()
     assert grant.revoked_at is not None

@@ -214,7 +214,7 @@ class TestActions:
     def test_disable_changes_exactly_the_chosen_keys_and_reports_counts(self, admin_client, keys):
         chosen = [keys["inactive"], keys["active"], keys["disabled"]]
         before = LicenseKey.objects.get(pk=keys["disabled"].pk).disabled_at
-        response = admin_client.post(KEYS, action("disable", chosen))
+        response = admin_client.post(KEYS, action("disable", chosen, apply="1"))
         assert response.status_code == 302
         assert messages_of(response) == ["Disabled 2 licence keys. 1 was already disabled."]
         disabled = set(LicenseKey.objects.filter(disabled_at__isnull=False).values_list("pk"))
@@ -222,6 +222,12 @@ class TestActions:
         # the key already disabled keeps the time it was disabled at; the other is untouched
         assert LicenseKey.objects.get(pk=keys["disabled"].pk).disabled_at == before
         assert LicenseKey.objects.get(pk=keys["expired"].pk).disabled_at is None
+
+    def test_disable_asks_for_confirmation_before_it_takes_effect(self, admin_client, keys):
+        page = admin_client.post(KEYS, action("disable", [keys["active"]]))
+        assert page.status_code == 200
+        assert 'class="destructive" value="Yes, disable"' in page.content.decode()
+        assert not LicenseKey.objects.filter(pk=keys["active"].pk, disabled_at__isnull=False)
 
     def test_enable_changes_exactly_the_chosen_keys_and_reports_counts(self, admin_client, keys):
         LicenseKey.objects.update(disabled_at=timezone.now())
@@ -237,7 +243,7 @@ class TestActions:
     ):
         second = activate(licence_order().license_keys.get(), "Laptop")
         chosen = [keys["active"], second]
-        response = admin_client.post(KEYS + "?status=active", action("disable", chosen))
+        response = admin_client.post(KEYS + "?status=active", action("disable", chosen, apply="1"))
         assert messages_of(response) == ["Disabled 2 licence keys."]
         assert listed(admin_client, status="disabled") == {
             keys["disabled"].pk,
@@ -247,7 +253,7 @@ class TestActions:
 
     def test_enabled_keys_activate_again_and_disabled_ones_do_not(self, admin_client, keys):
         key = keys["inactive"]
-        admin_client.post(KEYS, action("disable", [key]))
+        admin_client.post(KEYS, action("disable", [key], apply="1"))
         with pytest.raises(ServiceError) as refused:
             license_key_activate(key_text=key.key, instance_name="Laptop")
         assert refused.value.code == "license_key.disabled"

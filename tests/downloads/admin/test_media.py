@@ -28,12 +28,16 @@ def start_upload(client, content: bytes, filename="big file.zip", content_type="
     return response.json()
 
 
+def use_in_product(media) -> str:
+    return reverse("admin:downloads_download_add") + f"?media={media.pk}"
+
+
 def test_uploading_through_the_form_records_size_type_and_sha256(admin_client):
     content = b"PK\x03\x04 icons" * 50
     upload = SimpleUploadedFile("line icons.zip", content, content_type="application/zip")
     response = admin_client.post(ADD, {"upload": upload})
     media = Media.objects.get()
-    assert response["Location"] == reverse("admin:downloads_media_changelist")
+    assert response["Location"] == reverse("admin:downloads_media_change", args=[media.pk])
     assert (media.filename, media.byte_size) == ("line icons.zip", len(content))
     assert media.content_type == "application/zip"
     assert media.sha256 == hashlib.sha256(content).hexdigest()
@@ -45,8 +49,63 @@ def test_a_file_over_the_limit_is_refused_with_the_services_message(admin_client
     upload = SimpleUploadedFile("big.bin", b"x" * 11)
     response = admin_client.post(ADD, {"upload": upload})
     assert response.status_code == 200
-    assert "The file is larger than the 10 byte limit." in response.content.decode()
+    assert "larger than the 10 byte limit." in response.content.decode()
     assert not Media.objects.exists()
+
+
+def test_after_a_form_upload_the_files_page_says_so_and_offers_use_in_a_product(admin_client):
+    upload = SimpleUploadedFile("Guide.pdf", b"%PDF-1.4 guide", content_type="application/pdf")
+    response = admin_client.post(ADD, {"upload": upload}, follow=True)
+    media = Media.objects.get()
+    link = use_in_product(media)
+    assert [str(m) for m in response.context["messages"]] == [
+        f'The file “Guide.pdf” was uploaded. <a href="{link}">Use it in a product</a>.'
+    ]
+    html = response.content.decode()
+    assert f'<a href="{link}">Use it in a product</a>' in html  # the message, as a link
+    assert f'href="{link}" class="use-in-product addlink"' in html  # and the page's button
+
+
+def test_use_in_a_product_opens_the_download_form_with_the_file_picked(admin_client):
+    media = factories.MediaFactory(filename="Guide.pdf")
+    response = admin_client.get(use_in_product(media))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.initial["media"] == str(media.pk)
+    assert f'<option value="{media.pk}" selected>' in response.content.decode()
+
+
+def test_the_direct_upload_ends_with_the_message_and_the_way_on(admin_client):
+    content = b"0123456789" * 100
+    target = start_upload(admin_client, content, filename="Field Guide.pdf")
+    admin_client.generic(
+        "PUT",
+        target["upload_url"].removeprefix("http://testserver"),
+        content,
+        content_type=target["headers"]["Content-Type"],
+    )
+    done = admin_client.post(target["complete_url"], {}, content_type="application/json")
+    media = Media.objects.get(pk=done.json()["id"])
+    page = admin_client.get(done.json()["change_url"])  # where the script goes next
+    link = use_in_product(media)
+    assert [str(m) for m in page.context["messages"]] == [
+        f'The file “Field Guide.pdf” was uploaded. <a href="{link}">Use it in a product</a>.'
+    ]
+
+
+def test_a_direct_upload_in_a_popup_leaves_no_message_behind(admin_client):
+    content = b"0123456789" * 100
+    target = start_upload(admin_client, content)
+    admin_client.generic(
+        "PUT",
+        target["upload_url"].removeprefix("http://testserver"),
+        content,
+        content_type=target["headers"]["Content-Type"],
+    )
+    done = admin_client.post(
+        target["complete_url"], {"popup": True}, content_type="application/json"
+    )
+    assert done.status_code == 200
+    assert messages_of(done) == []
 
 
 def test_the_add_page_offers_the_direct_upload_with_a_progress_bar(admin_client):
@@ -82,6 +141,18 @@ def test_the_local_preview_streams_the_file_to_staff_only(admin_client, client):
     customer = factories.UserFactory()
     client.force_login(customer)
     assert client.get(url).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "ttl, words", [(60, "1 minute"), (1, "1 second"), (90, "90 seconds"), (3600, "1 hour")]
+)
+def test_the_preview_help_says_how_long_the_presigned_url_lives(
+    admin_client, s3, settings, ttl, words
+):
+    settings.DOWNLOADS_URL_TTL = ttl
+    media = factories.MediaFactory(filename="Guide.pdf")
+    html = admin_client.get(reverse("admin:downloads_media_change", args=[media.pk])).content
+    assert f"a presigned URL valid for {words}." in html.decode()
 
 
 def test_the_s3_preview_is_a_short_lived_presigned_url(admin_client, s3, settings):

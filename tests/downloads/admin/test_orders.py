@@ -6,9 +6,19 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from downloads.errors import ServiceError
 from downloads.models import ChannelEvent, DownloadGrant, Order, StampedCopy
 from downloads.services.licences import license_key_activate
-from downloads.services.orders import LineInput, order_dispute, order_refund
+from downloads.services.orders import (
+    LineInput,
+    order_actions,
+    order_cancel,
+    order_create,
+    order_dispute,
+    order_pay,
+    order_refund,
+    order_send_email,
+)
 from downloads.services.stamping import stamped_copy_make
 from tests import factories, pdfs
 from tests.downloads.admin.conftest import (
@@ -239,7 +249,7 @@ class TestActions:
 
     def test_cancel_a_pending_order_and_refuse_to_cancel_a_paid_one(self, admin_client, order):
         pending = factories.OrderFactory()
-        response = admin_client.post(CHANGELIST, action("cancel", [pending, order]))
+        response = admin_client.post(CHANGELIST, action("cancel", [pending, order], apply="1"))
         pending.refresh_from_db()
         assert pending.status == "cancelled"
         assert set(messages_of(response)) == {
@@ -247,15 +257,23 @@ class TestActions:
             "Cancelled 1 order.",
         }
 
-    def test_refund_shows_the_lines_to_choose(self, admin_client):
+    def test_refund_shows_the_lines_to_choose_with_none_ticked(self, admin_client):
         order = paid_order(product_with_file(name="Guide"), product_with_file(name="Icons"))
         response = run(admin_client, "refund", order)
         assert response.status_code == 200
         html = response.content.decode()
         assert "1 × Guide" in html and "1 × Icons" in html
-        assert response.context["form"]["lines"].initial == [
-            str(pk) for pk in order.lines.values_list("pk", flat=True)
-        ]
+        assert not response.context["form"]["lines"].initial
+        assert 'name="lines"' in html and "checked" not in html
+        assert 'class="destructive" value="Refund"' in html
+
+    def test_refunding_with_no_line_ticked_refunds_nothing(self, admin_client):
+        order = paid_order(product_with_file(name="Guide"))
+        response = run(admin_client, "refund", order, apply="1")
+        assert response.status_code == 200
+        assert response.context["form"].errors["lines"] == ["Tick at least one line to refund."]
+        order.refresh_from_db()
+        assert order.status == "paid" and not order.lines.filter(refunded_at__isnull=False)
 
     def test_refunding_chosen_lines_revokes_only_their_grants(self, admin_client):
         order = paid_order(product_with_file(name="Guide"), product_with_file(name="Icons"))
@@ -310,6 +328,140 @@ class TestActions:
         assert response.status_code == 302
         assert not order.downloads.exists()
         assert order.grants.get(download=extra).revoked_at is not None
+
+
+def buttons(client, order) -> dict[str, bool]:
+    """The order page's action buttons: name → destructive (red)."""
+    response = client.get(reverse("admin:downloads_order_change", args=[order.pk]))
+    return {item["name"]: item["destructive"] for item in response.context["object_actions"]}
+
+
+class TestButtons:
+    """The order page offers what its state allows (order_actions), destructive ones red and
+    confirmed before anything changes."""
+
+    def test_a_pending_order_offers_mark_paid_attach_and_a_red_cancel(self, admin_client):
+        pending = factories.OrderFactory()
+        assert buttons(admin_client, pending) == {
+            "mark_paid": False,
+            "attach": False,
+            "cancel": True,
+        }
+
+    def test_a_paid_order_offers_no_mark_paid_nor_cancel(self, admin_client, order):
+        assert buttons(admin_client, order) == {
+            "send_email": False,
+            "refund": True,
+            "attach": False,
+        }
+        html = admin_client.get(
+            reverse("admin:downloads_order_change", args=[order.pk])
+        ).content.decode()
+        assert "Mark paid" not in html and "Cancel order" not in html
+        assert re.search(r'class="object-action-button destructive">Refund…</button>', html)
+
+    def test_detach_is_offered_red_while_files_are_attached(self, admin_client, order):
+        extra = factories.DownloadFactory(product=None)
+        admin_client.post(
+            CHANGELIST, action("attach", [order], apply="1", downloads=[str(extra.pk)])
+        )
+        assert buttons(admin_client, order)["detach"] is True
+
+    @pytest.mark.parametrize("end", ["refunded", "cancelled"])
+    def test_a_refunded_or_cancelled_order_offers_no_action(self, admin_client, end):
+        order = paid_order(product_with_file()) if end == "refunded" else factories.OrderFactory()
+        run(
+            admin_client,
+            "refund" if end == "refunded" else "cancel",
+            order,
+            apply="1",
+            lines=[str(pk) for pk in order.lines.values_list("pk", flat=True)],
+        )
+        order.refresh_from_db()
+        assert order.status == end
+        assert buttons(admin_client, order) == {}
+
+    @pytest.mark.parametrize("status", ["pending", "paid", "refunded", "cancelled"])
+    def test_the_buttons_offered_are_the_actions_the_services_carry_out(self, admin_client, status):
+        """Every action offered changes the order; every one withheld is refused by its
+        service or would change nothing (paying a paid order)."""
+        product = product_with_file()
+
+        def make():
+            # Through the services, so numbers come from one sequence.
+            made = order_create(email="buyer@example.com", lines=[LineInput(product=product)])
+            if status == "paid":
+                order_pay(order=made, send_email=False)
+            elif status == "refunded":
+                order_pay(order=made, send_email=False)
+                order_refund(order=made)
+            elif status == "cancelled":
+                order_cancel(order=made)
+            return made
+
+        def changed(service, order) -> bool:
+            before = (order.status, order.email_sent_at, list(order.lines.values("refunded_at")))
+            mail.outbox.clear()
+            try:
+                service(order)
+            except ServiceError as exc:
+                assert exc.code == "order.invalid_state", exc
+                return False
+            order.refresh_from_db()
+            after = (order.status, order.email_sent_at, list(order.lines.values("refunded_at")))
+            return after != before or bool(mail.outbox)
+
+        services = {
+            "pay": lambda o: order_pay(order=o, send_email=False),
+            "cancel": lambda o: order_cancel(order=o),
+            "send_email": lambda o: order_send_email(order=o),
+            "refund": lambda o: order_refund(order=o, line_ids=[o.lines.first().pk]),
+        }
+        offered = order_actions(order=make())
+        for verb, service in services.items():
+            assert changed(service, make()) == (verb in offered), verb
+
+    def test_cancel_asks_for_confirmation_before_it_takes_effect(self, admin_client):
+        pending = factories.OrderFactory()
+        change = reverse("admin:downloads_order_change", args=[pending.pk])
+        page = run(admin_client, "cancel", pending)
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert 'class="destructive" value="Yes, cancel"' in html
+        assert f'href="{change}" class="button cancel-link"' in html
+        pending.refresh_from_db()
+        assert pending.status == "pending"
+        done = run(admin_client, "cancel", pending, apply="1")
+        assert done["Location"] == change
+        pending.refresh_from_db()
+        assert pending.status == "cancelled"
+        assert messages_of(done) == ["Cancelled 1 order."]
+
+    def test_the_bulk_cancel_asks_for_confirmation_first(self, admin_client):
+        pending = factories.OrderFactory()
+        page = admin_client.post(CHANGELIST, action("cancel", [pending]))
+        assert page.status_code == 200 and "Yes, cancel" in page.content.decode()
+        pending.refresh_from_db()
+        assert pending.status == "pending"
+
+    def test_detach_asks_with_a_red_submit(self, admin_client, order):
+        extra = factories.DownloadFactory(product=None)
+        admin_client.post(
+            CHANGELIST, action("attach", [order], apply="1", downloads=[str(extra.pk)])
+        )
+        page = run(admin_client, "detach", order)
+        assert 'class="destructive" value="Detach"' in page.content.decode()
+        assert order.grants.get(download=extra).revoked_at is None
+
+    def test_a_button_the_state_no_longer_allows_changes_nothing(self, admin_client, order):
+        # The page was opened while the order was pending; it has been paid since.
+        response = run(admin_client, "mark_paid", order)
+        assert response["Location"] == reverse("admin:downloads_order_change", args=[order.pk])
+        assert messages_of(response) == ["Mark paid: not possible for this order now."]
+        response = run(admin_client, "cancel", order, apply="1")
+        assert messages_of(response) == ["Cancel order: not possible for this order now."]
+        order.refresh_from_db()
+        assert order.status == "paid" and mail.outbox == []
 
 
 class TestChangePage:

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from downloads import selectors
+from downloads import reports
 from downloads.admin.site import bar_chart, nice_ceiling
 from downloads.models import Order
 from downloads.services.orders import LineInput, order_create, order_refund
@@ -32,7 +32,7 @@ def test_downloads_per_day_counts_served_downloads_of_the_last_30_days():
     served(grant, days_ago=2)
     served(grant, days_ago=2, outcome="limit_reached")  # refused: not a download
     served(grant, days_ago=31)  # too old
-    days = selectors.downloads_per_day(days=30)
+    days = reports.downloads_per_day(days=30)
     assert len(days) == 30
     assert days[-1] == (timezone.localdate(), 3)
     assert days[-3] == (timezone.localdate() - timedelta(days=2), 1)
@@ -44,7 +44,7 @@ def test_top_products_are_ranked_by_downloads():
     second = factories.GrantFactory(download=factories.DownloadFactory(product__name="Guide"))
     served(first, count=2)
     served(second, count=5)
-    top = selectors.top_products_by_downloads(limit=5)
+    top = reports.top_products_by_downloads(limit=5)
     assert [(row["name"], row["downloads"]) for row in top] == [("Guide", 5), ("Icons", 2)]
 
 
@@ -122,7 +122,7 @@ def sales():
 
 
 def test_revenue_per_day_is_total_less_refunded_of_the_orders_paid_each_day(sales):
-    revenue = selectors.revenue_per_day(days=30)
+    revenue = reports.revenue_per_day(days=30)
     today = timezone.localdate()
     assert revenue.currency == "USD" and len(revenue.days) == 30
     assert revenue.days[-1] == (today, 6200)
@@ -132,11 +132,11 @@ def test_revenue_per_day_is_total_less_refunded_of_the_orders_paid_each_day(sale
 
 
 def test_products_are_ranked_by_the_totals_of_their_paid_lines_not_refunded(sales):
-    top = selectors.top_products_by_revenue(limit=10, days=30)
+    top = reports.top_products_by_revenue(limit=10, days=30)
     # Guide: 50.00 today + 25.00 two days ago; Icons: 10.00 today (an amount refund leaves the
     # line), its refunded line two days ago not counted; EUR, pending and older orders out.
     assert [(row["name"], row["revenue"]) for row in top] == [("Guide", 7500), ("Icons", 1000)]
-    assert selectors.top_products_by_revenue(limit=1, days=30)[0]["name"] == "Guide"
+    assert reports.top_products_by_revenue(limit=1, days=30)[0]["name"] == "Guide"
 
 
 def test_the_index_charts_net_revenue_beside_downloads_with_formatted_amounts(admin_client, sales):
@@ -184,3 +184,34 @@ def test_staff_who_may_view_orders_but_not_the_download_log_see_only_revenue(cli
     html = client.get(INDEX).content.decode()
     assert "Net revenue per day" in html and "Top products by revenue" in html
     assert "Downloads per day" not in html
+
+
+# --- The menu ---------------------------------------------------------------------------------
+
+
+def menu(client) -> set[str]:
+    """The models the index and the nav sidebar list (both read the site's app list)."""
+    response = client.get(INDEX)
+    return {
+        f"{app['app_label']}.{model['object_name']}"
+        for app in response.context["app_list"]
+        for model in app["models"]
+    }
+
+
+def test_the_menu_holds_the_stores_models_without_groups_or_task_results(admin_client):
+    listed = menu(admin_client)
+    assert "auth.Group" not in listed
+    assert "django_tasks_database.DBTaskResult" not in listed
+    assert {"downloads.Order", "downloads.DownloadGrant", "accounts.ApiKey"} <= listed
+    sidebar = admin_client.get(reverse("admin:downloads_order_changelist")).content.decode()
+    assert "Task results" not in sidebar and ">Groups<" not in sidebar
+
+
+def test_task_results_stay_reachable_to_superusers_by_their_url(admin_client, client):
+    url = reverse("admin:django_tasks_database_dbtaskresult_changelist")
+    assert url == "/admin/django_tasks_database/dbtaskresult/"
+    assert admin_client.get(url).status_code == 200
+    staff = factories.StaffFactory(is_superuser=False)
+    client.force_login(staff)
+    assert client.get(url).status_code == 403

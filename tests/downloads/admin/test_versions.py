@@ -79,3 +79,16 @@ class TestBackfillAdmin:
         assert DBTaskResult.objects.filter(
             task_path="downloads.tasks.backfill_run", args_kwargs__args=[str(backfill.pk)]
         ).exists()
+
+    def test_backfills_and_versions_are_never_deleted_here(self, admin_client):
+        download = factories.DownloadFactory()
+        backfill = Backfill.objects.create(download=download, status="done")
+        version = DownloadVersion.objects.create(download=download, media=download.media)
+        for model, row in (("backfill", backfill), ("downloadversion", version)):
+            url = f"/admin/downloads/{model}/{row.pk}/delete/"
+            assert admin_client.post(url, {"post": "yes"}).status_code == 403
+            form = admin_client.get(f"/admin/downloads/{model}/").context["action_form"]
+            offered = [name for name, _ in form.fields["action"].choices] if form else []
+            assert "delete_selected" not in offered
+        assert Backfill.objects.filter(pk=backfill.pk).exists()
+        assert DownloadVersion.objects.filter(pk=version.pk).exists()

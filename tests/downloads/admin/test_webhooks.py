@@ -1,12 +1,16 @@
 """Webhook endpoints and deliveries in the back office: registering an endpoint shows its
-secret, and the delivery log lists attempts and retries."""
+secret, the delivery log lists attempts and retries, rotating a secret confirms first, and an
+endpoint with a log is offered deactivation instead of deletion."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from downloads.models import WebhookDelivery, WebhookEndpoint
 from downloads.services import webhooks
 from downloads.services.webhooks import webhook_endpoint_create
+from tests import factories
+from tests.downloads.admin.conftest import messages_of
 
 
 @pytest.mark.django_db
@@ -73,3 +77,60 @@ def test_an_internal_url_shows_on_the_url_field(client, staff, strict_webhooks):
     assert list(errors) == ["url"]
     assert "169.254.169.254" in errors["url"][0]
     assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.django_db
+class TestDestructive:
+    """Rotating a secret confirms first; deleting an endpoint says its log goes with it and
+    offers to deactivate it instead."""
+
+    CHANGELIST = "/admin/downloads/webhookendpoint/"
+
+    def test_rotating_the_secret_asks_for_confirmation_before_it_takes_effect(self, admin_client):
+        endpoint = webhook_endpoint_create(url="https://hooks.example.com/store")
+        secret = endpoint.secret
+        selected = {"action": "rotate_secret", "_selected_action": [str(endpoint.pk)]}
+        page = admin_client.post(self.CHANGELIST, selected)
+        assert page.status_code == 200
+        assert 'class="destructive" value="Yes, rotate"' in page.content.decode()
+        endpoint.refresh_from_db()
+        assert endpoint.secret == secret
+        done = admin_client.post(self.CHANGELIST, {**selected, "apply": "1"})
+        assert messages_of(done) == ["New secrets for 1 endpoint."]
+        endpoint.refresh_from_db()
+        assert endpoint.secret != secret
+
+    def test_the_delete_page_of_an_endpoint_with_deliveries_offers_to_deactivate(
+        self, admin_client
+    ):
+        endpoint = webhook_endpoint_create(url="https://hooks.example.com/store")
+        WebhookDelivery.objects.create(endpoint=endpoint, event_type="order.paid", payload={})
+        page = admin_client.get(f"{self.CHANGELIST}{endpoint.pk}/delete/")
+        html = page.content.decode()
+        assert "also erases its delivery log (1 delivery and every attempt)" in html
+        deactivate = f"{self.CHANGELIST}{endpoint.pk}/deactivate/"
+        assert f'action="{deactivate}"' in html
+        assert admin_client.get(deactivate).status_code == 405
+        response = admin_client.post(deactivate)
+        assert response["Location"] == f"{self.CHANGELIST}{endpoint.pk}/change/"
+        endpoint.refresh_from_db()
+        assert endpoint.is_active is False
+        assert endpoint.deliveries.count() == 1
+
+    def test_deactivating_needs_the_change_permission(self, client, db):
+        endpoint = webhook_endpoint_create(url="https://hooks.example.com/store")
+        viewer = factories.StaffFactory(is_superuser=False)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_webhookendpoint"))
+        client.force_login(viewer)
+        assert client.post(f"{self.CHANGELIST}{endpoint.pk}/deactivate/").status_code == 403
+        endpoint.refresh_from_db()
+        assert endpoint.is_active is True
+
+    def test_the_delivery_payload_has_no_inline_style(self, admin_client):
+        endpoint = webhook_endpoint_create(url="https://hooks.example.com/store")
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint, event_type="order.paid", payload={"id": 1}
+        )
+        html = admin_client.get(f"/admin/downloads/webhookdelivery/{delivery.pk}/change/")
+        assert '<pre class="webhook-payload">' in html.content.decode()
+        assert "style=" not in html.content.decode().split('id="content"')[1]

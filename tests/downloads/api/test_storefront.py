@@ -161,23 +161,63 @@ def test_an_unknown_id_is_a_404_in_the_error_envelope(client, token):
         "http_status": "not_found",
         "code": "order.not_found",
         "message": "No order has this id.",
+        "validation_errors": [],
     }
+    assert "no-store" in response["Cache-Control"]
 
 
-@pytest.mark.parametrize("query", ["", "?id=", "?other=1"])
-def test_a_missing_id_is_a_400_in_the_error_envelope(client, query):
+@pytest.mark.parametrize("query", ["", "?id="])
+def test_a_missing_id_is_a_400_in_the_api_envelope_naming_it(client, query):
     response = client.get(URL + query)
     assert response.status_code == 400
+    assert response.json() == {
+        "http_status": "bad_request",
+        "code": "parameter.invalid",
+        "message": "id: The id query parameter is required.",
+        "validation_errors": [
+            {
+                "attribute": "id",
+                "code": "required",
+                "message": "The id query parameter is required.",
+            }
+        ],
+    }
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("query", ["?other=1", "?id=x&order_id=1", "?ids[]=x"])
+def test_an_unknown_query_parameter_is_a_400_naming_it_as_the_api_does(client, query):
+    order = factories.paid_order_with_files(lines=1)
+    response = client.get(URL + query.replace("id=x", f"id={order.access_token}"))
+    assert response.status_code == 400
     body = response.json()
-    assert (body["http_status"], body["code"]) == ("bad_request", "required")
-    assert "id" in body["message"]
+    assert (body["http_status"], body["code"]) == ("bad_request", "parameter.invalid")
+    unknown = query.split("&")[-1].lstrip("?").split("=")[0]
+    assert body["validation_errors"] == [
+        {"attribute": unknown, "code": "unknown_parameter", "message": "Unknown query parameter."}
+    ]
+    assert "no-store" in response["Cache-Control"]
 
 
-def test_writes_are_405(client):
+def test_writes_are_405_in_the_api_envelope(client):
     order = factories.paid_order_with_files(lines=1)
     response = client.post(f"{URL}?id={order.access_token}")
     assert response.status_code == 405
-    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD"
+    body = response.json()
+    assert set(body) == {"http_status", "code", "message", "validation_errors"}
+    assert (body["http_status"], body["code"]) == (
+        "method_not_allowed",
+        "request.method_not_allowed",
+    )
+
+
+def test_the_trailing_slash_answers_the_same(client):
+    order = factories.paid_order_with_files(lines=1)
+    plain = client.get(URL, {"id": order.access_token})
+    slashed = client.get(URL + "/", {"id": order.access_token})
+    assert (plain.status_code, slashed.status_code) == (200, 200)
+    assert plain.json() == slashed.json()
 
 
 def test_answers_are_never_cached(client):

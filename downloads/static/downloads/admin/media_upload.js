@@ -6,7 +6,8 @@
  * 2. send the bytes to upload_url with XMLHttpRequest, whose upload progress drives the bar
  *    (S3: a presigned POST with `fields`, or a presigned PUT; local storage: the app's own
  *    upload endpoint, same flow);
- * 3. POST complete_url -> the new media; go to its page (or hand it to the opener in a popup).
+ * 3. POST complete_url -> the new media; go to its page, where a message says so and offers
+ *    "Use it in a product" (or hand it to the opener in a popup).
  * Plain JavaScript, no build step.
  */
 'use strict';
@@ -149,7 +150,11 @@
                 return sendBytes(target, file).then(function () {
                     showProgress(file.size, file.size);
                     setStatus('Checking the file…');
-                    return postJson(target.complete_url, {});
+                    // In a popup the file goes to the opener; elsewhere the server keeps a
+                    // message for the file's page.
+                    return postJson(target.complete_url, {
+                        popup: Boolean(form.querySelector('input[name="_popup"]'))
+                    });
                 });
             }).then(function (media) {
                 setStatus('Done.');
