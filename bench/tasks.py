@@ -188,12 +188,13 @@ STORE_SQL = [
     # One grant per line and file of the line's product (2 + 3 = 5 an order).
     """
     INSERT INTO downloads_downloadgrant (id, created_at, updated_at, token, order_id, line_id,
-        download_id, download_count, download_limit, expires_at, revoked_at, last_downloaded_at)
+        download_id, download_count, download_limit, expires_at, revoked_at, last_downloaded_at,
+        resume_until, resume_bytes_left)
     SELECT gen_random_uuid(), o.created_at, o.created_at,
         substr(encode(sha256(convert_to(random()::text || l.id::text || d.id::text, 'UTF8')),
             'hex'), 1, 43),
         o.id, l.id, d.id, mod(o.number, 4)::int, 10, NULL, NULL,
-        CASE WHEN mod(o.number, 4) > 0 THEN o.created_at END
+        CASE WHEN mod(o.number, 4) > 0 THEN o.created_at END, NULL, 0
     FROM downloads_orderline l
     JOIN downloads_order o ON o.id = l.order_id
     JOIN downloads_download d ON d.product_id = l.product_id

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from downloads import selectors
-from downloads.services.consume import grant_consume
+from downloads.services.consume import grant_consume_by_token
 
 BASELINE_PAYLOAD = {"object": "baseline", "ok": True}
 
@@ -32,10 +32,12 @@ def storefront_reads(request):
 
 
 def download_without_presign(request, token: str):
-    """The download endpoint's lookup and count (`grant_get_for_delivery`, `grant_consume`)
-    and a redirect to a fixed URL: no presign. The most a download can reach on them."""
-    grant = selectors.grant_get_for_delivery(token=token)
-    if grant is None:
+    """The download endpoint's one statement (`grant_consume_by_token`: lookup, count and
+    event) and a redirect to a fixed URL: no presign, no page machinery. The most a download
+    can reach on it."""
+    taken = grant_consume_by_token(
+        token=token, ip=request.META.get("REMOTE_ADDR"), user_agent="bench"
+    )
+    if taken is None or taken.consumption is None:
         return JsonResponse(BASELINE_PAYLOAD, status=404)
-    grant_consume(grant=grant, ip=request.META.get("REMOTE_ADDR"), user_agent="bench")
     return HttpResponseRedirect("https://bench.invalid/file")

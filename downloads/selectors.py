@@ -45,7 +45,7 @@ from .services.stamping import is_stamped
 MAX_TOKEN_LENGTH = 64
 
 
-def _token_ok(token: str | None) -> bool:
+def token_ok(token: str | None) -> bool:
     # Refuse what no token can be before it reaches the database (NUL bytes break PostgreSQL).
     return bool(token) and len(token) <= MAX_TOKEN_LENGTH and "\x00" not in token
 
@@ -84,13 +84,58 @@ class CompiledQuery:
         compiled = self._compiled[db] = (sql, order, converters)
         return compiled
 
+    def sql(self, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[int]]:
+        """The query's SQL text and, for each of its parameters, the index of the argument
+        it takes: for a statement that embeds the query (`rows_of`)."""
+        db = connections[using]
+        sql, order, _ = self._compiled.get(db) or self._compile(db)
+        return sql, order
+
     def rows(self, *args: str, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
         """Every row of the query for `args`, as `values_list()` would return them."""
         db = connections[using]
-        sql, order, converters = self._compiled.get(db) or self._compile(db)
+        sql, order, _ = self._compiled.get(db) or self._compile(db)
+        return self.rows_of(sql, [args[index] for index in order], using=using)
+
+    def rows_of(self, sql: str, params, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+        """The rows of a statement whose first columns are this query's (one that embeds it,
+        `sql()`), with those columns converted as `values_list()` would convert them."""
+        db = connections[using]
         with db.cursor() as cursor:
-            cursor.execute(sql, [args[index] for index in order])
-            rows = cursor.fetchall()
+            cursor.execute(sql, params)
+            return self.converted(cursor.fetchall(), using=using)
+
+    @staticmethod
+    def together(*calls: tuple["CompiledQuery", tuple], using: str = DEFAULT_DB_ALIAS):
+        """The rows of several queries (each a `(query, args)` pair), in ONE round trip to
+        PostgreSQL: psycopg's pipeline sends every statement before reading any answer.
+        Elsewhere (SQLite, in-process) they run one after the other."""
+        db = connections[using]
+        if db.vendor != "postgresql":
+            return [query.rows(*args, using=using) for query, args in calls]
+        db.ensure_connection()
+        statements = []
+        for query, args in calls:
+            sql, order, _ = query._compiled.get(db) or query._compile(db)
+            statements.append((sql, [args[index] for index in order]))
+        cursors = [db.cursor() for _ in calls]
+        try:
+            with db.connection.pipeline():
+                for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, params)
+                fetched = [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+        return [
+            query.converted(rows, using=using)
+            for (query, _), rows in zip(calls, fetched, strict=True)
+        ]
+
+    def converted(self, rows, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+        """Rows of this query's columns (first), converted as `values_list()` would."""
+        db = connections[using]
+        _, _, converters = self._compiled.get(db) or self._compile(db)
         if not converters:
             return rows
         converted = []
@@ -165,12 +210,42 @@ def grant_get_for_delivery(*, token: str) -> DownloadGrant | None:
     its row (`Model.from_db`, fields not read here stay deferred) without compiling a
     `select_related()` queryset on every request.
     """
-    if not _token_ok(token):
+    if not token_ok(token):
         return None
     rows = _DELIVERY.rows(token)
-    if not rows:
-        return None
-    values = iter(rows[0])
+    return grant_from_delivery_row(rows[0], token=token) if rows else None
+
+
+def delivery_lookup_sql(using: str = DEFAULT_DB_ALIAS) -> str:
+    """The SQL of `grant_get_for_delivery`'s lookup with its one parameter named
+    `%(token)s`, for a statement that embeds it (services.consume); its row, whose first
+    DELIVERY_WIDTH columns are the lookup's, goes to `delivery_rows_of`."""
+    sql, order = _DELIVERY.sql(using)
+    if order != [0] or sql.count("%s") != 1:
+        raise ValueError("The delivery lookup takes exactly one parameter, the token.")
+    return sql.replace("%s", "%(token)s")
+
+
+def delivery_rows_of(sql: str, params: dict, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    """The rows of a statement embedding the delivery lookup, its columns converted."""
+    return _DELIVERY.rows_of(sql, params, using=using)
+
+
+# The lookup's columns, in its row's order, and where a few of them are.
+DELIVERY_COLUMNS = [(model, name) for model, names in _DELIVERY_COLUMNS.items() for name in names]
+DELIVERY_WIDTH = len(DELIVERY_COLUMNS)
+
+
+def delivery_column(model, name: str) -> int:
+    """The position of `model`'s field `name` (an attname) in the delivery lookup's row."""
+    return DELIVERY_COLUMNS.index((model, name))
+
+
+def grant_from_delivery_row(row, *, token: str) -> DownloadGrant | None:
+    """The grant, its order, download and file built from the delivery lookup's row
+    (`Model.from_db`; fields not read stay deferred); None if the token does not match in
+    constant time."""
+    values = iter(row)
     loaded = {model: [next(values) for _ in names] for model, names in _DELIVERY_COLUMNS.items()}
     db = connection.alias
     grant = DownloadGrant.from_db(db, _DELIVERY_COLUMNS[DownloadGrant], loaded[DownloadGrant])
@@ -229,7 +304,7 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     the download-all notice ask nothing more per file; `changelog`, the current version's
     line; and `updated_since_paid`, whether the file was replaced after the purchase.
     """
-    if not _token_ok(access_token):
+    if not token_ok(access_token):
         return None
     order = (
         Order.objects.filter(access_token=access_token)
@@ -277,8 +352,8 @@ def grants_with_stamp_state(queryset: QuerySet[DownloadGrant]) -> QuerySet[Downl
 
 @dataclass(frozen=True)
 class StorefrontOrder:
-    """An order as flat rows, for the storefront JSON: no model instances are built (but
-    one field-less LicenseKey per key, to ask it its status), which makes this read about
+    """An order as flat rows, for the storefront JSON: no model instances are built (a key's
+    status comes from `LicenseKey.status_of` on its values), which makes this read about
     three times cheaper than `order_get_by_token` (see bench/)."""
 
     number: int
@@ -330,14 +405,6 @@ STOREFRONT_KEY_FIELDS = (
     "license_keys__expires_at",
     "license_keys__disabled_at",
 )
-# What `LicenseKey.status_at` reads, as the key fields' row positions and attnames.
-_KEY_STATUS_FIELDS = ("activation_usage", "expires_at", "disabled_at")
-_KEY_STATUS_COLUMNS = _in_field_order(LicenseKey, _KEY_STATUS_FIELDS)
-_KEY_STATUS_POSITIONS = [
-    len(STOREFRONT_LINE_FIELDS) + STOREFRONT_KEY_FIELDS.index(f"license_keys__{name}")
-    for name in _KEY_STATUS_COLUMNS
-]
-
 _STOREFRONT_LINES = CompiledQuery(
     lambda access_token: (
         OrderLine.objects.filter(order__access_token=access_token)
@@ -355,27 +422,28 @@ _STOREFRONT_GRANTS = CompiledQuery(
 
 
 def order_storefront_by_token(*, access_token: str) -> StorefrontOrder | None:
-    """The order behind a storefront's account page, in two queries of plain rows: its
-    lines with their licence keys, then its grants."""
-    if not _token_ok(access_token):
+    """The order behind a storefront's account page as plain rows (no model instances): its
+    lines with their licence keys, and its grants; two queries in one round trip."""
+    if not token_ok(access_token):
         return None
-    rows = _STOREFRONT_LINES.rows(access_token)
+    rows, grants = CompiledQuery.together(
+        (_STOREFRONT_LINES, (access_token,)), (_STOREFRONT_GRANTS, (access_token,))
+    )
     # Every order has a line; none here means no such order.
     if not rows or not hmac.compare_digest(rows[0][3], access_token):
         return None
     width = len(STOREFRONT_LINE_FIELDS)
-    lines, keys, now, db = [], {}, timezone.now(), connection.alias
+    lines, keys, now = [], {}, timezone.now()
     for row in rows:
         if not lines or lines[-1][0] != row[0]:
             lines.append(row[:width])
         if row[width] is None:
             continue
-        key = LicenseKey.from_db(
-            db, _KEY_STATUS_COLUMNS, [row[position] for position in _KEY_STATUS_POSITIONS]
+        text, limit, usage, expires_at, disabled_at = row[width:]
+        status = LicenseKey.status_of(
+            disabled_at=disabled_at, expires_at=expires_at, activation_usage=usage, now=now
         )
-        text, limit, usage, expires_at, _disabled_at = row[width:]
-        keys.setdefault(row[0], []).append((text, key.status_at(now), limit, usage, expires_at))
-    grants = _STOREFRONT_GRANTS.rows(access_token)
+        keys.setdefault(row[0], []).append((text, status, limit, usage, expires_at))
     return StorefrontOrder(
         number=lines[0][1], paid_at=lines[0][2], lines=lines, grants=grants, license_keys=keys
     )

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import string
+import threading
 import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,9 +40,10 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from storages.utils import clean_name
 from zipstream import ZIP_STORED, ZipStream
 
-from . import storage_health
+from . import presign, storage_health
 from .errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -208,15 +210,29 @@ def presigned_download_url(
     `nosniff` of local files cannot travel with it (the attachment disposition and the
     bucket's own origin are what keep a file from running as a page of the store).
     """
-    parameters = {
-        "ResponseContentDisposition": content_disposition(filename),
-        "ResponseContentType": served_content_type(content_type),
-    }
-    if byte_range:
-        parameters["Range"] = byte_range
-    return default_storage.url(
-        key, parameters=parameters, expire=settings.DOWNLOADS_URL_TTL, http_method=http_method
+    # The URL django-storages' `url()` would make (same name normalization, same signature,
+    # tests/downloads/test_presign.py), signed by presign.UrlSigner at a tenth of the cost.
+    return _url_signer().url(
+        default_storage._normalize_name(clean_name(key)),
+        expires=settings.DOWNLOADS_URL_TTL,
+        disposition=content_disposition(filename),
+        content_type=served_content_type(content_type),
+        byte_range=byte_range or None,
+        method=http_method,
     )
+
+
+_signers = threading.local()
+
+
+def _url_signer() -> presign.UrlSigner:
+    """This thread's signer for the default storage's client (django-storages keeps one
+    client per thread); made again when the storage or its client changes."""
+    client = default_storage.connection.meta.client
+    signer = getattr(_signers, "signer", None)
+    if signer is None or signer.client is not client:
+        signer = _signers.signer = presign.UrlSigner.for_client(client, default_storage.bucket_name)
+    return signer
 
 
 def open_local(key: str):

@@ -105,11 +105,21 @@ class LicenseKey(TimeStamped):
     def status_at(self, now=None) -> str:
         """The key's status at `now`: disabled, expired, active (activated at least once)
         or inactive."""
-        if self.disabled_at is not None:
-            return self.Status.DISABLED
-        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
-            return self.Status.EXPIRED
-        return self.Status.ACTIVE if self.activation_usage > 0 else self.Status.INACTIVE
+        return self.status_of(
+            disabled_at=self.disabled_at,
+            expires_at=self.expires_at,
+            activation_usage=self.activation_usage,
+            now=now or timezone.now(),
+        )
+
+    @classmethod
+    def status_of(cls, *, disabled_at, expires_at, activation_usage: int, now) -> str:
+        """`status_at` for a key read as plain values (the storefront's rows), no instance."""
+        if disabled_at is not None:
+            return cls.Status.DISABLED
+        if expires_at is not None and expires_at <= now:
+            return cls.Status.EXPIRED
+        return cls.Status.ACTIVE if activation_usage > 0 else cls.Status.INACTIVE
 
     @property
     def status(self) -> str:

@@ -28,10 +28,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import (
-    DownloadEvent,
-    DownloadGrant,
-)
+from .. import selectors, storage
+from ..models import Download, DownloadEvent, DownloadGrant, Media
 from . import webhooks
 
 
@@ -57,7 +55,15 @@ CONSUMED_EVENTS = frozenset({"download.served", "grant.limit_reached"})
 # filter and `DownloadGrant.refusal` agree on every state of a grant. The row stays locked by
 # the UPDATE until the statement commits, so the count it returns is the one this download
 # left.
-_CONSUME_SQL = """
+_AVAILABLE_SQL = """
+      revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND (download_limit IS NULL OR download_count < download_limit)"""
+_LOG_TAKEN_SQL = """
+    INSERT INTO downloads_downloadevent (id, grant_id, at, ip, user_agent, outcome)
+    SELECT %(event)s, id, %(now)s, %(ip)s::inet, %(user_agent)s::text, %(outcome)s::text
+    FROM taken"""
+_CONSUME_SQL = f"""
 WITH taken AS (
     UPDATE downloads_downloadgrant
     SET download_count = download_count + 1,
@@ -65,18 +71,12 @@ WITH taken AS (
         resume_until = %(resume_until)s,
         resume_bytes_left = %(resume_bytes)s,
         updated_at = %(now)s
-    WHERE id = %(grant)s
-      AND revoked_at IS NULL
-      AND (expires_at IS NULL OR expires_at > %(now)s)
-      AND (download_limit IS NULL OR download_count < download_limit)
+    WHERE id = %(grant)s AND {_AVAILABLE_SQL}
     RETURNING id, download_count
-), logged AS (
-    INSERT INTO downloads_downloadevent (id, grant_id, at, ip, user_agent, outcome)
-    SELECT %(event)s, id, %(now)s, %(ip)s::inet, %(user_agent)s::text, %(outcome)s::text
-    FROM taken
+), logged AS ({_LOG_TAKEN_SQL}
 )
 SELECT download_count FROM taken
-"""
+"""  # noqa: S608 - constant fragments only; every value is a parameter
 
 
 def resume_may_be_free(grant: DownloadGrant, now=None) -> bool:
@@ -215,6 +215,131 @@ def grant_consume(
         if subscribed:
             _emit_consumed(grant=grant, at=now, ip=ip, user_agent=user_agent, subscribed=subscribed)
     return Consumption(outcome=DownloadEvent.Outcome.SERVED)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What `grant_consume_by_token` found and did. `consumption` None: it decided nothing
+    (a stamped file, an external link), so the caller serves the grant the usual way; the
+    grant it read saves that way its lookup."""
+
+    grant: DownloadGrant
+    consumption: Consumption | None
+    event_id: uuid.UUID | None = None
+
+
+def consumes_by_token() -> bool:
+    """Whether a whole-file GET can take its download before its response is made, in the
+    one statement of `grant_consume_by_token`: on PostgreSQL, with files on a reachable S3
+    (a presigned URL cannot fail to be sent once made), and with nobody subscribed to the
+    served events (they join the count's transaction). Memory reads only."""
+    return (
+        connection.vendor == "postgresql"
+        and storage.is_s3()
+        and storage.reachable()
+        and not CONSUMED_EVENTS & webhooks.subscribed_types()
+    )
+
+
+_by_token_sql: dict = {}
+
+
+def _consume_by_token_sql() -> str:
+    # Built once per database alias around the delivery lookup's own SQL (one definition of
+    # what a download reads), with the availability rule of _CONSUME_SQL.
+    alias = connection.alias
+    if alias not in _by_token_sql:
+        column = selectors.delivery_column
+        names = [f"c{i}" for i in range(selectors.DELIVERY_WIDTH)]
+        grant_id = names[column(DownloadGrant, "id")]
+        media_id = names[column(Download, "media_id")]
+        stamp = names[column(Download, "stamp")]
+        size = names[column(Media, "byte_size")]
+        _by_token_sql[alias] = f"""
+WITH found({", ".join(names)}) AS ({selectors.delivery_lookup_sql(alias)}),
+taken AS (
+    UPDATE downloads_downloadgrant
+    SET download_count = download_count + 1,
+        last_downloaded_at = %(now)s,
+        resume_until = %(resume_until)s,
+        resume_bytes_left = GREATEST(
+            FLOOR(%(budget)s * COALESCE(found.{size}, 0))::bigint - COALESCE(found.{size}, 0), 0
+        ),
+        updated_at = %(now)s
+    FROM found
+    WHERE downloads_downloadgrant.id = found.{grant_id}
+      AND found.{media_id} IS NOT NULL AND NOT found.{stamp}
+      AND {_AVAILABLE_SQL}
+    RETURNING downloads_downloadgrant.id, downloads_downloadgrant.download_count
+), logged AS ({_LOG_TAKEN_SQL}
+)
+SELECT found.*, (SELECT download_count FROM taken) FROM found
+"""  # noqa: S608 - constant fragments and the ORM's compiled lookup; values are parameters
+    return _by_token_sql[alias]
+
+
+def grant_consume_by_token(
+    *, token: str, ip: str | None = None, user_agent: str = ""
+) -> Taken | None:
+    """Find a grant by its token and take one download of its whole file, in ONE statement
+    (PostgreSQL; only when `consumes_by_token()`): the delivery lookup, the conditional
+    UPDATE of `grant_consume` (the same rule, the same resume window and budget for a whole
+    file) and the INSERT of its event. None: no such grant.
+
+    Only a stored file that is not stamped is taken here; for the others nothing is decided
+    (`Taken.consumption` None). A refusal's reason is read from the row the statement found,
+    and logged, only on the refused path. The caller delivers right after; if that fails it
+    gives the download back (`grant_consume_undo`).
+    """
+    if not selectors.token_ok(token):
+        return None
+    now = timezone.now()
+    event = uuid.uuid4()
+    rows = selectors.delivery_rows_of(
+        _consume_by_token_sql(),
+        {
+            "token": token,
+            "now": now,
+            "resume_until": now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW),
+            "budget": float(settings.DOWNLOADS_RESUME_BUDGET),
+            "event": event,
+            "ip": ip or None,
+            "user_agent": _stored_user_agent(user_agent),
+            "outcome": DownloadEvent.Outcome.SERVED.value,
+        },
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    grant = selectors.grant_from_delivery_row(row, token=token)
+    if grant is None:
+        return None
+    count = row[selectors.DELIVERY_WIDTH]
+    if count is not None:
+        size = grant.download.media.byte_size
+        grant.download_count, grant.last_downloaded_at = count, now
+        grant.resume_until = now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW)
+        grant.resume_bytes_left = _resume_allowance(size=size, length=size)
+        return Taken(
+            grant=grant, consumption=Consumption(DownloadEvent.Outcome.SERVED), event_id=event
+        )
+    if grant.download.media_id is None or grant.download.stamp:
+        return Taken(grant=grant, consumption=None)
+    outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+    download_event_create(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
+    return Taken(grant=grant, consumption=Consumption(outcome))
+
+
+def grant_consume_undo(*, taken: Taken) -> None:
+    """Give back a download `grant_consume_by_token` took for a response that could not be
+    made after all (its file could not be presigned): the count goes down by one and the
+    event says the attempt failed."""
+    with transaction.atomic():
+        DownloadGrant.objects.filter(pk=taken.grant.pk, download_count__gt=0).update(
+            download_count=F("download_count") - 1, updated_at=timezone.now()
+        )
+        DownloadEvent.objects.filter(pk=taken.event_id).update(outcome=DownloadEvent.Outcome.FAILED)
+    taken.grant.download_count -= 1
 
 
 def _consume_in_transaction(

@@ -107,3 +107,48 @@ def test_the_signer_learns_endpoint_and_scope_from_one_botocore_url():
     signer = UrlSigner.for_client(client(style="virtual"), BUCKET)
     assert signer.base == f"https://{BUCKET}.s3.eu-west-1.amazonaws.com/"
     assert (signer.region, signer.service, signer.path_prefix) == ("eu-west-1", "s3", "/")
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize("byte_range", [None, "bytes=5-"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_download_url_is_the_one_django_storages_would_make(s3, byte_range, method):
+    from django.core.files.storage import default_storage
+
+    from downloads import storage
+
+    key = "media/2b9e/Field Guide (2) für Sie.pdf"
+    parameters = {
+        "ResponseContentDisposition": storage.content_disposition("Field Guide (2).pdf"),
+        "ResponseContentType": "application/pdf",
+    }
+    if byte_range:
+        parameters["Range"] = byte_range
+    expected = default_storage.url(key, parameters=parameters, expire=60, http_method=method)
+    assert (
+        storage.presigned_download_url(
+            key=key,
+            filename="Field Guide (2).pdf",
+            content_type="application/pdf",
+            byte_range=byte_range,
+            http_method=method,
+        )
+        == expected
+    )
+
+
+def test_the_signer_follows_a_change_of_storage(s3, settings):
+    from downloads import storage
+
+    first = storage.presigned_download_url(key="media/a/x.pdf", filename="x.pdf")
+    assert f"/{s3.bucket}/media/a/x.pdf?" in first
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "other"},
+        },
+    }
+    assert "/other/media/a/x.pdf?" in storage.presigned_download_url(
+        key="media/a/x.pdf", filename="x.pdf"
+    )

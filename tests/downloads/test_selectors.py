@@ -49,6 +49,40 @@ class TestCompiledQuery:
         with pytest.raises(ValueError, match="plain string arguments"):
             query.rows("abc")
 
+    def test_queries_run_together_give_each_its_own_rows_in_one_pipeline(self):
+        order = factories.paid_order_with_files(lines=2, attached=1)
+        lines = selectors.CompiledQuery(
+            lambda token: (
+                OrderLine.objects.filter(order__access_token=token)
+                .order_by("position")
+                .values_list("id", "order__paid_at")
+            )
+        )
+        grants = selectors.CompiledQuery(
+            lambda token: (
+                DownloadGrant.objects.filter(order__access_token=token)
+                .order_by("id")
+                .values_list("id", "token")
+            )
+        )
+        in_pipeline = []
+
+        def spy(execute, sql, params, many, context):
+            if connection.vendor == "postgresql":
+                from psycopg import pq
+
+                status = connection.connection.pgconn.pipeline_status
+                in_pipeline.append(status != pq.PipelineStatus.OFF)
+            return execute(sql, params, many, context)
+
+        token = order.access_token
+        with connection.execute_wrapper(spy):
+            together = selectors.CompiledQuery.together((lines, (token,)), (grants, (token,)))
+        assert together == [lines.rows(token), grants.rows(token)]
+        assert len(together[1]) == 3
+        if connection.vendor == "postgresql":  # both sent before either answer is read
+            assert in_pipeline == [True, True]
+
 
 class TestGrantForDelivery:
     def test_one_query_loads_the_grant_its_order_download_and_file(self, django_assert_num_queries):

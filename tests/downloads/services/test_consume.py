@@ -7,7 +7,12 @@ from django.db import connection
 from django.utils import timezone
 
 from downloads.models import DownloadEvent, DownloadGrant
-from downloads.services.consume import grant_consume, grants_consume_many
+from downloads.services.consume import (
+    grant_consume,
+    grant_consume_by_token,
+    grant_consume_undo,
+    grants_consume_many,
+)
 from downloads.services.grants import grants_revoke
 from tests import factories
 from tests.concurrency import at_once
@@ -116,6 +121,96 @@ def test_fifty_concurrent_consumes_with_seven_left_serve_exactly_seven(postgres_
     served = DownloadEvent.objects.filter(grant=grant, outcome="served").count()
     assert served == 7 == grant.download_count - 3
     assert DownloadEvent.objects.filter(grant=grant, outcome="limit_reached").count() == 43
+
+
+# --- The one statement of the hot path (grant_consume_by_token, PostgreSQL) ---------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("state", factories.GRANT_STATES)
+def test_the_one_statement_by_token_follows_the_same_rule_as_refusal(postgres_only, state):
+    now = timezone.now()
+    grant = factories.grant_in_state(state, now)
+    available = grant.refusal(now) is None
+    before = DownloadGrant.objects.get(pk=grant.pk).download_count
+    taken = grant_consume_by_token(token=grant.token, ip="203.0.113.7")
+    assert taken.grant.pk == grant.pk
+    assert taken.consumption.allowed is available
+    after = DownloadGrant.objects.get(pk=grant.pk).download_count
+    assert after == before + (1 if available else 0)
+    assert list(grant.events.values_list("outcome", flat=True)) == [
+        "served" if available else grant.refusal(now)
+    ]
+
+
+@pytest.mark.postgres
+def test_a_download_by_token_is_one_statement_and_opens_the_same_resume_budget(
+    postgres_only, django_assert_num_queries, settings
+):
+    settings.DOWNLOADS_RESUME_BUDGET = 2.5
+    grant = factories.GrantFactory(download_limit=3, download_count=1)
+    size = grant.download.media.byte_size
+    assert size > 0
+    with django_assert_num_queries(1):
+        taken = grant_consume_by_token(token=grant.token, ip="2001:db8::9", user_agent="curl")
+    assert taken.consumption.allowed and taken.grant.download_count == 2
+    stored = DownloadGrant.objects.get(pk=grant.pk)
+    assert stored.download_count == 2
+    # What grant_consume leaves for a whole file: a window and budget x size less the file.
+    assert stored.resume_bytes_left == taken.grant.resume_bytes_left == int(2.5 * size) - size
+    assert stored.resume_until == taken.grant.resume_until
+    assert stored.last_downloaded_at == taken.grant.last_downloaded_at
+    event = stored.events.get()
+    assert (event.pk, event.outcome, event.ip, event.user_agent) == (
+        taken.event_id,
+        "served",
+        "2001:db8::9",
+        "curl",
+    )
+
+
+@pytest.mark.postgres
+def test_stamped_files_and_links_are_found_but_not_taken_by_token(postgres_only):
+    stamped = factories.GrantFactory(download=factories.DownloadFactory(stamp=True))
+    link = factories.GrantFactory(download=factories.LinkDownloadFactory())
+    for grant in (stamped, link):
+        taken = grant_consume_by_token(token=grant.token)
+        assert taken.grant.pk == grant.pk and taken.consumption is None
+        assert DownloadGrant.objects.get(pk=grant.pk).download_count == 0
+        assert not grant.events.exists()
+
+
+@pytest.mark.postgres
+def test_no_grant_by_token_is_none_and_impossible_tokens_never_reach_the_database(
+    postgres_only, django_assert_num_queries
+):
+    factories.GrantFactory()
+    with django_assert_num_queries(1):
+        assert grant_consume_by_token(token="no-such-token") is None
+    with django_assert_num_queries(0):
+        assert grant_consume_by_token(token="bad\x00token") is None
+        assert grant_consume_by_token(token="x" * 65) is None
+
+
+@pytest.mark.postgres
+def test_a_download_given_back_leaves_the_count_and_says_it_failed(postgres_only):
+    grant = factories.GrantFactory(download_limit=1)
+    taken = grant_consume_by_token(token=grant.token)
+    grant_consume_undo(taken=taken)
+    assert DownloadGrant.objects.get(pk=grant.pk).download_count == 0
+    assert list(grant.events.values_list("outcome", flat=True)) == ["failed"]
+    assert grant_consume_by_token(token=grant.token).consumption.allowed
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_downloads_by_token_with_seven_left_serve_exactly_seven(postgres_only):
+    grant = factories.GrantFactory(download_limit=10, download_count=3)
+    results = at_once(50, lambda _: grant_consume_by_token(token=grant.token).consumption.allowed)
+    assert results.count(True) == 7 and len(results) == 50
+    assert DownloadGrant.objects.get(pk=grant.pk).download_count == 10
+    outcomes = list(DownloadEvent.objects.filter(grant=grant).values_list("outcome", flat=True))
+    assert (outcomes.count("served"), outcomes.count("limit_reached")) == (7, 43)
 
 
 class TestConsumeMany:

@@ -413,9 +413,10 @@ class TestS3:
 
 
 class TestStatementCount:
-    """A served download is two SQL statements on PostgreSQL (the grant lookup, then the
-    conditional UPDATE and the event INSERT as one statement) and three elsewhere (the UPDATE
-    and the INSERT in a transaction). The test database wraps each test in a transaction, so
+    """A served download of a file on S3 is ONE SQL statement on PostgreSQL (lookup, count
+    and event: grant_consume_by_token); a local one two (the grant lookup, then the
+    conditional UPDATE and the event INSERT as one statement); three elsewhere (the lookup,
+    then the UPDATE and the INSERT in a transaction). The test database wraps each test in a transaction, so
     a transaction of the view's shows up as SAVEPOINT/RELEASE SAVEPOINT: those are left out of
     the count (in production they are BEGIN/COMMIT, which Django does not log either)."""
 
@@ -428,15 +429,15 @@ class TestStatementCount:
         ]
 
     @staticmethod
-    def expected() -> list[str]:
+    def expected(*, s3: bool = False) -> list[str]:
         if connection.vendor == "postgresql":
-            return ["SELECT", "WITH"]
+            return ["WITH"] if s3 else ["SELECT", "WITH"]
         return ["SELECT", "UPDATE", "INSERT"]
 
-    def check(self, queries) -> None:
+    def check(self, queries, *, s3: bool = False) -> None:
         sql = self.statements(queries)
-        assert len(sql) == len(self.expected()), sql
-        assert [statement.split()[0].upper() for statement in sql] == self.expected(), sql
+        expected = self.expected(s3=s3)
+        assert [statement.split()[0].upper() for statement in sql] == expected, sql
 
     def test_a_served_local_download_is_two_statements_on_postgresql_three_elsewhere(self, client):
         grant = local_grant()
@@ -446,12 +447,48 @@ class TestStatementCount:
         assert response.status_code == 200
         self.check(captured.captured_queries)
 
-    def test_a_served_s3_download_is_two_statements_on_postgresql_three_elsewhere(self, client, s3):
+    def test_a_served_s3_download_is_one_statement_on_postgresql_three_elsewhere(self, client, s3):
         grant = s3_grant()
         client.get(url_of(grant))  # builds the boto3 client once for the process
         with CaptureQueriesContext(connection) as captured:
-            assert client.get(url_of(grant)).status_code == 302
-        self.check(captured.captured_queries)
+            response = client.get(url_of(grant))
+        assert response.status_code == 302
+        assert requests.get(response["Location"], timeout=10).content == b"s3 bytes of the book"
+        self.check(captured.captured_queries, s3=True)
+        assert (count_of(grant), outcomes(grant)) == (2, ["served", "served"])
+
+    @pytest.mark.parametrize(
+        ("state", "reason"),
+        [
+            ({"download_limit": 1, "download_count": 1}, "limit_reached"),
+            ({"revoked_at": timezone.now()}, "revoked"),
+            ({"expires_at": timezone.now() - timedelta(seconds=1)}, "expired"),
+        ],
+    )
+    def test_a_refused_s3_download_reads_its_reason_from_the_same_statement(
+        self, client, s3, state, reason
+    ):
+        grant = s3_grant(**state)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url_of(grant)).status_code == 410
+        sql = [q.split()[0].upper() for q in self.statements(captured.captured_queries)]
+        # PostgreSQL: the one statement, then the refusal's event; no second lookup.
+        expected = ["WITH", "INSERT"] if connection.vendor == "postgresql" else ["SELECT", "INSERT"]
+        assert sql == expected
+        assert outcomes(grant) == [reason]
+
+    def test_an_s3_download_that_cannot_be_presigned_is_given_back(self, client, s3, monkeypatch):
+        grant = s3_grant(download_limit=1)
+
+        def broken(**kwargs):
+            raise RuntimeError("no credentials")
+
+        monkeypatch.setattr(storage, "presigned_download_url", broken)
+        assert client.get(url_of(grant)).status_code == 503
+        assert count_of(grant) == 0
+        assert outcomes(grant) == ["failed"]
+        monkeypatch.undo()
+        assert client.get(url_of(grant)).status_code == 302
 
 
 # --- Concurrency, through the real endpoint --------------------------------------------------
@@ -459,10 +496,13 @@ class TestStatementCount:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", ["local", "s3"])
 def test_fifty_parallel_clients_with_seven_downloads_left_get_exactly_seven_files(
-    postgres_only, live_server
+    postgres_only, live_server, request, where
 ):
-    grant = local_grant(content=b"concurrent bytes", download_limit=7)
+    # On S3 each download is the one statement of grant_consume_by_token.
+    make = local_grant if where == "local" else (request.getfixturevalue("s3") and s3_grant)
+    grant = make(content=b"concurrent bytes", download_limit=7)
     url = live_server.url + url_of(grant)
     barrier = threading.Barrier(50)
     statuses: list[int] = []
