@@ -81,20 +81,20 @@ class CompiledQuery:
             (position, expression, functions)
             for position, (functions, expression) in compiler.get_converters(fields).items()
         ]
-        compiled = self._compiled[db] = (sql, order, converters)
+        compiled = self._compiled[db] = (sql, order, converters, len(fields))
         return compiled
 
     def sql(self, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[int]]:
         """The query's SQL text and, for each of its parameters, the index of the argument
         it takes: for a statement that embeds the query (`rows_of`)."""
         db = connections[using]
-        sql, order, _ = self._compiled.get(db) or self._compile(db)
+        sql, order, *_ = self._compiled.get(db) or self._compile(db)
         return sql, order
 
     def rows(self, *args: str, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
         """Every row of the query for `args`, as `values_list()` would return them."""
         db = connections[using]
-        sql, order, _ = self._compiled.get(db) or self._compile(db)
+        sql, order, *_ = self._compiled.get(db) or self._compile(db)
         return self.rows_of(sql, [args[index] for index in order], using=using)
 
     def rows_of(self, sql: str, params, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
@@ -107,35 +107,43 @@ class CompiledQuery:
 
     @staticmethod
     def together(*calls: tuple["CompiledQuery", tuple], using: str = DEFAULT_DB_ALIAS):
-        """The rows of several queries (each a `(query, args)` pair), in ONE round trip to
-        PostgreSQL: psycopg's pipeline sends every statement before reading any answer.
-        Elsewhere (SQLite, in-process) they run one after the other."""
+        """The rows of several queries (each a `(query, args)` pair), in ONE statement on
+        PostgreSQL: each query numbers its rows in its own order and the numbered results are
+        joined on FALSE (a FULL JOIN that pairs nothing), so every row of the statement
+        belongs to one query, its other queries' columns NULL. Elsewhere (SQLite, in
+        process: no round trip to save) they run one after the other."""
         db = connections[using]
         if db.vendor != "postgresql":
             return [query.rows(*args, using=using) for query, args in calls]
-        db.ensure_connection()
-        statements = []
-        for query, args in calls:
-            sql, order, _ = query._compiled.get(db) or query._compile(db)
-            statements.append((sql, [args[index] for index in order]))
-        cursors = [db.cursor() for _ in calls]
-        try:
-            with db.connection.pipeline():
-                for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                    cursor.execute(sql, params)
-                fetched = [cursor.fetchall() for cursor in cursors]
-        finally:
-            for cursor in cursors:
-                cursor.close()
-        return [
-            query.converted(rows, using=using)
-            for (query, _), rows in zip(calls, fetched, strict=True)
-        ]
+        parts, params, widths = [], [], []
+        for i, (query, args) in enumerate(calls):
+            sql, order, _, width = query._compiled.get(db) or query._compile(db)
+            # row_number() numbers the rows as the query's ORDER BY delivers them.
+            numbered = f"(SELECT row_number() OVER () AS n, q.* FROM ({sql}) q) AS t{i}"  # noqa: S608 - the ORM's compiled SQL; values are parameters
+            parts.append(numbered)
+            params.extend(args[index] for index in order)
+            widths.append(width)
+        joined = " FULL JOIN ".join(
+            part if i == 0 else f"{part} ON FALSE" for i, part in enumerate(parts)
+        )
+        statement = f"SELECT * FROM {joined}"  # noqa: S608 - as above
+        with db.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        results, start = [], 0
+        for (query, _), width in zip(calls, widths, strict=True):
+            mine = sorted(
+                (row[start : start + 1 + width] for row in rows if row[start] is not None),
+                key=lambda part: part[0],
+            )
+            results.append(query.converted([part[1:] for part in mine], using=using))
+            start += 1 + width
+        return results
 
     def converted(self, rows, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
         """Rows of this query's columns (first), converted as `values_list()` would."""
         db = connections[using]
-        _, _, converters = self._compiled.get(db) or self._compile(db)
+        _, _, converters, _ = self._compiled.get(db) or self._compile(db)
         if not converters:
             return rows
         converted = []
@@ -423,7 +431,7 @@ _STOREFRONT_GRANTS = CompiledQuery(
 
 def order_storefront_by_token(*, access_token: str) -> StorefrontOrder | None:
     """The order behind a storefront's account page as plain rows (no model instances): its
-    lines with their licence keys, and its grants; two queries in one round trip."""
+    lines with their licence keys, and its grants; two queries in one statement."""
     if not token_ok(access_token):
         return None
     rows, grants = CompiledQuery.together(

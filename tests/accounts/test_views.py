@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
@@ -172,9 +173,9 @@ class TestOrderPage:
     ):
         order = factories.paid_order_with_files(lines=lines, attached=2)
         presigned = []
-        original = S3Storage.url
+        original = storage.presigned_download_url
         monkeypatch.setattr(
-            S3Storage, "url", lambda self, *a, **k: presigned.append(a) or original(self, *a, **k)
+            storage, "presigned_download_url", lambda **k: presigned.append(k) or original(**k)
         )
         assert storage.is_s3()
         # order, lines (+product, variant), the lines' grants (+download, media), the lines'
@@ -692,7 +693,8 @@ class TestBuyersSeeStampedFiles:
         assert stamped == [True] * lines
         page = client.get(order_url(order)).content.decode()
         assert page.count("Stamped with your email") == lines
-        with django_assert_num_queries(2):  # the lines, then the grants
+        # the lines and the grants: one statement on PostgreSQL, two elsewhere
+        with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
             body = client.get("/api/v2/customer-account-orders", {"id": order.access_token})
         assert all(line["assets"][0]["data"]["stamped"] for line in body.json()["order"]["lines"])
 
@@ -879,7 +881,7 @@ class TestDownloadAll:
             factories.GrantFactory(order=order, line=line, download=download)
         # django-storages' files read a whole object into memory: never used here.
         monkeypatch.setattr(S3Storage, "_open", lambda *a, **k: pytest.fail("S3Storage._open"))
-        monkeypatch.setattr(S3Storage, "url", lambda *a, **k: pytest.fail("presigned"))
+        monkeypatch.setattr(storage, "presigned_download_url", lambda **k: pytest.fail("presigned"))
         response = client.get(self.url(order))
         assert response.status_code == 200
         archive = self.zip_of(response)

@@ -49,39 +49,41 @@ class TestCompiledQuery:
         with pytest.raises(ValueError, match="plain string arguments"):
             query.rows("abc")
 
-    def test_queries_run_together_give_each_its_own_rows_in_one_pipeline(self):
-        order = factories.paid_order_with_files(lines=2, attached=1)
+    @pytest.mark.parametrize("lines_count", [0, 1, 12])
+    def test_queries_run_together_give_each_its_own_rows_in_order_in_one_statement(
+        self, lines_count
+    ):
+        order = factories.paid_order_with_files(lines=max(lines_count, 1), attached=2)
+        if lines_count == 0:
+            OrderLine.objects.filter(order=order).update(order=factories.OrderFactory())
         lines = selectors.CompiledQuery(
             lambda token: (
                 OrderLine.objects.filter(order__access_token=token)
-                .order_by("position")
-                .values_list("id", "order__paid_at")
+                .order_by("-position", "id")
+                .values_list("id", "order__paid_at", "product__tags")
             )
         )
         grants = selectors.CompiledQuery(
             lambda token: (
                 DownloadGrant.objects.filter(order__access_token=token)
-                .order_by("id")
-                .values_list("id", "token")
+                .order_by("-created_at", "id")
+                .values_list("id", "token", "expires_at")
             )
         )
-        in_pipeline = []
-
-        def spy(execute, sql, params, many, context):
-            if connection.vendor == "postgresql":
-                from psycopg import pq
-
-                status = connection.connection.pgconn.pipeline_status
-                in_pipeline.append(status != pq.PipelineStatus.OFF)
-            return execute(sql, params, many, context)
-
         token = order.access_token
-        with connection.execute_wrapper(spy):
+        expected = [lines.rows(token), grants.rows(token)]
+        with CaptureQueriesContext(connection) as captured:
             together = selectors.CompiledQuery.together((lines, (token,)), (grants, (token,)))
-        assert together == [lines.rows(token), grants.rows(token)]
-        assert len(together[1]) == 3
-        if connection.vendor == "postgresql":  # both sent before either answer is read
-            assert in_pipeline == [True, True]
+        # Each query's rows, converted and in its own ORDER BY, whatever the other returns.
+        assert together == expected
+        assert len(together[0]) == lines_count and len(together[1]) > lines_count
+        assert len(captured.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
+
+    def test_queries_run_together_with_no_rows_give_empty_lists(self):
+        query = selectors.CompiledQuery(
+            lambda token: DownloadGrant.objects.filter(token=token).values_list("id")
+        )
+        assert selectors.CompiledQuery.together((query, ("x",)), (query, ("y",))) == [[], []]
 
 
 class TestGrantForDelivery:
