@@ -236,7 +236,7 @@ class Bench:
         titles = {
             "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
             "json_reads": (
-                "Floor: the storefront JSON's two SQL reads, no JSON built, ÷ baseline",
+                "Floor: the storefront JSON's reads, no JSON built, ÷ baseline",
                 "",
             ),
             "page": ("Order page req/s ÷ baseline (10 lines × 3 files)", ""),

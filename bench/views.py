@@ -25,7 +25,7 @@ class BaselineView(APIView):
 
 
 def storefront_reads(request):
-    """The storefront JSON's two reads (`selectors.order_storefront_by_token`) and a
+    """The storefront JSON's reads (`selectors.order_storefront_by_token`) and a
     constant answer: no JSON built. The most any storefront answer on them can reach."""
     order = selectors.order_storefront_by_token(access_token=request.GET.get("id", ""))
     return JsonResponse(BASELINE_PAYLOAD, status=200 if order else 404)
