@@ -12,5 +12,6 @@ urlpatterns = [
     path(BASELINE_PATH, views.BaselineView.as_view(), name="bench-baseline"),
     path("bench/storefront-reads", views.storefront_reads),
     path("bench/download-without-presign/<str:token>/", views.download_without_presign),
+    path("bench/order-page-reads/<str:access_token>/", views.order_page_reads),
 ]
 urlpatterns += project_urlpatterns

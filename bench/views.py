@@ -41,3 +41,17 @@ def download_without_presign(request, token: str):
     if taken is None or taken.consumption is None:
         return JsonResponse(BASELINE_PAYLOAD, status=404)
     return HttpResponseRedirect("https://bench.invalid/file")
+
+
+def order_page_reads(request, access_token: str):
+    """The order page's reads (`selectors.order_get_by_token` and the prefetches the page
+    walks: each line's files and licence keys, the order's own files) and a constant answer:
+    no page rendered. The most the order page can reach on them."""
+    order = selectors.order_get_by_token(access_token=access_token)
+    if order is None:
+        return JsonResponse(BASELINE_PAYLOAD, status=404)
+    for line in order.lines.all():
+        list(line.grants.all())
+        list(line.license_keys.all())
+    list(order.order_grants)
+    return JsonResponse(BASELINE_PAYLOAD)
