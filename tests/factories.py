@@ -196,3 +196,33 @@ def licensed_order(quantity=1, *, email="buyer@example.com", **product_fields):
         status=models.Order.Status.PAID,
         send_email=False,
     )
+
+
+def one_of_each(*, instance_name: str = "Tests") -> dict[str, str]:
+    """One object of each API resource, linked as a store links them, by resource name (and
+    the path parameters that name them otherwise): for tests that call every operation and
+    must reach real objects."""
+    from downloads.services.licences import license_key_activate
+
+    customer = UserFactory(password=None)
+    order = OrderFactory(status=models.Order.Status.PAID, customer=customer, email=customer.email)
+    line = OrderLineFactory(order=order, variant=None)
+    variant = VariantFactory(product=line.product)
+    grant = GrantFactory(order=order, line=line)
+    event = EventFactory(grant=grant)
+    key = licensed_order().license_keys.get()
+    instance = license_key_activate(key_text=key.key, instance_name=instance_name).instance
+    return {
+        "products": str(line.product_id),
+        "variants": str(variant.pk),
+        "media": str(grant.download.media_id),
+        "downloads": str(grant.download_id),
+        "orders": str(order.pk),
+        "grants": str(grant.pk),
+        "events": str(event.pk),
+        "customers": str(customer.pk),
+        "license_keys": str(key.pk),
+        "license_instances": str(instance.pk),
+        "download_id": str(grant.download_id),
+        "license_key_id": str(key.pk),
+    }

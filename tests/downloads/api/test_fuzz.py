@@ -24,8 +24,6 @@ from schemathesis.checks import not_a_server_error
 
 from accounts.models import ApiKey
 from downloads.api.parsers import MAX_JSON_DEPTH
-from downloads.models import Order
-from downloads.services.licences import license_key_activate
 from downloads_project.wsgi import application
 from tests import factories
 
@@ -164,34 +162,6 @@ def spliced(draw, case, writes: bool):
 # --- The run -------------------------------------------------------------------------------------
 
 
-def _seed() -> dict[str, str]:
-    """One object of each resource, so cases reach real objects (and their bodies are read)."""
-    customer = factories.UserFactory(password=None)
-    order = factories.OrderFactory(
-        status=Order.Status.PAID, customer=customer, email=customer.email
-    )
-    line = factories.OrderLineFactory(order=order, variant=None)
-    variant = factories.VariantFactory(product=line.product)
-    grant = factories.GrantFactory(order=order, line=line)
-    event = factories.EventFactory(grant=grant)
-    key = factories.licensed_order().license_keys.get()
-    instance = license_key_activate(key_text=key.key, instance_name="Fuzz").instance
-    return {
-        "products": str(line.product_id),
-        "variants": str(variant.pk),
-        "media": str(grant.download.media_id),
-        "downloads": str(grant.download_id),
-        "orders": str(order.pk),
-        "grants": str(grant.pk),
-        "events": str(event.pk),
-        "customers": str(customer.pk),
-        "license_keys": str(key.pk),
-        "license_instances": str(instance.pk),
-        "download_id": str(grant.download_id),
-        "license_key_id": str(key.pk),
-    }
-
-
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
@@ -216,7 +186,7 @@ def test_no_operation_answers_5xx_to_deep_json_lone_surrogates_or_nuls(
     # connection, which a test transaction would not survive.
     raw = factories.api_key(ApiKey.Scope.WRITE, name="fuzz")[1]
     headers = {"Authorization": f"Bearer {raw}"}
-    seeded = _seed()
+    seeded = factories.one_of_each(instance_name="Fuzz")
     started = time.monotonic()
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     operations = [result.ok() for result in schema.get_all_operations()]

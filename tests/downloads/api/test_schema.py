@@ -18,9 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.models import ApiKey
-from downloads.models import Order
 from downloads.money import MAX_AMOUNT
-from downloads.services.licences import license_key_activate
 from downloads_project.wsgi import application
 from tests import factories
 
@@ -219,39 +217,13 @@ RANDOM_EXAMPLES = 12
 SEEDED_EXAMPLES = 8
 
 
-def _seed() -> dict[str, str]:
-    """One object of each resource, so generated calls also reach real objects."""
-    customer = factories.UserFactory(password=None)
-    order = factories.OrderFactory(
-        status=Order.Status.PAID, customer=customer, email=customer.email
-    )
-    line = factories.OrderLineFactory(order=order, variant=None)
-    variant = factories.VariantFactory(product=line.product)
-    grant = factories.GrantFactory(order=order, line=line)
-    event = factories.EventFactory(grant=grant)
-    key = factories.licensed_order().license_keys.get()
-    instance = license_key_activate(key_text=key.key, instance_name="Schemathesis").instance
-    return {
-        "products": str(line.product_id),
-        "variants": str(variant.pk),
-        "media": str(grant.download.media_id),
-        "downloads": str(grant.download_id),
-        "orders": str(order.pk),
-        "grants": str(grant.pk),
-        "events": str(event.pk),
-        "customers": customer.pk,
-        "license_keys": str(key.pk),
-        "license_instances": str(instance.pk),
-    }
-
-
 @pytest.mark.postgres
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     postgres_only, transactional_db, capsys
 ):
     raw = factories.api_key(ApiKey.Scope.WRITE, name="schemathesis")[1]
     headers = {"Authorization": f"Bearer {raw}"}
-    seeded = _seed()
+    seeded = factories.one_of_each(instance_name="Schemathesis")
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     checks = [
         not_a_server_error,
