@@ -204,11 +204,7 @@ def grant_consume(
                     at=now,
                 )
         if count is None:
-            outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
-            download_event_create(
-                grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now
-            )
-            return Consumption(outcome=outcome)
+            return _refused(grant=grant, now=now, ip=ip, user_agent=user_agent)
         grant.download_count = count
         grant.last_downloaded_at = now
         grant.resume_until, grant.resume_bytes_left = resume_until, resume_bytes
@@ -295,12 +291,13 @@ def grant_consume_by_token(
         return None
     now = timezone.now()
     event = uuid.uuid4()
+    resume_until = now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW)
     rows = selectors.delivery_rows_of(
         _consume_by_token_sql(),
         {
             "token": token,
             "now": now,
-            "resume_until": now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW),
+            "resume_until": resume_until,
             "budget": float(settings.DOWNLOADS_RESUME_BUDGET),
             "event": event,
             "ip": ip or None,
@@ -318,16 +315,16 @@ def grant_consume_by_token(
     if count is not None:
         size = grant.download.media.byte_size
         grant.download_count, grant.last_downloaded_at = count, now
-        grant.resume_until = now + timedelta(seconds=settings.DOWNLOADS_RESUME_WINDOW)
+        grant.resume_until = resume_until
         grant.resume_bytes_left = _resume_allowance(size=size, length=size)
         return Taken(
             grant=grant, consumption=Consumption(DownloadEvent.Outcome.SERVED), event_id=event
         )
     if grant.download.media_id is None or grant.download.stamp:
         return Taken(grant=grant, consumption=None)
-    outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
-    download_event_create(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
-    return Taken(grant=grant, consumption=Consumption(outcome))
+    return Taken(
+        grant=grant, consumption=_refused(grant=grant, now=now, ip=ip, user_agent=user_agent)
+    )
 
 
 def grant_consume_undo(*, taken: Taken) -> None:
@@ -340,6 +337,19 @@ def grant_consume_undo(*, taken: Taken) -> None:
         )
         DownloadEvent.objects.filter(pk=taken.event_id).update(outcome=DownloadEvent.Outcome.FAILED)
     taken.grant.download_count -= 1
+
+
+def _refusal_of(grant: DownloadGrant, now) -> str:
+    """Why the conditional UPDATE took nothing, from the row already read: its refusal, or
+    the limit when the row looked available (it lost a race to the last download)."""
+    return grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+
+
+def _refused(*, grant: DownloadGrant, now, ip, user_agent) -> Consumption:
+    """Log a refused attempt with its reason; nothing was taken."""
+    outcome = _refusal_of(grant, now)
+    download_event_create(grant=grant, outcome=outcome, ip=ip, user_agent=user_agent, at=now)
+    return Consumption(outcome=outcome)
 
 
 def _consume_in_transaction(
@@ -417,7 +427,7 @@ def grants_consume_many(
                 grant=grant, now=now, exact="grant.limit_reached" in subscribed
             )
             if count is None:
-                outcome = grant.refusal(now) or DownloadEvent.Outcome.LIMIT_REACHED
+                outcome = _refusal_of(grant, now)
             else:
                 outcome = DownloadEvent.Outcome.SERVED
                 grant.download_count, grant.last_downloaded_at = count, now

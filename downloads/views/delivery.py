@@ -81,10 +81,10 @@ def download(request, token: str):
     copy still being prepared is a 503 for any request, with nothing taken or logged.
     """
     grant = None
+    ip, user_agent = client_of(request)
     if request.method == "GET" and "Range" not in request.headers and consume.consumes_by_token():
         # The hot path on PostgreSQL with S3: one statement finds the grant and takes the
         # download; the presigned URL is made after (it is local and cannot fail to be sent).
-        ip, user_agent = client_of(request)
         taken = consume.grant_consume_by_token(token=token, ip=ip, user_agent=user_agent)
         if taken is not None:
             grant = taken.grant
@@ -123,7 +123,6 @@ def download(request, token: str):
         except storage.ServeError:
             return _unavailable(request, grant)
 
-    ip, user_agent = client_of(request)
     if refusal:  # refused by the row this request just read: log it, take nothing
         download_event_create(grant=grant, outcome=refusal, ip=ip, user_agent=user_agent)
         return _refused(request, grant, refusal)
