@@ -4,8 +4,6 @@ each with the joins and prefetches that keep its query count constant."""
 import hmac
 import json
 import uuid
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import pgettext_lazy
 
+from .compiled import CompiledQuery, ModelRow, prefetched
 from .models import (
     REFUSAL_LABELS,
     Download,
@@ -40,7 +39,7 @@ from .models import (
     Product,
     Variant,
 )
-from .services.stamping import is_stamped
+from .services.stamping import STATE_ANNOTATIONS, is_stamped
 
 MAX_TOKEN_LENGTH = 64
 
@@ -50,163 +49,41 @@ def token_ok(token: str | None) -> bool:
     return bool(token) and len(token) <= MAX_TOKEN_LENGTH and "\x00" not in token
 
 
-class CompiledQuery:
-    """A `values_list()` queryset turned into SQL once per database connection, then run with
-    new string arguments.
-
-    Django compiles a queryset again on every evaluation: for the joined reads of the hot
-    paths that was 0.4-0.6 ms a query, several times what PostgreSQL takes to answer it
-    (see bench/). `build(*args)` returns the queryset; it is built once with placeholder
-    strings, which must come out as the SQL's parameters unchanged (plain `=` lookups), so
-    the SQL text is the same on every call and PostgreSQL runs a prepared statement. Rows
-    get the fields' own conversions (JSON, and on SQLite UUIDs and datetimes), as the ORM
-    would give them.
-    """
-
-    def __init__(self, build: Callable[..., QuerySet]):
-        self._build = build
-        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def _compile(self, db):
-        arity = self._build.__code__.co_argcount
-        placeholders = [f"\x00arg{i}\x00" for i in range(arity)]
-        queryset = self._build(*placeholders).using(db.alias)
-        compiler = queryset.query.get_compiler(connection=db)
-        sql, params = compiler.as_sql()
-        if any(param not in placeholders for param in params):
-            raise ValueError(f"{self._build.__qualname__}: only plain string arguments")
-        order = [placeholders.index(param) for param in params]
-        fields = [column[0] for column in compiler.select[: compiler.col_count]]
-        converters = [
-            (position, expression, functions)
-            for position, (functions, expression) in compiler.get_converters(fields).items()
-        ]
-        compiled = self._compiled[db] = (sql, order, converters, len(fields))
-        return compiled
-
-    def sql(self, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[int]]:
-        """The query's SQL text and, for each of its parameters, the index of the argument
-        it takes: for a statement that embeds the query (`rows_of`)."""
-        db = connections[using]
-        sql, order, *_ = self._compiled.get(db) or self._compile(db)
-        return sql, order
-
-    def rows(self, *args: str, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
-        """Every row of the query for `args`, as `values_list()` would return them."""
-        db = connections[using]
-        sql, order, *_ = self._compiled.get(db) or self._compile(db)
-        return self.rows_of(sql, [args[index] for index in order], using=using)
-
-    def rows_of(self, sql: str, params, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
-        """The rows of a statement whose first columns are this query's (one that embeds it,
-        `sql()`), with those columns converted as `values_list()` would convert them."""
-        db = connections[using]
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return self.converted(cursor.fetchall(), using=using)
-
-    @staticmethod
-    def together(*calls: tuple["CompiledQuery", tuple], using: str = DEFAULT_DB_ALIAS):
-        """The rows of several queries (each a `(query, args)` pair), in ONE statement on
-        PostgreSQL: each query numbers its rows in its own order and the numbered results are
-        joined on FALSE (a FULL JOIN that pairs nothing), so every row of the statement
-        belongs to one query, its other queries' columns NULL. Elsewhere (SQLite, in
-        process: no round trip to save) they run one after the other."""
-        db = connections[using]
-        if db.vendor != "postgresql":
-            return [query.rows(*args, using=using) for query, args in calls]
-        parts, params, widths = [], [], []
-        for i, (query, args) in enumerate(calls):
-            sql, order, _, width = query._compiled.get(db) or query._compile(db)
-            # row_number() numbers the rows as the query's ORDER BY delivers them.
-            numbered = f"(SELECT row_number() OVER () AS n, q.* FROM ({sql}) q) AS t{i}"  # noqa: S608 - the ORM's compiled SQL; values are parameters
-            parts.append(numbered)
-            params.extend(args[index] for index in order)
-            widths.append(width)
-        joined = " FULL JOIN ".join(
-            part if i == 0 else f"{part} ON FALSE" for i, part in enumerate(parts)
-        )
-        statement = f"SELECT * FROM {joined}"  # noqa: S608 - as above
-        with db.cursor() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
-        results, start = [], 0
-        for (query, _), width in zip(calls, widths, strict=True):
-            mine = sorted(
-                (row[start : start + 1 + width] for row in rows if row[start] is not None),
-                key=lambda part: part[0],
-            )
-            results.append(query.converted([part[1:] for part in mine], using=using))
-            start += 1 + width
-        return results
-
-    def converted(self, rows, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
-        """Rows of this query's columns (first), converted as `values_list()` would."""
-        db = connections[using]
-        _, _, converters, _ = self._compiled.get(db) or self._compile(db)
-        if not converters:
-            return rows
-        converted = []
-        for row in rows:
-            row = list(row)
-            for position, expression, functions in converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, db)
-                row[position] = value
-            converted.append(tuple(row))
-        return converted
-
-
 # What serving a download reads, model by model (attnames; see `grant_get_for_delivery`).
-DELIVERY_FIELDS = {
-    DownloadGrant: (
-        "id",
-        "token",
-        "order_id",
-        "download_id",
-        "download_count",
-        "download_limit",
-        "expires_at",
-        "revoked_at",
-        "last_downloaded_at",
-        # The resume window (services.consume): lets a refused-looking resume be told apart
-        # without another read.
-        "resume_until",
-        "resume_bytes_left",
+_DELIVERY_ROW = ModelRow(
+    (
+        "",
+        DownloadGrant,
+        (
+            "id",
+            "token",
+            "order_id",
+            "download_id",
+            "download_count",
+            "download_limit",
+            "expires_at",
+            "revoked_at",
+            "last_downloaded_at",
+            # The resume window (services.consume): lets a refused-looking resume be told
+            # apart without another read.
+            "resume_until",
+            "resume_bytes_left",
+        ),
     ),
-    Order: ("id", "access_token", "number", "email", "customer_id"),
+    ("order", Order, ("id", "access_token", "number", "email", "customer_id")),
     # `stamp`: whether the buyer gets a stamped copy (services.stamping.file_to_deliver).
-    Download: ("id", "media_id", "url", "name", "stamp"),
-    Media: ("id", "file", "filename", "content_type", "byte_size", "sha256"),
-}
-_DELIVERY_PATHS = {
-    DownloadGrant: "",
-    Order: "order__",
-    Download: "download__",
-    Media: "download__media__",
-}
-
-
-def _in_field_order(model, names) -> list[str]:
-    # Model.from_db() takes the loaded values in the order of the model's concrete fields.
-    return [field.attname for field in model._meta.concrete_fields if field.attname in names]
-
-
-_DELIVERY_COLUMNS = {
-    model: _in_field_order(model, names) for model, names in DELIVERY_FIELDS.items()
-}
+    ("download", Download, ("id", "media_id", "url", "name", "stamp")),
+    (
+        "download__media",
+        Media,
+        ("id", "file", "filename", "content_type", "byte_size", "sha256"),
+    ),
+)
 _DELIVERY = CompiledQuery(
     lambda token: (
         DownloadGrant.objects.filter(token=token)
         .order_by()
-        .values_list(
-            *(
-                _DELIVERY_PATHS[model] + name
-                for model, names in _DELIVERY_COLUMNS.items()
-                for name in names
-            )
-        )[:1]
+        .values_list(*_DELIVERY_ROW.lookups())[:1]
     )
 )
 
@@ -240,8 +117,8 @@ def delivery_rows_of(sql: str, params: dict, using: str = DEFAULT_DB_ALIAS) -> l
 
 
 # The lookup's columns, in its row's order, and where a few of them are.
-DELIVERY_COLUMNS = [(model, name) for model, names in _DELIVERY_COLUMNS.items() for name in names]
-DELIVERY_WIDTH = len(DELIVERY_COLUMNS)
+DELIVERY_COLUMNS = _DELIVERY_ROW.columns()
+DELIVERY_WIDTH = _DELIVERY_ROW.width
 
 
 def delivery_column(model, name: str) -> int:
@@ -253,19 +130,13 @@ def grant_from_delivery_row(row, *, token: str) -> DownloadGrant | None:
     """The grant, its order, download and file built from the delivery lookup's row
     (`Model.from_db`; fields not read stay deferred); None if the token does not match in
     constant time."""
-    values = iter(row)
-    loaded = {model: [next(values) for _ in names] for model, names in _DELIVERY_COLUMNS.items()}
-    db = connection.alias
-    grant = DownloadGrant.from_db(db, _DELIVERY_COLUMNS[DownloadGrant], loaded[DownloadGrant])
+    built = _DELIVERY_ROW.instances(row, using=connection.alias)
+    grant = built[""]
     if not hmac.compare_digest(grant.token, token):
         return None
-    grant.order = Order.from_db(db, _DELIVERY_COLUMNS[Order], loaded[Order])
-    download = Download.from_db(db, _DELIVERY_COLUMNS[Download], loaded[Download])
-    if download.media_id is not None:
-        download.media = Media.from_db(db, _DELIVERY_COLUMNS[Media], loaded[Media])
-    else:
-        download.media = None
-    grant.download = download
+    grant.order = built["order"]
+    download = grant.download = built["download"]
+    download.media = built["download__media"]
     return grant
 
 
@@ -284,26 +155,63 @@ def _with_changelog(queryset: QuerySet[DownloadGrant]) -> QuerySet[DownloadGrant
     return queryset.annotate(changelog=Subquery(newest.values("changelog")[:1]))
 
 
-def order_lines_prefetch() -> Prefetch:
-    grants = _with_changelog(
-        grants_with_stamp_state(
-            DownloadGrant.objects.select_related("download__media").order_by(
-                "download__position", "created_at", "id"
-            )
+# What the order page reads (`order_get_by_token`): every field of each model, as the
+# select_related()/prefetch_related() reads it replaced did, so no deferred field is ever
+# loaded by a template.
+_PAGE_ORDER_ROW = ModelRow(("", Order, None))
+_PAGE_LINE_ROW = ModelRow(
+    ("", OrderLine, None), ("product", Product, None), ("variant", Variant, None)
+)
+_PAGE_GRANT_ROW = ModelRow(
+    ("", DownloadGrant, None),
+    ("download", Download, None),
+    ("download__media", Media, None),
+    extra=(*STATE_ANNOTATIONS, "changelog"),
+)
+_PAGE_KEY_ROW = ModelRow(("", LicenseKey, None), extra=("unit_refunded",))
+_PAGE_QUERIES = (
+    CompiledQuery(
+        lambda access_token: (
+            Order.objects.filter(access_token=access_token)
+            .order_by()
+            .values_list(*_PAGE_ORDER_ROW.lookups())[:1]
         )
-    )
-    keys = LicenseKey.objects.annotate(unit_refunded=_KEY_UNIT_REFUNDED).order_by("unit", "id")
-    return Prefetch(
-        "lines",
-        queryset=OrderLine.objects.select_related("product", "variant").prefetch_related(
-            Prefetch("grants", queryset=grants), Prefetch("license_keys", queryset=keys)
-        ),
-    )
+    ),
+    CompiledQuery(
+        lambda access_token: (
+            OrderLine.objects.filter(order__access_token=access_token)
+            .order_by("position", "id")
+            .values_list(*_PAGE_LINE_ROW.lookups())
+        )
+    ),
+    CompiledQuery(
+        lambda access_token: (
+            _with_changelog(
+                grants_with_stamp_state(
+                    DownloadGrant.objects.filter(order__access_token=access_token)
+                )
+            )
+            .order_by("download__position", "created_at", "id")
+            .values_list(*_PAGE_GRANT_ROW.lookups())
+        )
+    ),
+    CompiledQuery(
+        lambda access_token: (
+            LicenseKey.objects.filter(order__access_token=access_token)
+            .annotate(unit_refunded=_KEY_UNIT_REFUNDED)
+            .order_by("unit", "id")
+            .values_list(*_PAGE_KEY_ROW.lookups())
+        )
+    ),
+)
 
 
 def order_get_by_token(*, access_token: str) -> Order | None:
     """The order behind a buyer's order page URL, with lines, files, grants and licence keys
-    prefetched (each key with `unit_refunded`, to word a disabled one).
+    read as `prefetch_related()` would leave them: `order.lines.all()`, each line's
+    `grants.all()` and `license_keys.all()` (each key with `unit_refunded`, to word a
+    disabled one) ask nothing more. Four compiled queries, in one statement on PostgreSQL
+    (`CompiledQuery.together`).
 
     Order-level grants (files attached to the order) are in `order.order_grants`. Each
     grant's `stamped` says its file is a copy personalised for the buyer
@@ -314,32 +222,50 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     """
     if not token_ok(access_token):
         return None
-    order = (
-        Order.objects.filter(access_token=access_token)
-        .prefetch_related(
-            order_lines_prefetch(),
-            Prefetch(
-                "grants",
-                queryset=_with_changelog(
-                    grants_with_stamp_state(
-                        DownloadGrant.objects.filter(line__isnull=True)
-                        .select_related("download__media")
-                        .order_by("download__position", "created_at", "id")
-                    )
-                ),
-                to_attr="order_grants",
-            ),
-        )
-        .first()
+    args = (access_token,)
+    orders, lines, grants, keys = CompiledQuery.together(
+        *((query, args) for query in _PAGE_QUERIES)
     )
-    if order is None or not hmac.compare_digest(order.access_token, access_token):
+    if not orders:
         return None
-    for grants in (*(line.grants.all() for line in order.lines.all()), order.order_grants):
-        for grant in grants:
-            grant.stamped = is_stamped(grant.download)
-            # "Updated on …" (and what changed): the file was replaced after the purchase.
-            updated = grant.download.file_updated_at
-            grant.updated_since_paid = bool(updated and order.paid_at and updated > order.paid_at)
+    db = connection.alias
+    order = _PAGE_ORDER_ROW.instances(orders[0], using=db)[""]
+    if not hmac.compare_digest(order.access_token, access_token):
+        return None
+    by_line, grants_of, keys_of = {}, {}, {}
+    for row in lines:
+        built = _PAGE_LINE_ROW.instances(row, using=db)
+        line = built[""]
+        line.order, line.product, line.variant = order, built["product"], built["variant"]
+        by_line[line.pk] = line
+        grants_of[line.pk], keys_of[line.pk] = [], []
+    order_grants = []
+    for row in grants:
+        built = _PAGE_GRANT_ROW.instances(row, using=db)
+        grant, download = built[""], built["download"]
+        for name, value in _PAGE_GRANT_ROW.extras(row).items():
+            setattr(grant, name, value)
+        download.media = built["download__media"]
+        grant.download, grant.order = download, order
+        grant.stamped = is_stamped(download)
+        # "Updated on …" (and what changed): the file was replaced after the purchase.
+        updated = download.file_updated_at
+        grant.updated_since_paid = bool(updated and order.paid_at and updated > order.paid_at)
+        if grant.line_id is None:
+            order_grants.append(grant)
+        else:
+            grant.line = by_line[grant.line_id]
+            grants_of[grant.line_id].append(grant)
+    for row in keys:
+        key = _PAGE_KEY_ROW.instances(row, using=db)[""]
+        key.unit_refunded = _PAGE_KEY_ROW.extras(row)["unit_refunded"]
+        key.order, key.line = order, by_line[key.line_id]
+        keys_of[key.line_id].append(key)
+    for line in by_line.values():
+        prefetched(line, "grants", grants_of[line.pk])
+        prefetched(line, "license_keys", keys_of[line.pk])
+    prefetched(order, "lines", list(by_line.values()))
+    order.order_grants = order_grants
     return order
 
 
@@ -596,24 +522,14 @@ def catalogue_for_store() -> list[CatalogueEntry]:
 # `license_key_get_for_validation`): the whole key, and what its `meta` shows.
 _Customer = Order._meta.get_field("customer").related_model
 
-_LICENSE_COLUMNS = {
-    LicenseKey: [field.attname for field in LicenseKey._meta.concrete_fields],
-    Order: _in_field_order(Order, ("id", "number", "email", "customer_id")),
-    _Customer: _in_field_order(_Customer, ("id", "name")),
-    Product: _in_field_order(Product, ("id", "name")),
-    Variant: _in_field_order(Variant, ("id", "name")),
-    LicenseInstance: _in_field_order(
-        LicenseInstance, ("id", "license_key_id", "name", "created_at")
-    ),
-}
-_LICENSE_PATHS = {
-    LicenseKey: "",
-    Order: "order__",
-    _Customer: "order__customer__",
-    Product: "product__",
-    Variant: "variant__",
-    LicenseInstance: "asked_instance__",
-}
+_LICENSE_ROW = ModelRow(
+    ("", LicenseKey, None),
+    ("order", Order, ("id", "number", "email", "customer_id")),
+    ("order__customer", _Customer, ("id", "name")),
+    ("product", Product, ("id", "name")),
+    ("variant", Variant, ("id", "name")),
+    ("asked_instance", LicenseInstance, ("id", "license_key_id", "name", "created_at")),
+)
 # The instance id the statement is given when none was asked for (or it is not an id at all):
 # uuid4 never makes it, so it matches no instance.
 _NO_INSTANCE = uuid.UUID(int=0)
@@ -629,13 +545,7 @@ _LICENSE_FOR_VALIDATION = CompiledQuery(
         )
         .filter(key_hash=key_hash)
         .order_by()
-        .values_list(
-            *(
-                _LICENSE_PATHS[model] + name
-                for model, names in _LICENSE_COLUMNS.items()
-                for name in names
-            )
-        )[:1]
+        .values_list(*_LICENSE_ROW.lookups())[:1]
     )
 )
 
@@ -660,19 +570,12 @@ def license_key_get_for_validation(
     rows = _LICENSE_FOR_VALIDATION.rows(key_hash, asked_param)
     if not rows:
         return None
-    values = iter(rows[0])
-    loaded = {model: [next(values) for _ in names] for model, names in _LICENSE_COLUMNS.items()}
-
-    def build(model):
-        return model.from_db(db.alias, _LICENSE_COLUMNS[model], loaded[model])
-
-    key, order = build(LicenseKey), build(Order)
-    order.customer = build(_Customer) if order.customer_id is not None else None
+    built = _LICENSE_ROW.instances(rows[0], using=db.alias)
+    key, order = built[""], built["order"]
+    order.customer = built["order__customer"]
     key.order = order
-    key.product = build(Product)
-    key.variant = build(Variant) if key.variant_id is not None else None
-    instance = None
-    if loaded[LicenseInstance][0] is not None:
-        instance = build(LicenseInstance)
+    key.product, key.variant = built["product"], built["variant"]
+    instance = built["asked_instance"]
+    if instance is not None:
         instance.license_key = key
     return key, instance

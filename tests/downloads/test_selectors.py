@@ -2,88 +2,16 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from downloads import selectors
-from downloads.models import Download, DownloadGrant, DownloadVersion, Order, OrderLine
+from downloads.models import Download, DownloadGrant, DownloadVersion, LicenseKey, Order, OrderLine
+from downloads.services.orders import order_refund
+from downloads.services.stamping import STATE_ANNOTATIONS
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-class TestCompiledQuery:
-    def test_rows_are_what_values_list_returns_with_the_fields_conversions(self):
-        order = factories.paid_order_with_files(lines=3, attached=1)
-        query = selectors.CompiledQuery(
-            lambda token: (
-                OrderLine.objects.filter(order__access_token=token)
-                .order_by("position")
-                .values_list("id", "order__paid_at", "product__tags", "variant__external_id")
-            )
-        )
-        orm = list(
-            OrderLine.objects.filter(order__access_token=order.access_token)
-            .order_by("position")
-            .values_list("id", "order__paid_at", "product__tags", "variant__external_id")
-        )
-        # UUIDs, aware datetimes and JSON come back as the ORM gives them, on either database.
-        assert query.rows(order.access_token) == orm
-        assert query.rows("no such token") == []
-
-    def test_the_sql_is_compiled_once_and_reused_with_new_arguments(self):
-        first, second = factories.GrantFactory(), factories.GrantFactory()
-        query = selectors.CompiledQuery(
-            lambda token: DownloadGrant.objects.filter(token=token).values_list("id")
-        )
-        with CaptureQueriesContext(connection) as captured:
-            assert query.rows(first.token) == [(first.pk,)]
-            assert query.rows(second.token) == [(second.pk,)]
-        (sql_first, sql_second) = (q["sql"] for q in captured.captured_queries)
-        assert sql_first.replace(first.token, "?") == sql_second.replace(second.token, "?")
-
-    def test_arguments_that_a_lookup_would_change_are_refused(self):
-        query = selectors.CompiledQuery(
-            lambda token: DownloadGrant.objects.filter(token__startswith=token).values_list("id")
-        )
-        with pytest.raises(ValueError, match="plain string arguments"):
-            query.rows("abc")
-
-    @pytest.mark.parametrize("lines_count", [0, 1, 12])
-    def test_queries_run_together_give_each_its_own_rows_in_order_in_one_statement(
-        self, lines_count
-    ):
-        order = factories.paid_order_with_files(lines=max(lines_count, 1), attached=2)
-        if lines_count == 0:
-            OrderLine.objects.filter(order=order).update(order=factories.OrderFactory())
-        lines = selectors.CompiledQuery(
-            lambda token: (
-                OrderLine.objects.filter(order__access_token=token)
-                .order_by("-position", "id")
-                .values_list("id", "order__paid_at", "product__tags")
-            )
-        )
-        grants = selectors.CompiledQuery(
-            lambda token: (
-                DownloadGrant.objects.filter(order__access_token=token)
-                .order_by("-created_at", "id")
-                .values_list("id", "token", "expires_at")
-            )
-        )
-        token = order.access_token
-        expected = [lines.rows(token), grants.rows(token)]
-        with CaptureQueriesContext(connection) as captured:
-            together = selectors.CompiledQuery.together((lines, (token,)), (grants, (token,)))
-        # Each query's rows, converted and in its own ORDER BY, whatever the other returns.
-        assert together == expected
-        assert len(together[0]) == lines_count and len(together[1]) > lines_count
-        assert len(captured.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
-
-    def test_queries_run_together_with_no_rows_give_empty_lists(self):
-        query = selectors.CompiledQuery(
-            lambda token: DownloadGrant.objects.filter(token=token).values_list("id")
-        )
-        assert selectors.CompiledQuery.together((query, ("x",)), (query, ("y",))) == [[], []]
 
 
 class TestGrantForDelivery:
@@ -194,3 +122,110 @@ class TestOrderPageGrants:
         ]
         shown = [(grant.changelog, grant.updated_since_paid) for grant in grants]
         assert shown == [("v2", True), (None, False), (None, False)]
+
+
+def _fields(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+class TestOrderGetByToken:
+    """The order page's read: compiled rows built into the instances prefetch_related()
+    would give, at one statement on PostgreSQL whatever the order's size."""
+
+    @staticmethod
+    def reference(order):
+        # What the page read before its reads were compiled: the ORM's own prefetches.
+        return (
+            Order.objects.filter(pk=order.pk)
+            .prefetch_related(
+                Prefetch(
+                    "lines",
+                    queryset=OrderLine.objects.select_related("product", "variant").order_by(
+                        "position", "id"
+                    ),
+                ),
+                Prefetch(
+                    "lines__grants",
+                    queryset=selectors.grants_with_stamp_state(
+                        DownloadGrant.objects.select_related("download__media")
+                    ).order_by("download__position", "created_at", "id"),
+                ),
+                Prefetch("lines__license_keys", queryset=LicenseKey.objects.order_by("unit", "id")),
+                Prefetch(
+                    "grants",
+                    queryset=DownloadGrant.objects.filter(line__isnull=True)
+                    .select_related("download__media")
+                    .order_by("download__position", "created_at", "id"),
+                    to_attr="order_grants",
+                ),
+            )
+            .get()
+        )
+
+    def an_order_of_every_kind(self):
+        order = factories.paid_order_with_files(lines=4, attached=2)
+        keyed = factories.licensed_order(quantity=3)
+        line = keyed.lines.get()
+        line.order = order
+        line.position = 9
+        line.save()
+        LicenseKey.objects.filter(line=line).update(order=order)
+        OrderLine.objects.filter(order=order, position=1).update(variant=None)
+        order_refund(order=order, quantities={line.pk: 1})
+        return order
+
+    def test_it_reads_what_the_orms_prefetches_read(self, django_assert_num_queries):
+        order = self.an_order_of_every_kind()
+        expected = self.reference(order)
+        with django_assert_num_queries(1 if connection.vendor == "postgresql" else 4):
+            loaded = selectors.order_get_by_token(access_token=order.access_token)
+        with django_assert_num_queries(0):
+            assert _fields(loaded) == _fields(expected)
+            pairs = list(zip(loaded.lines.all(), expected.lines.all(), strict=True))
+            assert len(pairs) == 5
+            for line, reference in pairs:
+                assert _fields(line) == _fields(reference)
+                assert line.order is loaded
+                assert _fields(line.product) == _fields(reference.product)
+                assert (line.variant and _fields(line.variant)) == (
+                    reference.variant and _fields(reference.variant)
+                )
+                grants = list(zip(line.grants.all(), reference.grants.all(), strict=True))
+                for grant, other in grants:
+                    assert _fields(grant) == _fields(other)
+                    assert grant.line is line and grant.order is loaded
+                    assert _fields(grant.download) == _fields(other.download)
+                    media, other_media = grant.download.media, other.download.media
+                    assert (media and _fields(media)) == (other_media and _fields(other_media))
+                    for name in STATE_ANNOTATIONS:
+                        assert getattr(grant, name) == getattr(other, name)
+                keys = list(zip(line.license_keys.all(), reference.license_keys.all(), strict=True))
+                for key, other in keys:
+                    assert _fields(key) == _fields(other) and key.line is line
+                # the refund above: the highest unit of the keyed line's three
+                assert [key.unit_refunded for key in line.license_keys.all()] == (
+                    [False, False, True] if keys else []
+                )
+            assert [_fields(g) for g in loaded.order_grants] == [
+                _fields(g) for g in expected.order_grants
+            ]
+            assert all(g.download.media is not None for g in loaded.order_grants)
+
+    @pytest.mark.parametrize("lines", [1, 10, 40])
+    def test_its_statements_do_not_grow_with_the_order(self, django_assert_num_queries, lines):
+        order = factories.paid_order_with_files(lines=lines, attached=3)
+        with django_assert_num_queries(1 if connection.vendor == "postgresql" else 4):
+            loaded = selectors.order_get_by_token(access_token=order.access_token)
+            shown = [g for line in loaded.lines.all() for g in line.grants.all()]
+            assert len(shown) == lines and len(loaded.order_grants) == 3
+            assert all(g.download.display_name and g.refusal() is None for g in shown)
+
+    @pytest.mark.parametrize("token", ["", "nope", "x" * 65, "abc\x00def"])
+    def test_what_no_order_has_finds_nothing(self, token):
+        factories.paid_order_with_files()
+        assert selectors.order_get_by_token(access_token=token) is None
+
+    def test_an_order_whose_lines_are_gone_is_read_with_none(self):
+        order = factories.paid_order_with_files(lines=0, attached=1)
+        loaded = selectors.order_get_by_token(access_token=order.access_token)
+        assert list(loaded.lines.all()) == [] and len(loaded.order_grants) == 1
