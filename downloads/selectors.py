@@ -159,9 +159,9 @@ def _with_changelog(queryset: QuerySet[DownloadGrant]) -> QuerySet[DownloadGrant
 # select_related()/prefetch_related() reads it replaced did, so no deferred field is ever
 # loaded by a template.
 _PAGE_ORDER_ROW = ModelRow(("", Order, None))
-_PAGE_LINE_ROW = ModelRow(
-    ("", OrderLine, None), ("product", Product, None), ("variant", Variant, None)
-)
+# Nothing on the page or in the order email reads a line's product or variant (a line keeps
+# its own name and variant name): not joined.
+_PAGE_LINE_ROW = ModelRow(("", OrderLine, None))
 _PAGE_GRANT_ROW = ModelRow(
     ("", DownloadGrant, None),
     ("download", Download, None),
@@ -236,7 +236,7 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     for row in lines:
         built = _PAGE_LINE_ROW.instances(row, using=db)
         line = built[""]
-        line.order, line.product, line.variant = order, built["product"], built["variant"]
+        line.order = order
         by_line[line.pk] = line
         grants_of[line.pk], keys_of[line.pk] = [], []
     order_grants = []

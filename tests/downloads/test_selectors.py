@@ -140,9 +140,7 @@ class TestOrderGetByToken:
             .prefetch_related(
                 Prefetch(
                     "lines",
-                    queryset=OrderLine.objects.select_related("product", "variant").order_by(
-                        "position", "id"
-                    ),
+                    queryset=OrderLine.objects.order_by("position", "id"),
                 ),
                 Prefetch(
                     "lines__grants",
@@ -170,7 +168,6 @@ class TestOrderGetByToken:
         line.position = 9
         line.save()
         LicenseKey.objects.filter(line=line).update(order=order)
-        OrderLine.objects.filter(order=order, position=1).update(variant=None)
         order_refund(order=order, quantities={line.pk: 1})
         return order
 
@@ -186,10 +183,6 @@ class TestOrderGetByToken:
             for line, reference in pairs:
                 assert _fields(line) == _fields(reference)
                 assert line.order is loaded
-                assert _fields(line.product) == _fields(reference.product)
-                assert (line.variant and _fields(line.variant)) == (
-                    reference.variant and _fields(reference.variant)
-                )
                 grants = list(zip(line.grants.all(), reference.grants.all(), strict=True))
                 for grant, other in grants:
                     assert _fields(grant) == _fields(other)
