@@ -11,6 +11,7 @@ values (`CompiledQuery`) or as the model instances `select_related()` and
 import weakref
 from collections.abc import Callable, Iterable
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 
@@ -158,15 +159,17 @@ class ModelRow:
     model and what it joins, each at its lookup path ("" for the queried model,
     "download__media" for a grant's file), then `extra` columns (annotations).
 
-    `instances(row)` builds each model back as `select_related()` would: `Model.from_db`
-    with the fields read (the rest stay deferred), None where a LEFT JOIN matched nothing.
+    `instances(row)` builds them back as `select_related()` would: `Model.from_db` with the
+    fields read (the rest stay deferred), each joined model cached on the one it was reached
+    from (`grant.download.media` asks nothing), None where a LEFT JOIN matched nothing, and
+    the extras set on the queried model's instance as annotations are.
     """
 
     def __init__(
         self, *parts: tuple[str, type[Model], Iterable[str] | None], extra: Iterable[str] = ()
     ):
         self._parts = []
-        start = 0
+        models, start = {}, 0
         for path, model, names in parts:
             concrete = [field.attname for field in model._meta.concrete_fields]
             wanted = set(concrete if names is None else names)
@@ -176,9 +179,18 @@ class ModelRow:
             attnames = [name for name in concrete if name in wanted]
             pk = start + attnames.index(model._meta.pk.attname)
             self._parts.append((path, model, attnames, start, start + len(attnames), pk))
+            models[path] = model
             start += len(attnames)
         self.extra = tuple(extra)
         self.width = start + len(self.extra)
+        # Where select_related() would cache each joined instance: the forward relation it
+        # was reached by (a FilteredRelation's path is no field: its caller places it).
+        self._links = []
+        for path, *_ in self._parts[1:]:
+            parent, _, name = path.rpartition("__")
+            field = _forward_relation(models.get(parent), name)
+            if field is not None:
+                self._links.append((parent, path, field))
 
     def lookups(self) -> list[str]:
         """The `values_list()` arguments that give this row."""
@@ -202,25 +214,62 @@ class ModelRow:
         raise KeyError(path)
 
     def instances(self, row, using: str = DEFAULT_DB_ALIAS) -> dict[str, Model | None]:
-        """The row's instances by path (None where a LEFT JOIN matched nothing)."""
+        """The row's instances by path, linked as select_related() links them."""
         built = {}
         for path, model, attnames, start, end, pk in self._parts:
             built[path] = (
                 None if row[pk] is None else model.from_db(using, attnames, row[start:end])
             )
+        for parent, path, field in self._links:
+            if built[parent] is not None:
+                field.set_cached_value(built[parent], built[path])
+        if self.extra:
+            instance = built[""]
+            for name, value in zip(self.extra, row[self.width - len(self.extra) :], strict=True):
+                setattr(instance, name, value)
         return built
 
-    def extras(self, row) -> dict:
-        """The row's extra columns by name."""
-        return dict(zip(self.extra, row[self.width - len(self.extra) : self.width], strict=True))
+    def instance(self, row, using: str = DEFAULT_DB_ALIAS) -> Model:
+        """The queried model's instance, what it joins cached on it (`instances`)."""
+        return self.instances(row, using)[""]
+
+
+def fields_except(model: type[Model], *names: str) -> tuple[str, ...]:
+    """Every concrete field of `model` (attnames) but `names`: for a ModelRow part."""
+    concrete = [field.attname for field in model._meta.concrete_fields]
+    if set(names) - set(concrete):
+        raise ValueError(f"{model.__name__} has no fields {sorted(set(names) - set(concrete))}")
+    return tuple(name for name in concrete if name not in names)
+
+
+def _forward_relation(model: type[Model] | None, name: str):
+    if model is None:
+        return None
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    # A forward foreign key or one-to-one: what select_related() follows.
+    return field if field.is_relation and field.concrete and not field.many_to_many else None
+
+
+def cache_related(instance: Model, name: str, value: Model | None) -> None:
+    """Cache `value` as `instance.<name>` (a forward relation) as select_related() and
+    prefetch_related() do: the ids already agree, so none of the assignment's checks."""
+    instance._meta.get_field(name).set_cached_value(instance, value)
 
 
 def prefetched(instance: Model, name: str, objects: list) -> None:
     """Leave `objects` where `prefetch_related(name)` leaves them for a reverse foreign key:
-    `instance.<name>.all()` then returns them without a query, and a filter on the manager
-    still asks the database about this instance's objects only."""
-    queryset = getattr(instance, name).all()  # the related manager's own filtered queryset
+    `instance.<name>.all()` then returns them without a query, each object's own relation
+    back to `instance` is cached, and a filter on the manager still asks the database about
+    this instance's objects only."""
+    manager = getattr(instance, name)
+    queryset = manager.all()  # the related manager's own filtered queryset
     # As django.db.models.query.prefetch_one_level leaves a prefetched manager.
     queryset._result_cache = objects
     queryset._prefetch_done = True
     instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
+    back = manager.field
+    for item in objects:
+        back.set_cached_value(item, instance)

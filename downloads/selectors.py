@@ -25,7 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import pgettext_lazy
 
-from .compiled import CompiledQuery, ModelRow, prefetched
+from .compiled import CompiledQuery, ModelRow, cache_related, fields_except, prefetched
 from .models import (
     REFUSAL_LABELS,
     Download,
@@ -130,13 +130,9 @@ def grant_from_delivery_row(row, *, token: str) -> DownloadGrant | None:
     """The grant, its order, download and file built from the delivery lookup's row
     (`Model.from_db`; fields not read stay deferred); None if the token does not match in
     constant time."""
-    built = _DELIVERY_ROW.instances(row, using=connection.alias)
-    grant = built[""]
+    grant = _DELIVERY_ROW.instance(row, using=connection.alias)
     if not hmac.compare_digest(grant.token, token):
         return None
-    grant.order = built["order"]
-    download = grant.download = built["download"]
-    download.media = built["download__media"]
     return grant
 
 
@@ -155,17 +151,18 @@ def _with_changelog(queryset: QuerySet[DownloadGrant]) -> QuerySet[DownloadGrant
     return queryset.annotate(changelog=Subquery(newest.values("changelog")[:1]))
 
 
-# What the order page reads (`order_get_by_token`): every field of each model, as the
-# select_related()/prefetch_related() reads it replaced did, so no deferred field is ever
-# loaded by a template.
+# What the order page reads (`order_get_by_token`): every field of the order and its lines,
+# and of its grants, their downloads and files every field but the bookkeeping times nothing
+# shows (three in four of the datetimes the page would parse); one read later loads as a
+# deferred field does. Nothing on the page or in the order email reads a line's product or
+# variant (a line keeps its own name and variant name): not joined.
+_BOOKKEEPING = ("created_at", "updated_at")
 _PAGE_ORDER_ROW = ModelRow(("", Order, None))
-# Nothing on the page or in the order email reads a line's product or variant (a line keeps
-# its own name and variant name): not joined.
 _PAGE_LINE_ROW = ModelRow(("", OrderLine, None))
 _PAGE_GRANT_ROW = ModelRow(
-    ("", DownloadGrant, None),
-    ("download", Download, None),
-    ("download__media", Media, None),
+    ("", DownloadGrant, fields_except(DownloadGrant, *_BOOKKEEPING)),
+    ("download", Download, fields_except(Download, *_BOOKKEEPING)),
+    ("download__media", Media, fields_except(Media, *_BOOKKEEPING)),
     extra=(*STATE_ANNOTATIONS, "changelog"),
 )
 _PAGE_KEY_ROW = ModelRow(("", LicenseKey, None), extra=("unit_refunded",))
@@ -229,42 +226,30 @@ def order_get_by_token(*, access_token: str) -> Order | None:
     if not orders:
         return None
     db = connection.alias
-    order = _PAGE_ORDER_ROW.instances(orders[0], using=db)[""]
+    order = _PAGE_ORDER_ROW.instance(orders[0], using=db)
     if not hmac.compare_digest(order.access_token, access_token):
         return None
-    by_line, grants_of, keys_of = {}, {}, {}
-    for row in lines:
-        built = _PAGE_LINE_ROW.instances(row, using=db)
-        line = built[""]
-        line.order = order
-        by_line[line.pk] = line
-        grants_of[line.pk], keys_of[line.pk] = [], []
+    lines = [_PAGE_LINE_ROW.instance(row, using=db) for row in lines]
+    grants_of = {line.pk: [] for line in lines}
+    keys_of = {line.pk: [] for line in lines}
     order_grants = []
     for row in grants:
-        built = _PAGE_GRANT_ROW.instances(row, using=db)
-        grant, download = built[""], built["download"]
-        for name, value in _PAGE_GRANT_ROW.extras(row).items():
-            setattr(grant, name, value)
-        download.media = built["download__media"]
-        grant.download, grant.order = download, order
+        grant = _PAGE_GRANT_ROW.instance(row, using=db)
+        cache_related(grant, "order", order)
+        download = grant.download
         grant.stamped = is_stamped(download)
         # "Updated on …" (and what changed): the file was replaced after the purchase.
         updated = download.file_updated_at
         grant.updated_since_paid = bool(updated and order.paid_at and updated > order.paid_at)
-        if grant.line_id is None:
-            order_grants.append(grant)
-        else:
-            grant.line = by_line[grant.line_id]
-            grants_of[grant.line_id].append(grant)
+        (order_grants if grant.line_id is None else grants_of[grant.line_id]).append(grant)
     for row in keys:
-        key = _PAGE_KEY_ROW.instances(row, using=db)[""]
-        key.unit_refunded = _PAGE_KEY_ROW.extras(row)["unit_refunded"]
-        key.order, key.line = order, by_line[key.line_id]
+        key = _PAGE_KEY_ROW.instance(row, using=db)
+        cache_related(key, "order", order)
         keys_of[key.line_id].append(key)
-    for line in by_line.values():
+    for line in lines:
         prefetched(line, "grants", grants_of[line.pk])
         prefetched(line, "license_keys", keys_of[line.pk])
-    prefetched(order, "lines", list(by_line.values()))
+    prefetched(order, "lines", lines)
     order.order_grants = order_grants
     return order
 
@@ -571,11 +556,7 @@ def license_key_get_for_validation(
     if not rows:
         return None
     built = _LICENSE_ROW.instances(rows[0], using=db.alias)
-    key, order = built[""], built["order"]
-    order.customer = built["order__customer"]
-    key.order = order
-    key.product, key.variant = built["product"], built["variant"]
-    instance = built["asked_instance"]
+    key, instance = built[""], built["asked_instance"]
     if instance is not None:
-        instance.license_key = key
+        cache_related(instance, "license_key", key)
     return key, instance

@@ -136,8 +136,9 @@ class TestModelRow:
         grant = factories.GrantFactory(download_count=3)
         (row,) = self.QUERY.rows(grant.token)
         with django_assert_num_queries(0):
-            built = self.ROW.instances(row)
-            loaded, download, media = built[""], built["download"], built["download__media"]
+            loaded = self.ROW.instance(row)
+            # linked as select_related() links them
+            download, media = loaded.download, loaded.download.media
             assert (loaded.pk, loaded.token, loaded.download_count) == (grant.pk, grant.token, 3)
             # every field of Download was read
             assert [getattr(download, f.attname) for f in Download._meta.concrete_fields] == [
@@ -148,7 +149,8 @@ class TestModelRow:
                 grant.download.media.filename,
                 grant.download.media.byte_size,
             )
-            assert self.ROW.extras(row) == {"number": grant.order.number}
+            # the extras are set as annotations are
+            assert loaded.number == grant.order.number
             assert loaded._state.adding is False
         # what was not read is deferred: it loads, as with only()
         with django_assert_num_queries(1):
@@ -157,7 +159,9 @@ class TestModelRow:
     def test_a_left_join_that_matched_nothing_is_none(self):
         grant = factories.GrantFactory(download=factories.LinkDownloadFactory())
         (row,) = self.QUERY.rows(grant.token)
-        assert self.ROW.instances(row)["download__media"] is None
+        built = self.ROW.instances(row)
+        assert built["download__media"] is None
+        assert built[""].download is built["download"] and built["download"].media is None
 
     def test_positions_name_each_column(self):
         grant = factories.GrantFactory(download_count=4)
@@ -186,6 +190,8 @@ class TestPrefetched:
         with django_assert_num_queries(0):
             assert list(loaded.lines.all()) == lines[:2]
             assert loaded.lines.all().count() == 2
+            # each line's way back is the order, as after prefetch_related
+            assert all(line.order is loaded for line in loaded.lines.all())
         # anything asked beyond the list goes to the database, as after prefetch_related
         with django_assert_num_queries(1):
             assert loaded.lines.filter(position=lines[2].position).get() == lines[2]
