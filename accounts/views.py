@@ -4,6 +4,7 @@ and a customer's order list."""
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext
@@ -18,6 +19,7 @@ from downloads.views.delivery import PREPARING_RETRY_AFTER, client_of, delivery_
 from downloads.views.headers import ORDER_PAGE_CONTENT_SECURITY_POLICY, page_headers
 from downloads.views.order_access import remember_order_page
 
+from . import order_markup
 from .forms import OrderEmailPasswordResetForm
 
 ORDERS_PER_PAGE = 20
@@ -42,7 +44,19 @@ def order_detail(request, access_token: str):
     order = selectors.order_get_by_token(access_token=access_token)
     if order is None:
         return render(request, "accounts/order_not_found.html", status=404)
+    response = _order_page(request, order)
+    # So that a refusal page of one of its downloads can link a guest back here.
+    remember_order_page(request, response, order)
+    return response
+
+
+def _order_page(request, order: Order) -> HttpResponse:
+    """The order page of an order read by `selectors.order_get_by_token`: the template lays
+    out the page; its lines' cards, the files attached to the order, the *Download all*
+    notice and the receipt's rows are made by `order_markup` (through the template engine
+    they took most of the page's time)."""
     lines = order.lines.all()
+    markup = order_markup.OrderMarkup(order)
     download_all = None
     if order.status != Order.Status.PENDING:
         # From the grants already read, nothing asked of the storage (a stamped file's copy:
@@ -51,23 +65,22 @@ def order_detail(request, access_token: str):
             order=order, grants=_grants_shown(order), read_storage=False
         )
         if len(contents.files) >= DOWNLOAD_ALL_FROM:
-            download_all = contents
-    response = render(
+            download_all = markup.download_all(contents)
+    return render(
         request,
         "accounts/order_detail.html",
         {
             "order": order,
-            "lines": lines,
+            "line_cards": [markup.line(line, number) for number, line in enumerate(lines, 1)],
             "order_grants": order.order_grants,
+            "order_files": markup.files(order.order_grants),
             "is_owner": order.is_owned_by(request.user),
             # The *Copy* buttons' script is loaded only on a page with keys to copy.
             "has_license_keys": any(line.license_keys.all() for line in lines),
             "download_all": download_all,
+            "receipt": markup.receipt(),
         },
     )
-    # So that a refusal page of one of its downloads can link a guest back here.
-    remember_order_page(request, response, order)
-    return response
 
 
 @require_http_methods(["GET", "HEAD"])

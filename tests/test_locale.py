@@ -31,6 +31,7 @@ BUYER_MODULES = [
     ROOT / name
     for name in (
         "accounts/views.py",
+        "accounts/order_markup.py",
         "accounts/templatetags/store.py",
         "downloads/views/delivery.py",
         "downloads/views/checkout.py",

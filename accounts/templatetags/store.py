@@ -1,6 +1,7 @@
 """Template helpers for the buyer's pages and emails."""
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from django import template
@@ -23,8 +24,16 @@ def file_kind(download) -> str:
     """A short label for a file's type: its extension ("PDF", "ZIP"), or "Link"."""
     if download.media_id is None:
         return pgettext("the kind of a download", "Link")
-    suffix = PurePosixPath(download.media.filename).suffix.lstrip(".").upper()
-    return suffix[:4] if suffix.isalnum() else pgettext("the kind of a download", "File")
+    return _extension(download.media.filename) or pgettext("the kind of a download", "File")
+
+
+# Asked for every file each time an order page is shown; a pure function of the name.
+@lru_cache(maxsize=4096)
+def _extension(filename: str) -> str:
+    """The file's extension as its kind ("PDF"), at most 4 characters; "" when it has none
+    or it is not letters and digits."""
+    suffix = PurePosixPath(filename).suffix.lstrip(".").upper()
+    return suffix[:4] if suffix.isalnum() else ""
 
 
 @register.filter

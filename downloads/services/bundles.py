@@ -22,6 +22,7 @@ Rules owned here:
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from django.db.models import F
@@ -279,6 +280,8 @@ def _bundle(order: Order, files, links, left_out) -> Bundle:
     )
 
 
+# A pure function of the file's name, asked for every file each time the order page is shown.
+@lru_cache(maxsize=4096)
 def _zip_name(filename: str) -> str:
     """A name every system can extract: no path, no character Windows refuses, no leading
     dot (a hidden file on Unix) nor trailing dot or space (refused on Windows)."""
@@ -289,12 +292,14 @@ def _zip_name(filename: str) -> str:
 def _unique(name: str, used: set[str]) -> str:
     """`name`, or "stem (2).ext", "stem (3).ext"… when a name already used (ignoring case,
     as Windows and macOS do) has it; records the one returned."""
-    path = PurePosixPath(name)
-    stem, suffix = (path.stem, path.suffix) if path.stem else (name, "")
-    candidate, number = name, 1
-    while candidate.casefold() in used:
-        number += 1
-        candidate = f"{stem} ({number}){suffix}"
+    candidate = name
+    if candidate.casefold() in used:  # the name is split only when it must change
+        path = PurePosixPath(name)
+        stem, suffix = (path.stem, path.suffix) if path.stem else (name, "")
+        number = 1
+        while candidate.casefold() in used:
+            number += 1
+            candidate = f"{stem} ({number}){suffix}"
     used.add(candidate.casefold())
     return candidate
 
