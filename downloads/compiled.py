@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import DEFERRED, Model, QuerySet
 
 
 class _Fixed:
@@ -178,7 +178,13 @@ class ModelRow:
             # Model.from_db() takes the loaded values in the order of the concrete fields.
             attnames = [name for name in concrete if name in wanted]
             pk = start + attnames.index(model._meta.pk.attname)
-            self._parts.append((path, model, attnames, start, start + len(attnames), pk))
+            # For each concrete field, its column in the row, or None for a field not read:
+            # from_db() is then given every field (DEFERRED where not read) and takes its
+            # fast path instead of matching names field by field.
+            slots = tuple(
+                start + attnames.index(name) if name in wanted else None for name in concrete
+            )
+            self._parts.append((path, model, attnames, start, slots, pk))
             models[path] = model
             start += len(attnames)
         self.extra = tuple(extra)
@@ -216,10 +222,12 @@ class ModelRow:
     def instances(self, row, using: str = DEFAULT_DB_ALIAS) -> dict[str, Model | None]:
         """The row's instances by path, linked as select_related() links them."""
         built = {}
-        for path, model, attnames, start, end, pk in self._parts:
-            built[path] = (
-                None if row[pk] is None else model.from_db(using, attnames, row[start:end])
-            )
+        for path, model, attnames, _, slots, pk in self._parts:
+            if row[pk] is None:
+                built[path] = None
+            else:
+                values = [DEFERRED if slot is None else row[slot] for slot in slots]
+                built[path] = model.from_db(using, attnames, values)
         for parent, path, field in self._links:
             if built[parent] is not None:
                 field.set_cached_value(built[parent], built[path])
