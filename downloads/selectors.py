@@ -151,6 +151,12 @@ def _with_changelog(queryset: QuerySet[DownloadGrant]) -> QuerySet[DownloadGrant
     return queryset.annotate(changelog=Subquery(newest.values("changelog")[:1]))
 
 
+# The order buyers see an order's parts in, on the page and in the storefront JSON: lines as
+# placed, each line's keys by unit, files as the merchant ordered them (then as granted).
+LINES_SHOWN_ORDER = ("position", "id")
+KEYS_SHOWN_ORDER = ("unit", "id")
+GRANTS_SHOWN_ORDER = ("download__position", "created_at", "id")
+
 # What the order page reads (`order_get_by_token`): every field of the order and its lines,
 # and of its grants, their downloads and files every field but the bookkeeping times nothing
 # shows (three in four of the datetimes the page would parse); one read later loads as a
@@ -177,7 +183,7 @@ _PAGE_QUERIES = (
     CompiledQuery(
         lambda access_token: (
             OrderLine.objects.filter(order__access_token=access_token)
-            .order_by("position", "id")
+            .order_by(*LINES_SHOWN_ORDER)
             .values_list(*_PAGE_LINE_ROW.lookups())
         )
     ),
@@ -188,7 +194,7 @@ _PAGE_QUERIES = (
                     DownloadGrant.objects.filter(order__access_token=access_token)
                 )
             )
-            .order_by("download__position", "created_at", "id")
+            .order_by(*GRANTS_SHOWN_ORDER)
             .values_list(*_PAGE_GRANT_ROW.lookups())
         )
     ),
@@ -196,7 +202,7 @@ _PAGE_QUERIES = (
         lambda access_token: (
             LicenseKey.objects.filter(order__access_token=access_token)
             .annotate(unit_refunded=_KEY_UNIT_REFUNDED)
-            .order_by("unit", "id")
+            .order_by(*KEYS_SHOWN_ORDER)
             .values_list(*_PAGE_KEY_ROW.lookups())
         )
     ),
@@ -327,14 +333,14 @@ STOREFRONT_KEY_FIELDS = (
 _STOREFRONT_LINES = CompiledQuery(
     lambda access_token: (
         OrderLine.objects.filter(order__access_token=access_token)
-        .order_by("position", "id", "license_keys__unit", "license_keys__id")
+        .order_by(*LINES_SHOWN_ORDER, *(f"license_keys__{name}" for name in KEYS_SHOWN_ORDER))
         .values_list(*STOREFRONT_LINE_FIELDS, *STOREFRONT_KEY_FIELDS)
     )
 )
 _STOREFRONT_GRANTS = CompiledQuery(
     lambda access_token: (
         DownloadGrant.objects.filter(order__access_token=access_token)
-        .order_by("download__position", "created_at", "id")
+        .order_by(*GRANTS_SHOWN_ORDER)
         .values_list(*STOREFRONT_GRANT_FIELDS)
     )
 )

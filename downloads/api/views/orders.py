@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 
+from downloads import selectors
 from downloads.models import Download, LicenseKey, Order, OrderLine
 from downloads.services.orders import (
     order_attach_downloads,
@@ -41,8 +42,11 @@ class OrderViewSet(ApiViewSet):
     queryset = Order.objects.prefetch_related(
         Prefetch(
             "lines",
-            queryset=OrderLine.objects.order_by("position", "id").prefetch_related(
-                Prefetch("license_keys", queryset=LicenseKey.objects.order_by("unit", "id"))
+            queryset=OrderLine.objects.order_by(*selectors.LINES_SHOWN_ORDER).prefetch_related(
+                Prefetch(
+                    "license_keys",
+                    queryset=LicenseKey.objects.order_by(*selectors.KEYS_SHOWN_ORDER),
+                )
             ),
         ),
         Prefetch("downloads", queryset=Download.objects.only("id").order_by("position", "id")),
