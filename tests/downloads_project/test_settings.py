@@ -282,7 +282,7 @@ def test_database_url_sqlite_by_default_postgresql_with_kept_connections(tmp_pat
     assert sqlite["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert other["NAME"] == str(tmp_path / "other.sqlite3")
     assert {k: postgres[k] for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")} == {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "downloads.postgresql",
         "NAME": "store",
         "USER": "shop",
         "PASSWORD": "p@ss/w",
