@@ -137,6 +137,8 @@ def clean_filename(filename: str) -> str:
     return cleaned or "download"
 
 
+# Asked for on every download of a file (the presigned URL carries it): a pure function.
+@functools.lru_cache(maxsize=4096)
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
     """An RFC 6266 header value: the original name (spaces, non-ASCII kept) percent-encoded
     as `filename*`, and an ASCII `filename` fallback for old clients (accents stripped,
