@@ -42,7 +42,7 @@ def day(moment) -> str:
 
 
 def row(*, kind, name, size, used, expiry, stamped="", updated="", action) -> str:
-    """A file's row as templates/accounts/_file.html rendered it."""
+    """A file's row, byte for byte as the former include templates/accounts/_file.html made it."""
     return (
         '\n<li class="file">\n'
         f'  <span class="file-icon" aria-hidden="true">{kind}</span>\n'
@@ -314,7 +314,7 @@ class TestFileRow:
 
 
 def key_row(key, line, *, status, state, usage, left="", expiry="") -> str:
-    """A licence key's row as templates/accounts/_licence_key.html rendered it."""
+    """A licence key's row, byte for byte as the former include _licence_key.html made it."""
     return (
         f'\n<li class="licence-key licence-key-{status}">\n'
         '  <div class="key-row">\n'
