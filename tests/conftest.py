@@ -139,12 +139,30 @@ def _s3_bucket(settings, monkeypatch, *, endpoint: str, access_key: str, secret_
 
 
 @pytest.fixture
-def s3(settings, s3_server, monkeypatch):
+def s3(request, settings, monkeypatch):
     """Switch the default storage to a fresh private bucket on moto's S3 server (fast; it
-    checks no signature, expiry or POST policy). See `_s3_bucket` for what it returns."""
+    checks no signature, expiry or POST policy). See `_s3_bucket` for what it returns.
+
+    In a test marked `s3_outage` the bucket is on the test's own `outage` server, which the
+    test stops and starts again."""
+    if request.node.get_closest_marker("s3_outage"):
+        endpoint = request.getfixturevalue("outage").endpoint
+    else:
+        endpoint = request.getfixturevalue("s3_server")
     return _s3_bucket(
-        settings, monkeypatch, endpoint=s3_server, access_key="testing", secret_key="testing"
+        settings, monkeypatch, endpoint=endpoint, access_key="testing", secret_key="testing"
     )
+
+
+@pytest.fixture
+def outage():
+    """A private moto S3 server on 127.0.0.1 that the test takes down (`outage.stop()`) and
+    brings back (`outage.start()`): tests/stoppable_s3.py. With the `s3_outage` mark, the `s3`
+    fixture's bucket is on it."""
+    from tests.stoppable_s3 import StoppableS3
+
+    with StoppableS3() as server:
+        yield server
 
 
 @pytest.fixture

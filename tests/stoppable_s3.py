@@ -2,17 +2,14 @@
 test stops and starts again on the same port, so the app's storage endpoint goes down and
 comes back. moto keeps its buckets and objects in the process, so they survive the restart.
 
-Use it by overriding the suite's `s3_server` fixture in a test module, which makes the `s3`
-fixture switch the default storage to a bucket on this server:
+Tests get it as the `outage` fixture (tests/conftest.py); marked `s3_outage`, their `s3`
+fixture's bucket is on it:
 
-    @pytest.fixture
-    def outage():
-        with StoppableS3() as server:
-            yield server
+    pytestmark = pytest.mark.s3_outage
 
-    @pytest.fixture
-    def s3_server(outage):
-        return outage.endpoint
+    def test_downloads_pause_while_s3_is_down(client, s3, outage):
+        outage.stop()
+        ...
 """
 
 import time

@@ -19,19 +19,10 @@ from django.urls import reverse
 from downloads import storage, storage_health
 from downloads.services.media import media_create
 from tests import factories
-from tests.stoppable_s3 import StoppableS3, wait_for
+from tests.stoppable_s3 import wait_for
 
-
-@pytest.fixture
-def outage():
-    with StoppableS3() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_server(outage):
-    """The `s3` fixture's server, for this module: the private one the tests stop."""
-    return outage.endpoint
+# The `s3` fixture's bucket is on a private server the tests stop (tests/conftest.py).
+pytestmark = pytest.mark.s3_outage
 
 
 def client_error(status: int, code: str) -> ClientError:

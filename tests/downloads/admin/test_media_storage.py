@@ -7,23 +7,11 @@ from django.urls import reverse
 
 from downloads import storage
 from downloads.models import Media
-from tests.stoppable_s3 import StoppableS3
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.s3_outage]
 
 ADD = reverse("admin:downloads_media_add")
 START = reverse("admin:downloads_media_upload_start")
-
-
-@pytest.fixture
-def outage():
-    with StoppableS3() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_server(outage):
-    return outage.endpoint
 
 
 def test_a_form_upload_with_s3_down_says_so_on_the_form_and_keeps_nothing(admin_client, s3, outage):

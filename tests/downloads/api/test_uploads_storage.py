@@ -12,21 +12,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from downloads import storage_health
 from downloads.models import Media, MediaUpload
-from tests.stoppable_s3 import StoppableS3, wait_for
+from tests.stoppable_s3 import wait_for
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def outage():
-    with StoppableS3() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_server(outage):
-    """The `s3` fixture's server, for this module: the private one the tests stop."""
-    return outage.endpoint
+pytestmark = [pytest.mark.django_db, pytest.mark.s3_outage]
 
 
 def assert_unavailable(response):

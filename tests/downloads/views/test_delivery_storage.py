@@ -20,24 +20,12 @@ from downloads import storage, storage_health
 from downloads.models import DownloadEvent, DownloadGrant
 from downloads.services.media import media_create
 from tests import factories
-from tests.stoppable_s3 import StoppableS3, wait_for
+from tests.stoppable_s3 import wait_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.s3_outage]
 
 CONTENT = bytes(range(256)) * 4
 SANDBOX = "sandbox; default-src 'none'"
-
-
-@pytest.fixture
-def outage():
-    with StoppableS3() as server:
-        yield server
-
-
-@pytest.fixture
-def s3_server(outage):
-    """The `s3` fixture's server, for this module: the private one the tests stop."""
-    return outage.endpoint
 
 
 @pytest.fixture
