@@ -222,9 +222,10 @@ class Bench:
             "json_reads": f"/bench/storefront-reads?id={self.hot['hot_order']}",
             "download_db": f"/bench/download-without-presign/{self.hot['download_grant']}/",
             "license": "/api/v1/licenses/validate",
+            "license_reads": "/bench/license-reads",
         }
         # POSTed (form-encoded, as Lemon Squeezy's docs send them); the others are GETs.
-        bodies = {"license": self.license_body}
+        bodies = {"license": self.license_body, "license_reads": self.license_body}
         expected = {
             "baseline": 200,
             "json": 200,
@@ -234,6 +235,7 @@ class Bench:
             "json_reads": 200,
             "download_db": 302,
             "license": 200,
+            "license_reads": 200,
         }
         titles = {
             "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
@@ -246,6 +248,10 @@ class Bench:
             "download": ("Download endpoint (S3, 302) req/s ÷ baseline (30 grants)", ">= 0.4"),
             "download_db": ("Floor: the download's lookup and count, no presign, ÷ baseline", ""),
             "license": ("License validate req/s ÷ baseline (key and instance)", ">= 0.5"),
+            "license_reads": (
+                "Floor: the licence validate's read, no answer built, ÷ baseline",
+                "",
+            ),
         }
         available = {}
         for name, path in paths.items():
@@ -327,6 +333,7 @@ class Bench:
             "download",
             "download_db",
             "license",
+            "license_reads",
         ):
             title, target = titles[name]
             if name not in commands:

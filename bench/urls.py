@@ -13,5 +13,6 @@ urlpatterns = [
     path("bench/storefront-reads", views.storefront_reads),
     path("bench/download-without-presign/<str:token>/", views.download_without_presign),
     path("bench/order-page-reads/<str:access_token>/", views.order_page_reads),
+    path("bench/license-reads", views.license_reads),
 ]
 urlpatterns += project_urlpatterns

@@ -2,12 +2,15 @@
 their database work alone allows. All served by the same process as the app."""
 
 from django.http import HttpResponseRedirect, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from downloads import selectors
+from downloads.models import canonical_key, key_digest
 from downloads.services.consume import grant_consume_by_token
 
 BASELINE_PAYLOAD = {"object": "baseline", "ok": True}
@@ -55,3 +58,17 @@ def order_page_reads(request, access_token: str):
         list(line.license_keys.all())
     list(order.order_grants)
     return JsonResponse(BASELINE_PAYLOAD)
+
+
+@csrf_exempt
+@require_POST
+def license_reads(request):
+    """The licence validate's read (`selectors.license_key_get_for_validation`: the key by its
+    digest, with its order, customer, product, variant and the instance asked about) and a
+    constant answer: no form, no throttle, no answer built. The most a validate can reach
+    on it."""
+    key = canonical_key(request.POST.get("license_key", ""))
+    found = key and selectors.license_key_get_for_validation(
+        key_hash=key_digest(key), instance_id=request.POST.get("instance_id")
+    )
+    return JsonResponse(BASELINE_PAYLOAD, status=200 if found else 404)
