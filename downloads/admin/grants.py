@@ -38,6 +38,7 @@ from downloads.services.stamping import stamp_state
 from .mixins import (
     LIST_PER_PAGE,
     ObjectActionsMixin,
+    RecordAdminMixin,
     ServiceFormMixin,
     StripNulSearchMixin,
     action_form_response,
@@ -384,7 +385,7 @@ class DateFilter(admin.DateFieldListFilter):
 
 
 @admin.register(DownloadEvent)
-class DownloadEventAdmin(StripNulSearchMixin, admin.ModelAdmin):
+class DownloadEventAdmin(RecordAdminMixin, StripNulSearchMixin, admin.ModelAdmin):
     list_display = ["at", "outcome", "order", "email", "file", "ip", "agent"]
     list_filter = ["outcome", ("at", DateFilter)]
     search_fields = ["grant__order__email", "ip", "=grant__order__number"]
@@ -403,15 +404,6 @@ class DownloadEventAdmin(StripNulSearchMixin, admin.ModelAdmin):
         "user_agent",
         "grant",
     ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="order", ordering="grant__order__number")
     def order(self, obj):

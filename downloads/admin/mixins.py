@@ -193,6 +193,20 @@ class ViewOnlyChangeMixin:
         return obj is None and super().has_change_permission(request, obj)
 
 
+class RecordAdminMixin:
+    """A record kept as it was written (the download log, workers' heartbeats): listed and
+    shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ViewOnlyInlineMixin:
     """Inline rows that are shown, never added, changed or deleted here (snapshots, logs,
     histories)."""

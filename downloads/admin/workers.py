@@ -12,11 +12,11 @@ from django.db.models import BooleanField, ExpressionWrapper
 from downloads.models import WorkerHeartbeat
 from downloads.services.workers import worker_dead_q
 
-from .mixins import LIST_PER_PAGE
+from .mixins import LIST_PER_PAGE, RecordAdminMixin
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_display = ["worker_id", "state", "host", "pid", "started_at", "beat_at"]
     search_fields = ["worker_id", "host"]
     list_per_page = LIST_PER_PAGE
@@ -30,12 +30,3 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         if heartbeat.dead:
             return f"dead (silent for over {settings.DOWNLOADS_WORKER_DEAD_AFTER:g} s)"
         return "alive"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
