@@ -7,7 +7,10 @@ between two download URLs is only the key, the response headers asked for, an op
 URL (`UrlSigner.for_client`), keeps what it says about the endpoint (scheme, host, the path
 before the key) and the signing scope (region, service), and then builds each URL's
 canonical request the way botocore's `S3SigV4QueryAuth` does, signing it with that class's
-own `signature()` (botocore's HMAC-SHA256 key derivation; no crypto is written here).
+own HMAC-SHA256 (`_sign`). The signing key `signature()` derives from the secret with four
+of a URL's five HMACs is the same all day for one secret and scope, so it is kept
+(`_signing_key`, the derivation step for step as botocore writes it); no crypto is written
+here.
 
 The parity test (`tests/downloads/test_presign.py`) proves the URLs are byte for byte the
 ones `generate_presigned_url` makes for the same inputs and time, for keys with spaces,
@@ -20,10 +23,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from hashlib import sha256
-from types import SimpleNamespace
 from urllib.parse import parse_qs, quote, urlsplit
 
-from botocore.auth import _host_from_url
+from botocore.auth import S3SigV4QueryAuth, _host_from_url
 from botocore.compat import get_current_datetime
 
 SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
@@ -38,6 +40,27 @@ PATH_SAFE = "/~"
 @functools.lru_cache(maxsize=4096)
 def _query(value: str) -> str:
     return quote(value, safe=QUERY_SAFE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path(key: str) -> str:
+    return quote(key, safe=PATH_SAFE)
+
+
+# botocore's signer, for its HMAC-SHA256 only (`_sign` reads nothing of the instance).
+_HMAC = S3SigV4QueryAuth(None, "s3", "")._sign
+
+
+@functools.lru_cache(maxsize=16)
+def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's signing key for a secret, a day (YYYYMMDD) and a scope: the first four steps
+    of botocore's `SigV4Auth.signature`, kept because they are the same for every URL signed
+    that day (a new day, region or secret, rotated temporary credentials among them, derives
+    a new one). AWS's SigV4 documentation suggests keeping it so."""
+    k_date = _HMAC(f"AWS4{secret_key}".encode(), day)
+    k_region = _HMAC(k_date, region)
+    k_service = _HMAC(k_region, service)
+    return _HMAC(k_service, "aws4_request")
 
 
 @dataclass(frozen=True)
@@ -71,12 +94,6 @@ class UrlSigner:
             service=scope[3],
         )
 
-    def _auth(self, credentials, expires: int):
-        # Imported here: botocore.auth is loaded by the client already; the class is the signer.
-        from botocore.auth import S3SigV4QueryAuth
-
-        return S3SigV4QueryAuth(credentials, self.service, self.region, expires=expires)
-
     def url(
         self,
         key: str,
@@ -96,7 +113,7 @@ class UrlSigner:
         credentials = self.client._request_signer._credentials.get_frozen_credentials()
         timestamp = get_current_datetime().strftime(SIGV4_TIMESTAMP)
         scope = f"{timestamp[:8]}/{self.region}/{self.service}/aws4_request"
-        quoted_key = quote(key, safe=PATH_SAFE)
+        quoted_key = _path(key)
         path = self.path_prefix + quoted_key
 
         # Operation parameters first, in the order botocore serializes them, then the auth
@@ -136,8 +153,7 @@ class UrlSigner:
                 sha256(canonical.encode("utf-8")).hexdigest(),
             ]
         )
-        signer = self._auth(credentials, expires)
-        signature = signer.signature(
-            string_to_sign, SimpleNamespace(context={"timestamp": timestamp})
-        )
+        # SigV4Auth.signature's last step, with the day's signing key.
+        key = _signing_key(credentials.secret_key, timestamp[:8], self.region, self.service)
+        signature = _HMAC(key, string_to_sign, hex=True)
         return f"{self.base}{quoted_key}?{query}&X-Amz-Signature={signature}"

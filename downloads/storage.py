@@ -38,7 +38,7 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from storages.utils import clean_name
 from zipstream import ZIP_STORED, ZipStream
@@ -215,13 +215,21 @@ def presigned_download_url(
     # The URL django-storages' `url()` would make (same name normalization, same signature,
     # tests/downloads/test_presign.py), signed by presign.UrlSigner at a tenth of the cost.
     return _url_signer().url(
-        default_storage._normalize_name(clean_name(key)),
+        _object_key(storages["default"], key),
         expires=settings.DOWNLOADS_URL_TTL,
         disposition=content_disposition(filename),
         content_type=served_content_type(content_type),
         byte_range=byte_range or None,
         method=http_method,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _object_key(storage, key: str) -> str:
+    # The object key the storage's `url()` signs for `key` (its location prefix included):
+    # cached per storage instance, which changes with the STORAGES setting, as a key's URL is
+    # signed again for each of its downloads.
+    return storage._normalize_name(clean_name(key))
 
 
 _signers = threading.local()

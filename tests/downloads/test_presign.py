@@ -103,6 +103,39 @@ def test_any_key_and_name_sign_as_botocore_signs_them(key, filename, expires):
     assert signer.url(key, **arguments) == botocore_url(s3, key, **arguments)
 
 
+def test_the_kept_signing_key_follows_the_day_the_secret_and_the_region():
+    # The signing key is kept per secret, day and scope (presign._signing_key): each URL
+    # below is signed after another with a different one of the three, and must still be
+    # botocore's own.
+    arguments = dict(
+        expires=60, disposition="attachment", content_type=None, byte_range=None, method="GET"
+    )
+    days = [FIXED, FIXED + datetime.timedelta(days=1), FIXED + datetime.timedelta(days=1)]
+    clients = [
+        client(endpoint="http://127.0.0.1:9000"),
+        client(endpoint="http://127.0.0.1:9000"),
+        boto3.client(
+            "s3",
+            endpoint_url="http://127.0.0.1:9000",
+            region_name="eu-west-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="rotated-secret",
+            aws_session_token="new-token",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        ),
+        client(endpoint="http://127.0.0.1:9000", region="us-west-2"),
+    ]
+    for moment, s3 in zip([*days, days[-1]], clients, strict=True):
+        with (
+            mock.patch("botocore.auth.get_current_datetime", lambda moment=moment: moment),
+            mock.patch.object(presign, "get_current_datetime", lambda moment=moment: moment),
+        ):
+            signer = UrlSigner.for_client(s3, BUCKET)
+            assert signer.url("media/a/x.pdf", **arguments) == botocore_url(
+                s3, "media/a/x.pdf", **arguments
+            )
+
+
 def test_the_signer_learns_endpoint_and_scope_from_one_botocore_url():
     signer = UrlSigner.for_client(client(style="virtual"), BUCKET)
     assert signer.base == f"https://{BUCKET}.s3.eu-west-1.amazonaws.com/"
@@ -150,5 +183,15 @@ def test_the_signer_follows_a_change_of_storage(s3, settings):
         },
     }
     assert "/other/media/a/x.pdf?" in storage.presigned_download_url(
+        key="media/a/x.pdf", filename="x.pdf"
+    )
+    # A storage with a location prefix signs the prefixed object key (the cached key is
+    # the storage instance's own).
+    options = settings.STORAGES["default"]["OPTIONS"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**settings.STORAGES["default"], "OPTIONS": {**options, "location": "shop"}},
+    }
+    assert "/other/shop/media/a/x.pdf?" in storage.presigned_download_url(
         key="media/a/x.pdf", filename="x.pdf"
     )
