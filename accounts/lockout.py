@@ -22,13 +22,11 @@ from django.http import QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.timesince import timeuntil
-from rest_framework.throttling import BaseThrottle
 
+from downloads.api import throttling
 from downloads.views.headers import page_headers
 
 from .models import User, normalize_email
-
-_IDENT = BaseThrottle()
 
 
 def failure_limit(request, credentials=None) -> int:
@@ -45,7 +43,7 @@ def client_address(request) -> str | None:
     """AXES_CLIENT_IP_CALLABLE: the address the API throttles by, X-Forwarded-For trusted
     only as far as DOWNLOADS_NUM_PROXIES proxies (0: REMOTE_ADDR), so a forged header cannot
     give a guesser a fresh count."""
-    return _IDENT.get_ident(request) or None
+    return throttling.client_address(request)
 
 
 def attempted_email(request, credentials=None) -> str | None:

@@ -38,8 +38,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
-from rest_framework.throttling import BaseThrottle
 
+from downloads.api.throttling import client_address
 from downloads.services import consume
 from downloads.services.consume import download_event_create, grant_consume, resume_may_be_free
 from downloads.services.stamping import file_to_deliver
@@ -173,19 +173,16 @@ def _discard(response) -> None:
         stream.close()
 
 
-_IDENT = BaseThrottle()
-
-
 def client_of(request) -> tuple[str | None, str]:
     """The client's address and user agent, as the download log records them."""
     # The same client address the API throttles by: X-Forwarded-For is trusted only as far as
     # DOWNLOADS_NUM_PROXIES proxies (0: REMOTE_ADDR), so a buyer cannot forge the log.
-    ip = _IDENT.get_ident(request) or None
+    ip = client_address(request)
     try:
         ip = str(ipaddress.ip_address(ip)) if ip else None
     except ValueError:
         ip = None
-    return ip, request.headers.get("User-Agent", "")
+    return ip, request.META.get("HTTP_USER_AGENT", "")
 
 
 def _deliver(request, grant: DownloadGrant, file, byte_range: storage.ByteRange | None):

@@ -63,3 +63,26 @@ def test_a_forged_forwarded_for_does_not_reset_the_budget_of_an_address(settings
     guesser.credentials(HTTP_AUTHORIZATION="Bearer dd_000000000000_guess")
     assert guesser.get("/api/v1/products", HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 401
     assert guesser.get("/api/v1/products", HTTP_X_FORWARDED_FOR="10.0.0.2").status_code == 429
+
+
+@pytest.mark.parametrize("num_proxies", [None, 0, 1, 2])
+@pytest.mark.parametrize(
+    "forwarded", [None, "", "203.0.113.7", "198.51.100.1, 203.0.113.7", " 198.51.100.1 ,10.0.0.2 "]
+)
+def test_the_client_address_is_the_one_drfs_throttles_identify(settings, num_proxies, forwarded):
+    # throttling.client_address reads the header from META instead of `request.headers`;
+    # the address must be the one DRF's own get_ident gives for the same request.
+    from django.test import RequestFactory
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import BaseThrottle
+
+    from downloads.api import throttling
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    assert api_settings.NUM_PROXIES == num_proxies
+    extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10", **extra)
+    expected = BaseThrottle().get_ident(request)
+    assert throttling.client_address(request) == (expected or None)
+    assert throttling.LicenseRateThrottle().get_ident(request) == expected
+    assert throttling.ApiKeyRateThrottle().get_ident(request) == expected
