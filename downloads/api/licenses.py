@@ -33,6 +33,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC
 
+from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
@@ -42,7 +43,6 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from downloads.errors import ServiceError
@@ -54,6 +54,7 @@ from .parsers import LimitedJSONParser
 from .throttling import LicenseRateThrottle, rate_limit_headers
 from .views.base import MAX_NAMED, check_query_parameters, unknown_fields
 
+_RENDERER = JSONRenderer()
 MAX_BODY = 16 * 1024  # a key and a name: a few hundred bytes
 TAG = "licenses (public)"
 # The statuses in which a key can be used: `valid` on validation.
@@ -237,7 +238,7 @@ class LicenseView(APIView):
         key=None,
         key_status=None,
         instance=None,
-    ) -> Response:
+    ) -> HttpResponse:
         if key is not None and key_status is None:
             key_status = key.status_at(timezone.now())
         body = {
@@ -249,7 +250,12 @@ class LicenseView(APIView):
         if self.has_instance:
             body["instance"] = instance_data(instance)
         body["meta"] = meta_data(key) if key is not None else None
-        return Response(body, status=status)
+        # Rendered here by the endpoint's one renderer (a JSON answer whatever was asked, so
+        # there is nothing to negotiate): the bytes and Content-Type DRF's Response would
+        # give, without its template-response machinery around them.
+        return HttpResponse(
+            _RENDERER.render(body), status=status, content_type=_RENDERER.media_type
+        )
 
     def handle_exception(self, exc):
         """Every refusal in the endpoint's shape; anything else is a bug (500)."""
