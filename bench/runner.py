@@ -223,9 +223,14 @@ class Bench:
             "download_db": f"/bench/download-without-presign/{self.hot['download_grant']}/",
             "license": "/api/v1/licenses/validate",
             "license_reads": "/bench/license-reads",
+            "license_view": "/bench/license-validate-without-answer",
         }
         # POSTed (form-encoded, as Lemon Squeezy's docs send them); the others are GETs.
-        bodies = {"license": self.license_body, "license_reads": self.license_body}
+        bodies = {
+            "license": self.license_body,
+            "license_reads": self.license_body,
+            "license_view": self.license_body,
+        }
         expected = {
             "baseline": 200,
             "json": 200,
@@ -236,6 +241,7 @@ class Bench:
             "download_db": 302,
             "license": 200,
             "license_reads": 200,
+            "license_view": 200,
         }
         titles = {
             "json": ("Storefront JSON req/s ÷ baseline (10 lines × 3 files)", ">= 0.6"),
@@ -250,6 +256,11 @@ class Bench:
             "license": ("License validate req/s ÷ baseline (key and instance)", ">= 0.5"),
             "license_reads": (
                 "Floor: the licence validate's read, no answer built, ÷ baseline",
+                "",
+            ),
+            "license_view": (
+                "Floor: the licence validate in the API's view (DRF, throttle, form), "
+                "no answer built, ÷ baseline",
                 "",
             ),
         }
@@ -334,6 +345,7 @@ class Bench:
             "download_db",
             "license",
             "license_reads",
+            "license_view",
         ):
             title, target = titles[name]
             if name not in commands:

@@ -14,5 +14,6 @@ urlpatterns = [
     path("bench/download-without-presign/<str:token>/", views.download_without_presign),
     path("bench/order-page-reads/<str:access_token>/", views.order_page_reads),
     path("bench/license-reads", views.license_reads),
+    path("bench/license-validate-without-answer", views.LicenseValidateWithoutAnswer.as_view()),
 ]
 urlpatterns += project_urlpatterns

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from downloads import selectors
+from downloads.api.licenses import LicenseValidateView
 from downloads.models import canonical_key, key_digest
 from downloads.services.consume import grant_consume_by_token
 
@@ -72,3 +73,13 @@ def license_reads(request):
         key_hash=key_digest(key), instance_id=request.POST.get("instance_id")
     )
     return JsonResponse(BASELINE_PAYLOAD, status=200 if found else 404)
+
+
+class LicenseValidateWithoutAnswer(LicenseValidateView):
+    """The licence validate as the API runs it (DRF's view, the address throttle, the body's
+    rules, the service's lookup and constant-time check, the key's status) with a constant
+    answer: no answer built or rendered. The most a validate can reach with the API's own
+    machinery around its read; `license_reads` is the read alone."""
+
+    def answer(self, status, **kwargs):
+        return JsonResponse(BASELINE_PAYLOAD, status=status)
