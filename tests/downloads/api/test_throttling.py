@@ -79,7 +79,7 @@ def test_the_client_address_is_the_one_drfs_throttles_identify(settings, num_pro
     from downloads.api import throttling
 
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
-    assert api_settings.NUM_PROXIES == num_proxies
+    assert num_proxies == api_settings.NUM_PROXIES
     extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
     request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10", **extra)
     expected = BaseThrottle().get_ident(request)
