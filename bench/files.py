@@ -64,9 +64,7 @@ class FilePhases:
             for run in runs:
                 if run["status"] != 200 or run["bytes"] != c.file_bytes:
                     raise BenchError(f"{name} transfer incomplete: {run}")
-        speed = {
-            name: [run["bytes"] / run["seconds"] for run in runs] for name, runs in results.items()
-        }
+        speed = measure.throughputs(results)
         ratios = measure.round_ratios(speed["app"], speed["nginx"])
         self.add(
             Figure(
@@ -278,9 +276,7 @@ class FilePhases:
                 "app": through_app,
             },
         )
-        speed = {
-            name: [run["bytes"] / run["seconds"] for run in runs] for name, runs in results.items()
-        }
+        speed = measure.throughputs(results)
         ratios = measure.round_ratios(speed["app"], speed["nginx"])
         self.add(
             Figure(

@@ -85,6 +85,17 @@ class HotPaths:
             for name, path in paths.items()
             if available[name]
         }
+
+        def scripted(script):
+            # wrk driven by a Lua script (the paths or the body it sends) on the same server.
+            return measure.wrk_command(
+                self.wrk,
+                base,
+                duration=c.wrk_seconds,
+                connections=c.wrk_connections,
+                script=script,
+            )
+
         # The requests go round the order's 30 grants: one buyer's grant hammered by every
         # connection would measure the wait for that row's lock, not the endpoint.
         for name, prefix in (("download", "/downloads/"), ("download_db", paths["download_db"])):
@@ -97,13 +108,7 @@ class HotPaths:
                     [f"{prefix}{token}/" for token in self.hot["download_grants"]]
                 )
             )
-            commands[name] = measure.wrk_command(
-                self.wrk,
-                base,
-                duration=c.wrk_seconds,
-                connections=c.wrk_connections,
-                script=script,
-            )
+            commands[name] = scripted(script)
         for name, body in bodies.items():
             if name not in commands:
                 continue
@@ -111,13 +116,7 @@ class HotPaths:
             script.write_text(
                 measure.wrk_post_script(paths[name], body, "application/x-www-form-urlencoded")
             )
-            commands[name] = measure.wrk_command(
-                self.wrk,
-                base,
-                duration=c.wrk_seconds,
-                connections=c.wrk_connections,
-                script=script,
-            )
+            commands[name] = scripted(script)
         for command in commands.values():  # warm-up: imports, connections, caches
             measure.run_wrk([*command[:3], "-d1s", *command[4:]])
         log(f"hot paths: {c.rounds} interleaved rounds of {c.wrk_seconds:g} s each")

@@ -210,5 +210,10 @@ def round_ratios(numerators: list[float], denominators: list[float]) -> list[flo
     return [n / d for n, d in zip(numerators, denominators, strict=True)]
 
 
+def throughputs(results: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """Bytes per second of each curl transfer, per variant (`interleave`'s results)."""
+    return {name: [run["bytes"] / run["seconds"] for run in runs] for name, runs in results.items()}
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
