@@ -23,7 +23,6 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
-from downloads.api import throttling
 from downloads.views.headers import page_headers
 
 from .models import User, normalize_email
@@ -37,13 +36,6 @@ def failure_limit(request, credentials=None) -> int:
 def cool_off(request=None) -> timedelta:
     """AXES_COOLOFF_TIME: how long failures count, and a lockout lasts after the last one."""
     return timedelta(seconds=settings.DOWNLOADS_LOGIN_COOLOFF)
-
-
-def client_address(request) -> str | None:
-    """AXES_CLIENT_IP_CALLABLE: the address the API throttles by, X-Forwarded-For trusted
-    only as far as DOWNLOADS_NUM_PROXIES proxies (0: REMOTE_ADDR), so a forged header cannot
-    give a guesser a fresh count."""
-    return throttling.client_address(request)
 
 
 def attempted_email(request, credentials=None) -> str | None:

@@ -179,7 +179,8 @@ AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
 # failure that started it, however often it is tried meanwhile.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_email"
-AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+# The address every limit and log here takes (X-Forwarded-For only through trusted proxies).
+AXES_CLIENT_IP_CALLABLE = "downloads.api.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
 # Failures only: no row per successful login. No start-up banner on every command.
 AXES_DISABLE_ACCESS_LOG = True

@@ -33,7 +33,7 @@ def client_address(request) -> str | None:
     """The client's address, as every limit and log here takes it: DRF's throttles' rule,
     X-Forwarded-For trusted only as far as DOWNLOADS_NUM_PROXIES proxies (0: REMOTE_ADDR),
     so a forged header gives no fresh count and no false log entry. None when unknown.
-    The throttles below, the login lockout (AXES_CLIENT_IP_CALLABLE) and the download log ask
+    The throttles below, the login lockout (it is AXES_CLIENT_IP_CALLABLE) and the download log ask
     it."""
     return _ident(request) or None
 
